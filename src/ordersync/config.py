@@ -1,0 +1,170 @@
+"""The config file, validated whole before any request is sent.
+
+Secrets may be written inline or as ``${ENV_VAR}`` (``${ENV_VAR:-default}`` too); they are held as ``SecretStr`` so a printed config,
+a log line or a validation error never shows them. Unknown keys are errors: a typo must not silently
+fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from ordersync.errors import ConfigError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(_Strict):
+    """The one HTTP policy every platform client uses."""
+
+    timeout: float = Field(30.0, gt=0, description="seconds for a whole request")
+    connect_timeout: float = Field(10.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=20)
+    backoff_base: float = Field(0.5, ge=0, description="first retry delay in seconds, doubled each time")
+    backoff_max: float = Field(30.0, ge=0)
+    max_retry_after: float = Field(120.0, ge=0, description="longest Retry-After we agree to wait")
+
+
+class _ShopBase(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    base_url: str
+    timezone: str = "UTC"
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    page_size: int = Field(100, ge=1, le=1000)
+    concurrency: int = Field(4, ge=1, le=32, description="pages fetched at once")
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Europe/Berlin)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class WebCommanderShop(_ShopBase):
+    platform: Literal["webcommander"]
+    uuid: SecretStr
+    access_token: SecretStr
+
+
+ShopConfig = Annotated[WebCommanderShop, Field(discriminator="platform")]
+
+
+class MirrorSettings(_Strict):
+    path: Path = Path("ordersync.duckdb")
+    batch_orders: int = Field(2000, ge=1, description="orders per DuckDB write")
+    lock_wait: float = Field(60.0, ge=0, description="seconds to wait for an analyst to release the file")
+
+
+class EmbeddedSandbox(_Strict):
+    """Start the sandbox shops inside the run itself, so the default job needs nothing else running."""
+
+    enabled: bool = False
+    orders: int = Field(2000, ge=0)
+    seed: int = 42
+
+
+class Settings(_Strict):
+    shops: list[ShopConfig] = Field(min_length=1)
+    mirror: MirrorSettings = MirrorSettings()
+    http: HttpSettings = HttpSettings()
+    sandbox: EmbeddedSandbox = EmbeddedSandbox()
+
+    @field_validator("shops")
+    @classmethod
+    def _unique(cls, shops: list[WebCommanderShop]) -> list[WebCommanderShop]:
+        seen: set[str] = set()
+        for shop in shops:
+            if shop.name in seen:
+                raise ValueError(f"shop name {shop.name!r} is used twice")
+            seen.add(shop.name)
+        return shops
+
+    def shop(self, name: str) -> WebCommanderShop:
+        for shop in self.shops:
+            if shop.name == name:
+                return shop
+        known = ", ".join(s.name for s in self.shops)
+        raise ConfigError(f"no shop named {name!r} in the config (known: {known})")
+
+
+def _interpolate(node: Any, where: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+
+        return _ENV_REF.sub(replace, node)
+    return node
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
+        # A discriminated union adds the tag to the location; it names the platform, keep it readable.
+        lines.append(f"  {loc or '(top level)'}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_settings(data: Any, source: str = "<config>") -> Settings:
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config {source}: the top level must be a mapping of keys")
+    try:
+        return Settings.model_validate(_interpolate(data, ""))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read a config file, or the embedded default (sandbox shops, local files) when none is given."""
+    if path is None:
+        text = resources.files("ordersync").joinpath("default_config.yaml").read_text("utf-8")
+        source = "(embedded default)"
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        source = str(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config {source} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    return parse_settings(data, source)

@@ -1,0 +1,64 @@
+"""The error tree, drawn once so callers know what to catch.
+
+    OrderSyncError
+    ├── ConfigError              the config file is unusable; raised before any request
+    ├── MirrorLockedError        another process holds the DuckDB file
+    └── HttpError                a request failed for good (url and status named, secrets redacted)
+        ├── AuthError            401 / refused credentials: retrying will not help
+        ├── NotFoundError        404
+        ├── ClientRequestError   other 4xx: our request is wrong
+        ├── ServerError          5xx / 429 still failing after every retry
+        ├── TransportError       timeouts and connection failures after every retry
+        └── BadResponseError     a 2xx body that is not the JSON we expect (HTML, truncated, empty)
+
+Mapping failures are not here: they are data problems (``ordersync.mapping.errors.MappingError``)
+that quarantine one record instead of stopping a run.
+"""
+
+from __future__ import annotations
+
+
+class OrderSyncError(Exception):
+    """Base of every error ordersync raises on purpose."""
+
+
+class ConfigError(OrderSyncError):
+    pass
+
+
+class MirrorLockedError(OrderSyncError):
+    pass
+
+
+class HttpError(OrderSyncError):
+    def __init__(self, message: str, *, url: str, status: int | None = None, shop: str | None = None):
+        self.url = url
+        self.status = status
+        self.shop = shop
+        where = f"shop {shop!r}: " if shop else ""
+        code = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{where}{message} ({code} from {url})")
+
+
+class AuthError(HttpError):
+    pass
+
+
+class NotFoundError(HttpError):
+    pass
+
+
+class ClientRequestError(HttpError):
+    pass
+
+
+class ServerError(HttpError):
+    pass
+
+
+class TransportError(HttpError):
+    pass
+
+
+class BadResponseError(HttpError):
+    pass

@@ -1,0 +1,275 @@
+"""The one HTTP policy: timeouts, retries with backoff and jitter, Retry-After, error mapping, redaction.
+
+Every platform client sends through :class:`HttpPolicy`, so what happens on a 429, a 503, an HTML
+error page or a timeout is decided here, in one table, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+import orjson
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from ordersync import __version__
+from ordersync.config import HttpSettings
+from ordersync.errors import (
+    AuthError,
+    BadResponseError,
+    ClientRequestError,
+    HttpError,
+    NotFoundError,
+    ServerError,
+    TransportError,
+)
+
+log = structlog.get_logger("ordersync.http")
+
+USER_AGENT = f"ordersync/{__version__} (+order sync connector; httpx/{httpx.__version__})"
+
+_SECRET_PARAMS = {"consumer_key", "consumer_secret", "access_token", "accesstoken", "token", "key", "secret",
+                  "password", "client_secret", "signature"}
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """Drop credentials from a URL before it reaches a log line or an error message."""
+    parts = urlsplit(str(url))
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = [
+        (k, "REDACTED" if k.lower() in _SECRET_PARAMS or k.lower().startswith("oauth_") else v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="[]-_.~"), ""))
+
+
+class Action(Enum):
+    OK = "ok"
+    RETRY = "retry"
+    AUTH = "auth"
+    NOT_FOUND = "not_found"
+    FAIL = "fail"
+
+
+# status -> what the policy does; anything not listed: 2xx OK, other 4xx FAIL, other 5xx RETRY.
+STATUS_ACTIONS: dict[int, Action] = {
+    401: Action.AUTH,
+    403: Action.AUTH,  # JSON 403 is a refused credential; an HTML 403 from a WAF is retried (see classify)
+    404: Action.NOT_FOUND,
+    408: Action.RETRY,
+    409: Action.RETRY,
+    425: Action.RETRY,
+    429: Action.RETRY,
+}
+
+
+def looks_like_html(response: httpx.Response) -> bool:
+    ctype = response.headers.get("content-type", "")
+    return "html" in ctype or response.content[:64].lstrip().lower().startswith((b"<!doctype", b"<html"))
+
+
+def classify(response: httpx.Response) -> Action:
+    status = response.status_code
+    if status == 403 and looks_like_html(response):
+        return Action.RETRY
+    if status in STATUS_ACTIONS:
+        return STATUS_ACTIONS[status]
+    if 200 <= status < 300:
+        return Action.OK
+    if status >= 500:
+        return Action.RETRY
+    return Action.FAIL
+
+
+class _Retryable(Exception):
+    """A failure worth another try; carries the error to raise if the tries run out."""
+
+    def __init__(self, final: HttpError, retry_after: float | None = None):
+        super().__init__(str(final))
+        self.final = final
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    from datetime import UTC, datetime
+
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """A short description of an error body, never more than a line."""
+    if looks_like_html(response):
+        return "an HTML page instead of JSON"
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        text = response.text.strip().replace("\n", " ")
+        return f"body {text[:120]!r}" if text else "an empty body"
+    if isinstance(body, dict):
+        for key in ("message", "error", "code"):
+            if isinstance(body.get(key), str):
+                return body[key][:200]
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("message") or errors[0])[:200]
+    return "an unexpected error body"
+
+
+@dataclass(frozen=True)
+class JsonResponse:
+    data: Any
+    response: httpx.Response
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self.response.headers
+
+
+class HttpPolicy:
+    """Sends requests with retries; raises the error tree of ``ordersync.errors`` when it gives up."""
+
+    def __init__(
+        self,
+        settings: HttpSettings,
+        *,
+        shop: str,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        jitter: Callable[[], float] = random.random,
+    ):
+        self.settings = settings
+        self.shop = shop
+        self._sleep = sleep
+        self._jitter = jitter
+        self.retries = 0
+
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.settings.timeout, connect=self.settings.connect_timeout)
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter, never shorter than the server's Retry-After."""
+        base = min(self.settings.backoff_max, self.settings.backoff_base * (2 ** (attempt - 1)))
+        delay = base * (0.5 + self._jitter() / 2)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.settings.max_retry_after))
+        return delay
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = exc.retry_after if isinstance(exc, _Retryable) else None
+        return self.backoff(state.attempt_number, retry_after)
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "http.retry",
+            shop=self.shop,
+            attempt=state.attempt_number,
+            wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
+            error=str(exc),
+        )
+
+    async def request_json(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> JsonResponse:
+        """Send with retries and return the decoded JSON body; a body that is not JSON is retried too."""
+        kwargs: dict[str, Any] = {
+            "stop": stop_after_attempt(self.settings.max_retries + 1),
+            "wait": self._wait,
+            "retry": retry_if_exception_type(_Retryable),
+            "before_sleep": self._before_sleep,
+            "reraise": True,
+        }
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        try:
+            async for attempt in AsyncRetrying(**kwargs):
+                with attempt:
+                    return await self._once(client, method, url, params=params, json=json, headers=headers)
+        except _Retryable as exc:
+            raise exc.final from None
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    async def _once(self, client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> JsonResponse:
+        shown = url
+        try:
+            response = await client.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise _Retryable(
+                TransportError(f"timed out ({type(exc).__name__})", url=redact_url(shown), shop=self.shop)
+            ) from None
+        except httpx.TransportError as exc:
+            raise _Retryable(
+                TransportError(f"connection failed ({type(exc).__name__})", url=redact_url(shown), shop=self.shop)
+            ) from None
+        shown = redact_url(response.request.url)
+        action = classify(response)
+        status = response.status_code
+        if action is Action.OK:
+            if looks_like_html(response):
+                raise _Retryable(BadResponseError("got an HTML page instead of JSON", url=shown, status=status,
+                                                  shop=self.shop))
+            try:
+                return JsonResponse(orjson.loads(response.content), response)
+            except orjson.JSONDecodeError:
+                raise _Retryable(
+                    BadResponseError("response body is not valid JSON", url=shown, status=status, shop=self.shop)
+                ) from None
+        detail = _error_detail(response)
+        if action is Action.RETRY:
+            error_cls = BadResponseError if looks_like_html(response) else ServerError
+            raise _Retryable(
+                error_cls(f"server error: {detail}", url=shown, status=status, shop=self.shop),
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        if action is Action.AUTH:
+            raise AuthError(f"credentials refused: {detail}; check the shop's keys in the config",
+                            url=shown, status=status, shop=self.shop)
+        if action is Action.NOT_FOUND:
+            raise NotFoundError(f"not found: {detail}", url=shown, status=status, shop=self.shop)
+        raise ClientRequestError(f"request refused: {detail}", url=shown, status=status, shop=self.shop)
+
+
+def build_client(
+    base_url: str,
+    policy: HttpPolicy,
+    *,
+    headers: dict[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    max_connections: int = 8,
+) -> httpx.AsyncClient:
+    """An AsyncClient with our timeouts, User-Agent and pool size; tests pass a MockTransport or ASGI app."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
+        timeout=policy.timeout(),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        transport=transport,
+        follow_redirects=False,
+    )

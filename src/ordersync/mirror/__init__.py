@@ -1,0 +1,1 @@
+"""The DuckDB mirror analysts query: canonical tables, raw payloads, quarantine and views."""

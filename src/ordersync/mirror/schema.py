@@ -1,0 +1,131 @@
+"""Table definitions of the mirror, written once and used for DDL and Arrow schemas alike.
+
+Every order-level table carries (platform, shop, order_id): the upsert key. Child tables add
+``position`` (the line's place in the order) so that a re-load reproduces rows in the same order.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+MONEY = "DECIMAL(18,4)"
+
+KEY = [("platform", "VARCHAR"), ("shop", "VARCHAR"), ("order_id", "VARCHAR")]
+
+ADDRESS_FIELDS = [
+    "external_id", "first_name", "last_name", "company", "line1", "line2", "city", "postcode",
+    "state_code", "state_name", "state_id", "country_code", "country_name", "country_id",
+    "email", "phone", "mobile", "fax",
+]
+
+TABLES: dict[str, list[tuple[str, str]]] = {
+    "orders": [
+        *KEY,
+        ("number", "VARCHAR"),
+        ("status", "VARCHAR"), ("status_raw", "VARCHAR"),
+        ("payment_status", "VARCHAR"), ("payment_status_raw", "VARCHAR"),
+        ("fulfilment_status", "VARCHAR"), ("fulfilment_status_raw", "VARCHAR"),
+        ("currency", "VARCHAR"), ("prices_include_tax", "BOOLEAN"),
+        ("created_at", "TIMESTAMPTZ"), ("updated_at", "TIMESTAMPTZ"),
+        ("paid_at", "TIMESTAMPTZ"), ("completed_at", "TIMESTAMPTZ"),
+        ("customer_id", "VARCHAR"), ("customer_name", "VARCHAR"), ("customer_email", "VARCHAR"),
+        ("customer_note", "VARCHAR"), ("channel", "VARCHAR"), ("delivery_type", "VARCHAR"),
+        ("ip_address", "VARCHAR"),
+        ("subtotal", MONEY), ("discount_total", MONEY), ("discount_tax", MONEY),
+        ("shipping_total", MONEY), ("shipping_tax", MONEY), ("fee_total", MONEY),
+        ("tax_total", MONEY), ("total", MONEY), ("paid_total", MONEY), ("refunded_total", MONEY),
+        ("item_count", "INTEGER"),
+        ("content_hash", "VARCHAR"), ("loaded_at", "TIMESTAMPTZ"),
+    ],
+    "order_addresses": [*KEY, ("kind", "VARCHAR"), *[(f, "VARCHAR") for f in ADDRESS_FIELDS]],
+    "line_items": [
+        *KEY, ("position", "INTEGER"), ("line_id", "VARCHAR"), ("product_id", "VARCHAR"),
+        ("variation_id", "VARCHAR"), ("sku", "VARCHAR"), ("name", "VARCHAR"), ("quantity", "DECIMAL(18,4)"),
+        ("unit_price", MONEY), ("subtotal", MONEY), ("total", MONEY), ("tax", MONEY),
+        ("subtotal_tax", MONEY), ("discount", MONEY), ("tax_class", "VARCHAR"),
+        ("taxable", "BOOLEAN"), ("shippable", "BOOLEAN"), ("attributes", "JSON"), ("taxes", "JSON"),
+    ],
+    "tax_lines": [
+        *KEY, ("position", "INTEGER"), ("tax_line_id", "VARCHAR"), ("rate_id", "VARCHAR"), ("code", "VARCHAR"),
+        ("label", "VARCHAR"), ("rate_percent", "DECIMAL(9,4)"), ("compound", "BOOLEAN"),
+        ("tax_total", MONEY), ("shipping_tax_total", MONEY),
+    ],
+    "shipping_lines": [
+        *KEY, ("position", "INTEGER"), ("shipping_line_id", "VARCHAR"), ("method_id", "VARCHAR"),
+        ("method_title", "VARCHAR"), ("total", MONEY), ("tax", MONEY), ("discount", MONEY),
+    ],
+    "fee_lines": [
+        *KEY, ("position", "INTEGER"), ("fee_line_id", "VARCHAR"), ("name", "VARCHAR"),
+        ("total", MONEY), ("tax", MONEY),
+    ],
+    "coupon_lines": [
+        *KEY, ("position", "INTEGER"), ("coupon_line_id", "VARCHAR"), ("code", "VARCHAR"),
+        ("discount", MONEY), ("discount_tax", MONEY),
+    ],
+    "payments": [
+        *KEY, ("position", "INTEGER"), ("payment_id", "VARCHAR"), ("gateway", "VARCHAR"),
+        ("gateway_name", "VARCHAR"), ("amount", MONEY), ("surcharge", MONEY), ("status", "VARCHAR"),
+        ("status_raw", "VARCHAR"), ("paid_at", "TIMESTAMPTZ"), ("transaction_id", "VARCHAR"),
+        ("payer_info", "VARCHAR"),
+    ],
+    "refunds": [
+        *KEY, ("position", "INTEGER"), ("refund_id", "VARCHAR"), ("amount", MONEY), ("reason", "VARCHAR"),
+        ("created_at", "TIMESTAMPTZ"), ("payment_id", "VARCHAR"), ("gateway", "VARCHAR"),
+        ("refunded_by", "VARCHAR"),
+    ],
+    "refund_lines": [
+        *KEY, ("refund_position", "INTEGER"), ("position", "INTEGER"), ("refund_id", "VARCHAR"),
+        ("line_item_id", "VARCHAR"), ("product_id", "VARCHAR"), ("quantity", "DECIMAL(18,4)"),
+        ("amount", MONEY), ("tax", MONEY),
+    ],
+    "comments": [
+        *KEY, ("position", "INTEGER"), ("comment_id", "VARCHAR"), ("text", "VARCHAR"), ("author", "VARCHAR"),
+        ("customer_visible", "BOOLEAN"), ("by_admin", "BOOLEAN"), ("created_at", "TIMESTAMPTZ"),
+    ],
+    "shipments": [
+        *KEY, ("position", "INTEGER"), ("shipment_id", "VARCHAR"), ("method", "VARCHAR"),
+        ("tracking", "VARCHAR"), ("shipped_at", "TIMESTAMPTZ"), ("item_ids", "VARCHAR[]"),
+    ],
+    "raw_orders": [
+        *KEY, ("payload", "JSON"), ("content_hash", "VARCHAR"), ("source_url", "VARCHAR"),
+        ("received_at", "TIMESTAMPTZ"),
+    ],
+}
+
+ORDER_TABLES = list(TABLES)
+"""Tables whose rows belong to one order and are replaced together when the order changes."""
+
+QUARANTINE = [
+    ("platform", "VARCHAR"), ("shop", "VARCHAR"), ("record_id", "VARCHAR"), ("path", "VARCHAR"),
+    ("reason", "VARCHAR"), ("payload", "JSON"), ("content_hash", "VARCHAR"), ("source_url", "VARCHAR"),
+    ("quarantined_at", "TIMESTAMPTZ"),
+]
+
+
+def arrow_type(sql_type: str) -> pa.DataType:
+    if sql_type.startswith("DECIMAL("):
+        precision, scale = sql_type[8:-1].split(",")
+        return pa.decimal128(int(precision), int(scale))
+    return {
+        "VARCHAR": pa.string(),
+        "JSON": pa.string(),
+        "BOOLEAN": pa.bool_(),
+        "INTEGER": pa.int32(),
+        "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+        "VARCHAR[]": pa.list_(pa.string()),
+    }[sql_type]
+
+
+def arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
+    return pa.schema([(name, arrow_type(sql)) for name, sql in columns])
+
+
+def create_statements() -> list[str]:
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{c} {t}' for c, t in cols)})"
+        for table, cols in TABLES.items()
+    ]
+    statements.append(
+        f"CREATE TABLE IF NOT EXISTS quarantine ({', '.join(f'{c} {t}' for c, t in QUARANTINE)})"
+    )
+    return statements

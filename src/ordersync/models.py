@@ -1,0 +1,272 @@
+"""Canonical order schema shared by every platform.
+
+Only these models cross between layers: extractors hand raw dicts to the mapper, the mapper returns
+an :class:`Order`, and the mirror and writers consume orders. Money is ``Decimal`` rounded to the
+currency's precision by the mapper; times are timezone-aware and normalised to UTC here, so no layer
+downstream has to ask which zone a value is in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""An aware datetime stored in UTC; a naive one is refused rather than guessed."""
+
+
+def _finite(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("money must be a finite number")
+    return value
+
+
+Money = Annotated[Decimal, AfterValidator(_finite)]
+
+
+class Platform(StrEnum):
+    WEBCOMMANDER = "webcommander"
+    WOOCOMMERCE = "woocommerce"
+
+
+class OrderStatus(StrEnum):
+    """Lifecycle states both platforms can express; ``OTHER`` keeps custom statuses (see ``status_raw``)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    ON_HOLD = "on_hold"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+    FAILED = "failed"
+    DRAFT = "draft"
+    DELETED = "deleted"
+    OTHER = "other"
+
+
+class PaymentStatus(StrEnum):
+    UNPAID = "unpaid"
+    PENDING = "pending"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    OTHER = "other"
+
+
+class FulfilmentStatus(StrEnum):
+    UNFULFILLED = "unfulfilled"
+    PARTIALLY_FULFILLED = "partially_fulfilled"
+    FULFILLED = "fulfilled"
+    NOT_REQUIRED = "not_required"
+    CANCELLED = "cancelled"
+    OTHER = "other"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=False, use_enum_values=False)
+
+
+class Address(_Model):
+    """A postal address. Platforms give country and state as an id, a code or an object: all kept."""
+
+    external_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    postcode: str | None = None
+    state_code: str | None = None
+    state_name: str | None = None
+    state_id: str | None = None
+    country_code: str | None = None
+    country_name: str | None = None
+    country_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    mobile: str | None = None
+    fax: str | None = None
+
+
+class Attribute(_Model):
+    name: str
+    value: str
+
+
+class TaxAmount(_Model):
+    """Tax of one rate on one line (WooCommerce's per-item ``taxes``)."""
+
+    rate_id: str
+    total: Money
+    subtotal: Money | None = None
+
+
+class LineItem(_Model):
+    """One product line. ``subtotal`` is before discounts, ``total`` after; both exclude tax."""
+
+    external_id: str
+    product_id: str | None = None
+    variation_id: str | None = None
+    sku: str | None = None
+    name: str | None = None
+    quantity: Decimal
+    unit_price: Money | None = None
+    subtotal: Money
+    total: Money
+    tax: Money = Decimal(0)
+    subtotal_tax: Money | None = None
+    discount: Money = Decimal(0)
+    tax_class: str | None = None
+    taxable: bool | None = None
+    shippable: bool | None = None
+    attributes: list[Attribute] = Field(default_factory=list)
+    taxes: list[TaxAmount] = Field(default_factory=list)
+
+
+class TaxLine(_Model):
+    """Tax summed per rate for the whole order."""
+
+    external_id: str | None = None
+    rate_id: str | None = None
+    code: str | None = None
+    label: str | None = None
+    rate_percent: Decimal | None = None
+    compound: bool = False
+    tax_total: Money = Decimal(0)
+    shipping_tax_total: Money = Decimal(0)
+
+
+class ShippingLine(_Model):
+    external_id: str | None = None
+    method_id: str | None = None
+    method_title: str | None = None
+    total: Money = Decimal(0)
+    tax: Money = Decimal(0)
+    discount: Money = Decimal(0)
+
+
+class FeeLine(_Model):
+    external_id: str | None = None
+    name: str
+    total: Money = Decimal(0)
+    tax: Money = Decimal(0)
+
+
+class CouponLine(_Model):
+    external_id: str | None = None
+    code: str
+    discount: Money = Decimal(0)
+    discount_tax: Money = Decimal(0)
+
+
+class Payment(_Model):
+    external_id: str | None = None
+    gateway: str | None = None
+    gateway_name: str | None = None
+    amount: Money
+    surcharge: Money = Decimal(0)
+    status: PaymentStatus = PaymentStatus.OTHER
+    status_raw: str | None = None
+    paid_at: UtcDatetime | None = None
+    transaction_id: str | None = None
+    payer_info: str | None = None
+
+
+class RefundLine(_Model):
+    line_item_id: str | None = None
+    product_id: str | None = None
+    quantity: Decimal = Decimal(0)
+    amount: Money = Decimal(0)
+    tax: Money = Decimal(0)
+
+
+class Refund(_Model):
+    """Money returned to the customer; ``amount`` is positive whatever sign the platform uses."""
+
+    external_id: str | None = None
+    amount: Money
+    reason: str | None = None
+    created_at: UtcDatetime | None = None
+    payment_id: str | None = None
+    gateway: str | None = None
+    refunded_by: str | None = None
+    lines: list[RefundLine] = Field(default_factory=list)
+
+
+class Comment(_Model):
+    external_id: str | None = None
+    text: str
+    author: str | None = None
+    customer_visible: bool = False
+    by_admin: bool | None = None
+    created_at: UtcDatetime | None = None
+
+
+class Shipment(_Model):
+    external_id: str | None = None
+    method: str | None = None
+    tracking: str | None = None
+    shipped_at: UtcDatetime | None = None
+    item_ids: list[str] = Field(default_factory=list)
+
+
+class Order(_Model):
+    """One order as both platforms can describe it; the raw payload is kept beside it in the mirror."""
+
+    platform: Platform
+    shop: str
+    external_id: str
+    number: str | None = None
+    status: OrderStatus
+    status_raw: str | None = None
+    payment_status: PaymentStatus | None = None
+    payment_status_raw: str | None = None
+    fulfilment_status: FulfilmentStatus | None = None
+    fulfilment_status_raw: str | None = None
+    currency: str = Field(min_length=3, max_length=3)
+    prices_include_tax: bool | None = None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime | None = None
+    paid_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+    customer_id: str | None = None
+    customer_name: str | None = None
+    customer_email: str | None = None
+    customer_note: str | None = None
+    channel: str | None = None
+    delivery_type: str | None = None
+    ip_address: str | None = None
+    billing: Address | None = None
+    shipping: Address | None = None
+    subtotal: Money
+    discount_total: Money = Decimal(0)
+    discount_tax: Money = Decimal(0)
+    shipping_total: Money = Decimal(0)
+    shipping_tax: Money = Decimal(0)
+    fee_total: Money = Decimal(0)
+    tax_total: Money = Decimal(0)
+    total: Money
+    paid_total: Money | None = None
+    refunded_total: Money = Decimal(0)
+    line_items: list[LineItem] = Field(default_factory=list)
+    tax_lines: list[TaxLine] = Field(default_factory=list)
+    shipping_lines: list[ShippingLine] = Field(default_factory=list)
+    fee_lines: list[FeeLine] = Field(default_factory=list)
+    coupon_lines: list[CouponLine] = Field(default_factory=list)
+    payments: list[Payment] = Field(default_factory=list)
+    refunds: list[Refund] = Field(default_factory=list)
+    comments: list[Comment] = Field(default_factory=list)
+    shipments: list[Shipment] = Field(default_factory=list)

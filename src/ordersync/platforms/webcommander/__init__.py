@@ -1,0 +1,1 @@
+"""WebCommander: the external-app API (``uuid`` + ``accessToken`` headers)."""

@@ -1,0 +1,87 @@
+"""Thin client for WebCommander's external-app API: auth headers, envelopes, nothing else.
+
+Pagination lives in ``extract.py`` and mapping in ``ordersync.mapping``; this module only knows how
+to ask for one page or one order and how the answers are wrapped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ordersync.config import WebCommanderShop
+from ordersync.errors import BadResponseError
+from ordersync.http import HttpPolicy, build_client
+
+API_PREFIX = "/external/app/access"
+
+
+@dataclass(frozen=True)
+class OrdersPage:
+    offset: int
+    total: int
+    orders: list[dict[str, Any]]
+    url: str
+
+
+def _as_int(value: Any, what: str, url: str, shop: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadResponseError(f"{what} is {value!r}, not a number", url=url, status=200, shop=shop) from None
+
+
+class WebCommanderClient:
+    def __init__(
+        self,
+        shop: WebCommanderShop,
+        policy: HttpPolicy,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.shop = shop
+        self.policy = policy
+        headers = {"uuid": shop.uuid.get_secret_value(), "accessToken": shop.access_token.get_secret_value()}
+        self._http = build_client(
+            shop.base_url, policy, headers=headers, transport=transport, max_connections=shop.concurrency + 2
+        )
+
+    async def __aenter__(self) -> WebCommanderClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def orders_page(self, offset: int, max_: int) -> OrdersPage:
+        """One page of ``GET orders``; ``max_=-1`` asks for everything from ``offset``."""
+        path = f"{API_PREFIX}/orders"
+        result = await self.policy.request_json(self._http, "GET", path, params={"max": max_, "offset": offset})
+        body = result.data
+        url = str(result.response.request.url.copy_with(query=None))
+        if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
+            raise BadResponseError(
+                "orders envelope has no 'orders' list", url=url, status=result.response.status_code,
+                shop=self.shop.name,
+            )
+        if body.get("status") not in (None, "success"):
+            raise BadResponseError(
+                f"orders envelope says status={body.get('status')!r}", url=url,
+                status=result.response.status_code, shop=self.shop.name,
+            )
+        total = _as_int(body.get("total", len(body["orders"])), "'total'", url, self.shop.name)
+        return OrdersPage(offset=offset, total=total, orders=body["orders"], url=f"{url}?offset={offset}")
+
+    async def order(self, order_id: str | int) -> dict[str, Any]:
+        result = await self.policy.request_json(self._http, "GET", f"{API_PREFIX}/order", params={"id": order_id})
+        body = result.data
+        if not isinstance(body, dict) or not isinstance(body.get("order"), dict):
+            raise BadResponseError(
+                "order envelope has no 'order' object", url=str(result.response.request.url),
+                status=result.response.status_code, shop=self.shop.name,
+            )
+        return body["order"]

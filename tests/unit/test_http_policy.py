@@ -1,0 +1,130 @@
+"""The one HTTP policy: what happens on each kind of failure, tested without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from ordersync.config import HttpSettings
+from ordersync.errors import AuthError, BadResponseError, ClientRequestError, NotFoundError, ServerError, TransportError
+from ordersync.http import USER_AGENT, HttpPolicy, build_client, parse_retry_after, redact_url
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+def run(policy: HttpPolicy, handler, url: str = "/x"):
+    async def go():
+        async with build_client("http://shop.test", policy, transport=httpx.MockTransport(handler)) as client:
+            return await policy.request_json(client, "GET", url)
+
+    return asyncio.run(go())
+
+
+def policy(sleeps: Recorder, retries: int = 3) -> HttpPolicy:
+    settings = HttpSettings(max_retries=retries, backoff_base=0.5, backoff_max=30, max_retry_after=120)
+    return HttpPolicy(settings, shop="demo", sleep=sleeps, jitter=lambda: 1.0)
+
+
+def script(*responses: httpx.Response | Exception):
+    queue = list(responses)
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        item = queue.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    handler.seen = seen  # type: ignore[attr-defined]
+    return handler
+
+
+def test_retries_5xx_then_succeeds_with_exponential_backoff() -> None:
+    sleeps = Recorder()
+    handler = script(httpx.Response(503), httpx.Response(502), httpx.Response(200, json={"ok": 1}))
+    result = run(policy(sleeps), handler)
+    assert result.data == {"ok": 1}
+    assert sleeps.sleeps == [0.5, 1.0]  # base * 2^(n-1) with the jitter pinned at its maximum
+    assert handler.seen[0].headers["user-agent"] == USER_AGENT
+
+
+def test_honours_retry_after_on_429() -> None:
+    sleeps = Recorder()
+    handler = script(httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(200, json=[]))
+    assert run(policy(sleeps), handler).data == []
+    assert sleeps.sleeps == [7.0]
+
+
+def test_gives_up_after_max_retries_naming_url_and_status() -> None:
+    sleeps = Recorder()
+    handler = script(*[httpx.Response(500, json={"message": "boom"})] * 3)
+    with pytest.raises(ServerError) as info:
+        run(policy(sleeps, retries=2), handler, "/orders?max=10&offset=20")
+    assert info.value.status == 500
+    assert "http://shop.test/orders?max=10&offset=20" in str(info.value)
+    assert "boom" in str(info.value)
+    assert len(handler.seen) == 3
+
+
+def test_html_error_page_and_broken_json_are_retried_then_reported() -> None:
+    sleeps = Recorder()
+    html = httpx.Response(200, text="<html><body>Bad gateway</body></html>", headers={"content-type": "text/html"})
+    broken = httpx.Response(200, content=b'{"orders": [', headers={"content-type": "application/json"})
+    handler = script(html, broken, broken)
+    with pytest.raises(BadResponseError) as info:
+        run(policy(sleeps, retries=2), handler)
+    assert "not valid JSON" in str(info.value) and "HTTP 200" in str(info.value)
+    assert len(handler.seen) == 3
+
+
+def test_waf_html_403_is_retried_but_json_401_is_fatal_at_once() -> None:
+    sleeps = Recorder()
+    waf = httpx.Response(403, text="<!DOCTYPE html><title>Access denied</title>", headers={"content-type": "text/html"})
+    handler = script(waf, httpx.Response(200, json={"a": 1}))
+    assert run(policy(sleeps), handler).data == {"a": 1}
+
+    handler = script(httpx.Response(401, json={"status": "error", "message": "Invalid uuid or accessToken"}))
+    with pytest.raises(AuthError) as info:
+        run(policy(Recorder()), handler)
+    assert "Invalid uuid or accessToken" in str(info.value) and "shop 'demo'" in str(info.value)
+    assert len(handler.seen) == 1
+
+
+def test_404_and_400_are_not_retried() -> None:
+    with pytest.raises(NotFoundError):
+        run(policy(Recorder()), script(httpx.Response(404, json={"message": "Order not found"})))
+    with pytest.raises(ClientRequestError):
+        run(policy(Recorder()), script(httpx.Response(400, json={"message": "bad max"})))
+
+
+def test_timeouts_and_connection_errors_are_retried() -> None:
+    sleeps = Recorder()
+    handler = script(httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.Response(200, json={}))
+    assert run(policy(sleeps), handler).data == {}
+    handler = script(*[httpx.ReadTimeout("slow")] * 2)
+    with pytest.raises(TransportError):
+        run(policy(Recorder(), retries=1), handler)
+
+
+def test_retry_after_is_capped_and_parses_http_dates() -> None:
+    p = policy(Recorder())
+    assert p.backoff(1, 10_000) == 120
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("soon") is None
+
+
+def test_redact_url_hides_keys_and_userinfo() -> None:
+    url = "https://user:pw@shop.test/wp-json/wc/v3/orders?consumer_key=ck_1&consumer_secret=cs_2&page=2&oauth_signature=abc"
+    shown = redact_url(url)
+    assert "ck_1" not in shown and "cs_2" not in shown and "abc" not in shown and "pw" not in shown
+    assert "page=2" in shown and shown.startswith("https://shop.test/")
