@@ -1,0 +1,127 @@
+"""The DuckDB mirror: bulk upsert keyed on (platform, shop, order id), idempotent, quarantine kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from ordersync.mirror.batch import Batch, QuarantinedRecord
+from ordersync.mirror.store import Mirror
+from ordersync.models import LineItem, Order, Payment, Refund, RefundLine
+
+
+def order(order_id: str, total: str = "20.00", items: int = 2, shop: str = "s1") -> Order:
+    lines = [LineItem(external_id=f"{order_id}-{i}", name=f"item {i}", quantity=Decimal(1),
+                      unit_price=Decimal("10.00"), subtotal=Decimal("10.00"), total=Decimal("10.00"))
+             for i in range(items)]
+    return Order(
+        platform="webcommander", shop=shop, external_id=order_id, status="pending", currency="AUD",
+        created_at=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), subtotal=Decimal(total), total=Decimal(total),
+        line_items=lines, payments=[Payment(external_id="p1", amount=Decimal(total), status="paid")],
+        refunds=[Refund(external_id="r1", amount=Decimal("1.50"), lines=[RefundLine(line_item_id=f"{order_id}-0",
+                                                                                   amount=Decimal("1.50"))])],
+    )
+
+
+def batch_of(*orders: Order, version: str = "v1") -> Batch:
+    batch = Batch()
+    for o in orders:
+        batch.add(o, b'{"id": "%s"}' % o.external_id.encode(), f"{o.external_id}-{o.total}-{version}", "http://x")
+    return batch
+
+
+def dump(path: Path) -> dict[str, list[tuple]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+    finally:
+        con.close()
+
+
+def test_write_twice_is_identical_and_changed_orders_are_replaced(tmp_path: Path) -> None:
+    mirror = Mirror(tmp_path / "m.duckdb")
+    first = mirror.write(batch_of(order("1"), order("2"), order("3", items=3)))
+    assert (first.written, first.unchanged) == (3, 0)
+    before = dump(mirror.path)
+    assert len(before["orders"]) == 3 and len(before["line_items"]) == 7 and len(before["refund_lines"]) == 3
+
+    again = mirror.write(batch_of(order("1"), order("2"), order("3", items=3)),
+                         now=datetime(2030, 1, 1, tzinfo=UTC))
+    assert (again.written, again.unchanged) == (0, 3)
+    assert dump(mirror.path) == before
+
+    changed = mirror.write(batch_of(order("2", total="99.00", items=1)))
+    assert changed.written == 1
+    after = dump(mirror.path)
+    assert len(after["orders"]) == 3
+    assert len(after["line_items"]) == 6  # order 2 went from two lines to one, no leftovers
+    with duckdb.connect(str(mirror.path), read_only=True) as con:
+        assert con.execute("SELECT total FROM orders WHERE order_id = '2'").fetchone()[0] == Decimal("99.00")
+        assert con.execute("SELECT count(*) FROM raw_orders").fetchone()[0] == 3
+
+
+def test_same_order_twice_in_a_batch_is_written_once(tmp_path: Path) -> None:
+    mirror = Mirror(tmp_path / "m.duckdb")
+    mirror.write(batch_of(order("1"), order("1", total="30.00")))
+    with duckdb.connect(str(mirror.path), read_only=True) as con:
+        assert con.execute("SELECT count(*), max(total) FROM orders").fetchone() == (1, Decimal("30.00"))
+
+
+def test_quarantine_is_kept_once_and_cleared_when_the_order_maps(tmp_path: Path) -> None:
+    mirror = Mirror(tmp_path / "m.duckdb")
+    bad = QuarantinedRecord(platform="webcommander", shop="s1", record_id="7", path="items[0].price",
+                            reason="not a number: 'abc'", payload=b'{"id": 7}', content_hash="h7",
+                            source_url="http://x/orders?offset=0")
+    for _ in range(2):
+        batch = batch_of(order("1"))
+        batch.quarantine(bad)
+        mirror.write(batch)
+    with duckdb.connect(str(mirror.path), read_only=True) as con:
+        rows = con.execute("SELECT record_id, path, reason, payload FROM quarantine").fetchall()
+    assert rows == [("7", "items[0].price", "not a number: 'abc'", '{"id": 7}')]
+    mirror.write(batch_of(order("7")))
+    with duckdb.connect(str(mirror.path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 0
+
+
+def test_file_is_not_held_open_between_writes_and_views_work(tmp_path: Path) -> None:
+    mirror = Mirror(tmp_path / "m.duckdb")
+    mirror.write(batch_of(order("1"), order("2", shop="s2")))
+    # An analyst can open the file read-write between loads: nothing holds the lock.
+    con = duckdb.connect(str(mirror.path))
+    try:
+        daily = con.execute("SELECT shop, orders, gross FROM v_daily_sales ORDER BY shop").fetchall()
+        assert daily == [("s1", 1, Decimal("20.00")), ("s2", 1, Decimal("20.00"))]
+        assert con.execute("SELECT count(*) FROM v_orders").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM v_order_lines").fetchone()[0] == 4
+    finally:
+        con.close()
+
+
+def test_a_file_held_by_another_process_gives_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import pytest
+
+    from ordersync.errors import MirrorLockedError
+
+    path = tmp_path / "m.duckdb"
+    Mirror(path).write(batch_of(order("1")))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb,sys,time; c=duckdb.connect({str(path)!r}); print('ok', flush=True); "
+                               "time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        with pytest.raises(MirrorLockedError, match="held by another process"):
+            Mirror(path, lock_wait=0.3).write(batch_of(order("2")))
+    finally:
+        holder.kill()
+        holder.wait()
+    Mirror(path, lock_wait=5).write(batch_of(order("2")))
