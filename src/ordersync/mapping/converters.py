@@ -1,0 +1,266 @@
+"""Named converters the mapping files may use. Each is small, pure and raises ValueError on bad input.
+
+A converter takes the raw value (or, for ``paths:``, the list of raw values) and the context. Mapping
+files name converters; they never hold expressions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from ordersync.mapping.context import MappingContext
+
+Converter = Callable[[Any, MappingContext], Any]
+
+_COLON_SPACES = re.compile(r":\s+")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_id(value: Any, _: MappingContext) -> str | None:
+    """Ids come as numbers or strings ("48" and 48 are the same order)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"expected an id, got {value!r}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"expected an id, got {value!r}")
+        return str(int(value))
+    if isinstance(value, int | str):
+        return str(value).strip()
+    raise ValueError(f"expected an id, got {type(value).__name__}")
+
+
+def to_str(value: Any, _: MappingContext) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        raise ValueError(f"expected text, got {type(value).__name__}")
+    return str(value)
+
+
+def to_text(value: Any, ctx: MappingContext) -> str | None:
+    """Text with surrounding blanks removed; an empty string means nothing was given."""
+    text = to_str(value, ctx)
+    if text is None:
+        return None
+    text = text.strip()
+    return text or None
+
+
+def to_lower(value: Any, ctx: MappingContext) -> str | None:
+    text = to_text(value, ctx)
+    return text.lower() if text else text
+
+
+def to_decimal(value: Any, _: MappingContext) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError(f"not a number: {value!r}")
+    try:
+        number = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def _quantize(number: Decimal, ctx: MappingContext) -> Decimal:
+    return number.quantize(ctx.quantum, rounding=ROUND_HALF_UP)
+
+
+def to_money(value: Any, ctx: MappingContext) -> Decimal | None:
+    """Money in the currency's precision; floats go through their repr, never binary arithmetic."""
+    number = to_decimal(value, ctx)
+    return None if number is None else _quantize(number, ctx)
+
+
+def to_money_or_zero(value: Any, ctx: MappingContext) -> Decimal:
+    """For amounts where the platform writes "" or null for nothing (WooCommerce fee amounts)."""
+    money = to_money(value, ctx)
+    return _quantize(Decimal(0), ctx) if money is None else money
+
+
+def abs_money(value: Any, ctx: MappingContext) -> Decimal | None:
+    money = to_money(value, ctx)
+    return None if money is None else abs(money)
+
+
+def _numbers(values: list[Any], ctx: MappingContext) -> list[Decimal]:
+    return [to_decimal(v, ctx) or Decimal(0) for v in values]
+
+
+def sum_money(values: list[Any], ctx: MappingContext) -> Decimal:
+    return _quantize(sum(_numbers(values, ctx), Decimal(0)), ctx)
+
+
+def subtract_money(values: list[Any], ctx: MappingContext) -> Decimal:
+    """The first value less all the others."""
+    first, *rest = _numbers(values, ctx)
+    return _quantize(first - sum(rest, Decimal(0)), ctx)
+
+
+def multiply_money(values: list[Any], ctx: MappingContext) -> Decimal:
+    result = Decimal(1)
+    for number in _numbers(values, ctx):
+        result *= number
+    return _quantize(result, ctx)
+
+
+def mul_sub_money(values: list[Any], ctx: MappingContext) -> Decimal:
+    """a × b − c: a line's total from unit price, quantity and discount."""
+    a, b, c = _numbers(values, ctx)
+    return _quantize(a * b - c, ctx)
+
+
+def to_int(value: Any, ctx: MappingContext) -> int | None:
+    number = to_decimal(value, ctx)
+    if number is None:
+        return None
+    if number != number.to_integral_value():
+        raise ValueError(f"not a whole number: {value!r}")
+    return int(number)
+
+
+def to_bool(value: Any, _: MappingContext) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "yes", "1", "on"):
+            return True
+        if lowered in ("false", "no", "0", "off"):
+            return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _parse_datetime(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {value!r}")
+    text = _COLON_SPACES.sub(":", value.strip())  # WebCommander writes "2023-05-10T10: 02: 15"
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a timestamp: {value!r}") from None
+
+
+def local_datetime(value: Any, ctx: MappingContext) -> datetime | None:
+    """A time without an offset is the shop's wall-clock time; stored as UTC."""
+    parsed = _parse_datetime(value)
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ctx.timezone)
+    return parsed.astimezone(UTC)
+
+
+def utc_datetime(value: Any, _: MappingContext) -> datetime | None:
+    """A time without an offset is already UTC (WooCommerce ``*_gmt`` fields)."""
+    parsed = _parse_datetime(value)
+    if parsed is None:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def utc_datetime_epoch_none(value: Any, ctx: MappingContext) -> datetime | None:
+    """Legacy WooCommerce writes 1970-01-01T00:00:00Z for "never"."""
+    parsed = utc_datetime(value, ctx)
+    return None if parsed == _EPOCH else parsed
+
+
+def _ref(value: Any, key: str) -> Any:
+    if isinstance(value, dict):
+        return value.get(key)
+    return None
+
+
+def ref_id(value: Any, ctx: MappingContext) -> str | None:
+    """WebCommander gives a country or state as an id, or as an object carrying that id."""
+    if isinstance(value, dict):
+        return to_id(value.get("id"), ctx)
+    return to_id(value, ctx)
+
+
+def ref_code(value: Any, ctx: MappingContext) -> str | None:
+    return to_text(_ref(value, "code"), ctx)
+
+
+def ref_name(value: Any, ctx: MappingContext) -> str | None:
+    return to_text(_ref(value, "name"), ctx)
+
+
+def variation_attributes(value: Any, _: MappingContext) -> list[dict[str, str]]:
+    """``["Colour: red", "Size: XS"]`` -> name/value pairs; a bare entry keeps its text as the value."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of variations, got {type(value).__name__}")
+    attributes = []
+    for entry in value:
+        if isinstance(entry, dict):
+            name, val = entry.get("name") or entry.get("key"), entry.get("value") or entry.get("option")
+            attributes.append({"name": str(name), "value": str(val)})
+            continue
+        name, sep, val = str(entry).partition(":")
+        attributes.append({"name": name.strip(), "value": val.strip()} if sep else {"name": "", "value": name})
+    return attributes
+
+
+def id_list(value: Any, ctx: MappingContext) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of ids, got {type(value).__name__}")
+    return [i for i in (to_id(v, ctx) for v in value) if i is not None]
+
+
+def latest_local_datetime(value: Any, ctx: MappingContext) -> datetime | None:
+    """The latest of several shop-local times (a list), e.g. when the last payment was taken."""
+    if not value:
+        return None
+    times = [t for t in (local_datetime(v, ctx) for v in value) if t is not None]
+    return max(times) if times else None
+
+
+CONVERTERS: dict[str, Converter] = {
+    "id": to_id,
+    "str": to_str,
+    "text": to_text,
+    "lower": to_lower,
+    "decimal": to_decimal,
+    "int": to_int,
+    "bool": to_bool,
+    "money": to_money,
+    "money_or_zero": to_money_or_zero,
+    "abs_money": abs_money,
+    "local_datetime": local_datetime,
+    "utc_datetime": utc_datetime,
+    "utc_datetime_epoch_none": utc_datetime_epoch_none,
+    "ref_id": ref_id,
+    "ref_code": ref_code,
+    "ref_name": ref_name,
+    "variation_attributes": variation_attributes,
+    "id_list": id_list,
+    "latest_local_datetime": latest_local_datetime,
+}
+
+MULTI_CONVERTERS: dict[str, Converter] = {
+    "sum_money": sum_money,
+    "subtract_money": subtract_money,
+    "multiply_money": multiply_money,
+    "mul_sub_money": mul_sub_money,
+}
