@@ -79,20 +79,20 @@ class _RichProgress:
 
 
 def _summary(results: list[BackfillStats], mirror: Path, seconds: float) -> Table:
+    """Metrics down, shops across: stays readable in an 80-column terminal."""
     table = Table(title=f"backfill into {mirror}", title_justify="left")
-    for column in ("shop", "pages", "fetched", "loaded", "unchanged", "quarantined", "skipped", "retries",
-                   "seconds", "orders/s"):
-        table.add_column(column, justify="left" if column == "shop" else "right")
+    table.add_column("")
     for s in results:
-        table.add_row(s.shop, str(s.pages), str(s.fetched), str(s.loaded), str(s.unchanged), str(s.quarantined),
-                      str(s.skipped), str(s.retries), f"{s.seconds:.2f}", f"{s.orders_per_second:,.0f}")
+        table.add_column(s.shop, justify="right")
+    rows = [("pages", "pages"), ("fetched", "fetched"), ("loaded (new or changed)", "loaded"),
+            ("unchanged", "unchanged"), ("quarantined", "quarantined"), ("skipped (--since)", "skipped"),
+            ("retries", "retries")]
+    for label, attr in rows:
+        table.add_row(label, *[f"{getattr(s, attr):,}" for s in results])
+    table.add_row("seconds", *[f"{s.seconds:.2f}" for s in results])
+    table.add_row("orders/s", *[f"{s.orders_per_second:,.0f}" for s in results])
     if len(results) > 1:
-        fetched = sum(s.fetched for s in results)
-        table.add_row("total", str(sum(s.pages for s in results)), str(fetched),
-                      str(sum(s.loaded for s in results)), str(sum(s.unchanged for s in results)),
-                      str(sum(s.quarantined for s in results)), str(sum(s.skipped for s in results)),
-                      str(sum(s.retries for s in results)), f"{seconds:.2f}",
-                      f"{fetched / seconds if seconds else 0:,.0f}")
+        table.caption = f"{sum(s.fetched for s in results):,} orders from {len(results)} shops in {seconds:.2f}s"
     return table
 
 
@@ -139,6 +139,44 @@ def backfill(
     if quarantined:
         console.print(f"[yellow]{quarantined} record(s) quarantined:[/] see the `quarantine` table in "
                       f"{settings.mirror.path} (raw payload, reason and field path).")
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port of the WebCommander sandbox.")] = 8701,
+    host: Annotated[str, typer.Option(help="Loopback address to listen on.")] = "127.0.0.1",
+    orders: Annotated[int, typer.Option(min=0, help="Generated orders.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same shop.")] = 42,
+    timezone: Annotated[str, typer.Option(help="The shop's timezone (its timestamps carry none).")]
+    = "Australia/Melbourne",
+    realistic: Annotated[bool, typer.Option(help="About 10 line items and 7 KB of JSON per order.")] = False,
+    latency_ms: Annotated[float, typer.Option(help="Added to every response.")] = 0.0,
+    rate_429: Annotated[float, typer.Option(help="Share of requests answered 429 with Retry-After.")] = 0.0,
+    rate_5xx: Annotated[float, typer.Option(help="Share of requests answered 503.")] = 0.0,
+    rate_timeout: Annotated[float, typer.Option(help="Share of requests that hang past the client timeout.")]
+    = 0.0,
+    rate_html: Annotated[float, typer.Option(help="Share of requests answered with an HTML 502 page.")] = 0.0,
+    max_page_size: Annotated[int | None, typer.Option(help="Cap on `max` per request, as a real host may.")]
+    = None,
+) -> None:
+    """Serve a sandbox WebCommander shop on loopback until Ctrl-C (sync.example.yaml points at it)."""
+    from ordersync.sandbox.faults import FaultConfig
+    from ordersync.sandbox.server import serve_webcommander
+    from ordersync.sandbox.webcommander.app import DEFAULT_TOKEN, DEFAULT_UUID
+
+    configure_logging()
+    faults = FaultConfig(latency_ms=latency_ms, rate_429=rate_429, rate_5xx=rate_5xx, rate_timeout=rate_timeout,
+                         rate_html=rate_html, seed=seed)
+    console.print(f"generating {orders} orders (seed {seed})...")
+
+    def ready(url: str) -> None:
+        out.print(f"WebCommander sandbox: {url}/external/app/access/orders  uuid={DEFAULT_UUID}  "
+                  f"accessToken={DEFAULT_TOKEN}", soft_wrap=True)
+        out.print("ready", soft_wrap=True)
+
+    serve_webcommander(host=host, port=port, orders=orders, seed=seed, timezone=timezone, realistic=realistic,
+                       faults=faults, uuid=DEFAULT_UUID, access_token=DEFAULT_TOKEN, max_page_size=max_page_size,
+                       ready=ready)
 
 
 def main() -> None:  # pragma: no cover - console entry point

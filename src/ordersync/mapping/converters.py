@@ -58,6 +58,13 @@ def to_lower(value: Any, ctx: MappingContext) -> str | None:
 
 
 def to_decimal(value: Any, _: MappingContext) -> Decimal | None:
+    kind = type(value)
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"not a finite number: {value!r}")
+        return Decimal(repr(value))
+    if kind is int:
+        return Decimal(value)
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):

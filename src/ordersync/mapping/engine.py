@@ -43,6 +43,8 @@ _MISSING = object()
 
 
 def _join(where: str, path: str) -> str:
+    if not path:
+        return where or "(record)"
     return f"{where}.{path}" if where else path
 
 
@@ -110,60 +112,61 @@ class _Compiler:
         required = bool(spec.get("required"))
 
         def get(record: Any, ctx: MappingContext, raw_where: str) -> Any:
-            value, raw_path = source(record, ctx, raw_where)
+            value, label = source(record, ctx)
             try:
                 if shape is not None:
-                    value = shape(value, ctx, raw_path)
+                    value = shape(value, ctx, _join(raw_where, label))
                 elif convert is not None:
                     value = convert(value, ctx)
             except MappingError:
                 raise
             except (ValueError, TypeError, ArithmeticError) as exc:
-                raise MappingError(raw_path, str(exc), value) from None
+                raise MappingError(_join(raw_where, label), str(exc), value) from None
             if value is None:
                 if required:
-                    raise MappingError(raw_path, "is required but missing")
+                    raise MappingError(_join(raw_where, label), "is required but missing")
                 if default is not None:
                     return Decimal(str(default)) if isinstance(default, float) else default
             return value
 
         return get
 
-    def _source(self, spec: dict[str, Any], where: str) -> Callable[[Any, MappingContext, str], tuple[Any, str]]:
+    def _source(self, spec: dict[str, Any], where: str) -> Callable[[Any, MappingContext], tuple[Any, str]]:
+        """Reads a field's raw value; the label is the raw path, joined to the record's path on error."""
         given = [k for k in ("path", "paths", "const", "context") if k in spec]
         if len(given) > 1:
             raise self.fail(where, f"give one of path, paths, const, context (got {given})")
         if "const" in spec:
             const = spec["const"]
-            return lambda record, ctx, raw_where: (const, raw_where or "(constant)")
+            return lambda record, ctx: (const, "")
         if "context" in spec:
             name = spec["context"]
             if name not in _CONTEXT_FIELDS:
                 raise self.fail(where, f"unknown context value {name!r} (known: {sorted(_CONTEXT_FIELDS)})")
-            return lambda record, ctx, raw_where: (getattr(ctx, name), f"(shop {name})")
+            return lambda record, ctx: (getattr(ctx, name), f"(shop {name})")
         if "paths" in spec:
             paths = spec["paths"]
             if not isinstance(paths, list) or not paths:
                 raise self.fail(where, "paths must be a non-empty list")
             readers = [_path_reader(p) for p in paths]
             label = ",".join(paths)
-            return lambda record, ctx, raw_where: ([r(record) for r in readers], _join(raw_where, label))
+            return lambda record, ctx: ([r(record) for r in readers], label)
         if "path" in spec:
             paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
             readers = [(p, _path_reader(p)) for p in paths]
             if len(readers) == 1:
                 (path, reader), = readers
-                return lambda record, ctx, raw_where: (reader(record), _join(raw_where, path))
+                return lambda record, ctx: (reader(record), path)
 
-            def first(record: Any, ctx: MappingContext, raw_where: str) -> tuple[Any, str]:
+            def first(record: Any, ctx: MappingContext) -> tuple[Any, str]:
                 for path, reader in readers:
                     value = reader(record)
                     if value is not None:
-                        return value, _join(raw_where, path)
-                return None, _join(raw_where, readers[0][0])
+                        return value, path
+                return None, readers[0][0]
 
             return first
-        return lambda record, ctx, raw_where: (record, raw_where)
+        return lambda record, ctx: (record, "")
 
     def _converter(self, spec: dict[str, Any], where: str) -> Callable[[Any, MappingContext], Any] | None:
         name = spec.get("convert")

@@ -1,0 +1,1 @@
+"""Runnable sandbox shops, faithful to the API documents, for newcomers, tests and benchmarks."""

@@ -1,0 +1,133 @@
+"""Fault injection for the sandbox shops: latency, 429, 5xx, hangs, HTML pages and broken JSON.
+
+Random faults come from a seeded RNG so a failing run can be replayed; scripted faults let a test say
+"the next two list requests answer 503" and know exactly what the client saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+NGINX_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
+    b"</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int = 503
+    body: bytes = b'{"status": "error", "message": "Service temporarily unavailable"}'
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: float = 0.0
+
+    @classmethod
+    def server_error(cls, status: int = 503) -> Fault:
+        return cls(status=status)
+
+    @classmethod
+    def rate_limited(cls, retry_after: int = 1) -> Fault:
+        return cls(status=429, body=b'{"status": "error", "message": "Too many requests"}',
+                   headers={"Retry-After": str(retry_after)})
+
+    @classmethod
+    def html(cls, status: int = 502) -> Fault:
+        return cls(status=status, body=NGINX_502, content_type="text/html")
+
+    @classmethod
+    def bad_json(cls) -> Fault:
+        return cls(status=200, body=b'{"status": "success", "total": 10, "orders": [{"id": 1, ')
+
+    @classmethod
+    def hang_for(cls, seconds: float) -> Fault:
+        return cls(hang=seconds)
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    latency_ms: float = 0.0
+    rate_429: float = 0.0
+    retry_after: int = 1
+    rate_5xx: float = 0.0
+    rate_timeout: float = 0.0
+    timeout_seconds: float = 30.0
+    rate_html: float = 0.0
+    rate_bad_json: float = 0.0
+    seed: int = 0
+
+
+class FaultInjector:
+    """ASGI middleware in front of a sandbox app; counts every request it sees by path."""
+
+    def __init__(self, app: ASGIApp, config: FaultConfig | None = None):
+        self.app = app
+        self.config = config or FaultConfig()
+        self._rng = random.Random(self.config.seed)
+        self._scripts: list[tuple[str, list[Fault]]] = []
+        self._lock = threading.Lock()
+        self.request_count: Counter[str] = Counter()
+        self.faults_served = 0
+
+    def script(self, path_contains: str, faults: list[Fault]) -> None:
+        """The next requests whose path contains ``path_contains`` get these faults, in turn."""
+        with self._lock:
+            self._scripts.append((path_contains, list(faults)))
+
+    def _next_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for needle, queue in self._scripts:
+                if needle in path and queue:
+                    return queue.pop(0)
+            c = self.config
+            draw = self._rng.random()
+        for rate, fault in (
+            (c.rate_429, Fault.rate_limited(c.retry_after)),
+            (c.rate_5xx, Fault.server_error(503)),
+            (c.rate_timeout, Fault.hang_for(c.timeout_seconds)),
+            (c.rate_html, Fault.html()),
+            (c.rate_bad_json, Fault.bad_json()),
+        ):
+            if draw < rate:
+                return fault
+            draw -= rate
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        with self._lock:
+            self.request_count[path] += 1
+        if self.config.latency_ms:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+        fault = self._next_fault(path)
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+        self.faults_served += 1
+        if fault.hang:
+            await asyncio.sleep(fault.hang)
+        headers: list[tuple[bytes, bytes]] = [
+            (b"content-type", fault.content_type.encode()),
+            (b"content-length", str(len(fault.body)).encode()),
+            *[(k.lower().encode(), v.encode()) for k, v in fault.headers.items()],
+        ]
+        await send({"type": "http.response.start", "status": fault.status, "headers": headers})
+        await send({"type": "http.response.body", "body": fault.body})
+
+    def total_requests(self, path_contains: str = "") -> int:
+        with self._lock:
+            return sum(n for p, n in self.request_count.items() if path_contains in p)
+
+
+def fault_config_from(**values: Any) -> FaultConfig:
+    return FaultConfig(**{k: v for k, v in values.items() if v is not None})

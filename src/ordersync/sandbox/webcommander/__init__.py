@@ -1,0 +1,1 @@
+"""The WebCommander external-app API sandbox."""
