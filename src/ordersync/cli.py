@@ -20,8 +20,11 @@ from ordersync.logging import configure_logging
 from ordersync.mirror.store import Mirror
 from ordersync.sync.backfill import BackfillStats, backfill_shop
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Order sync and ETL for WebCommander and "
-                  "WooCommerce, mirrored into DuckDB.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Order sync and ETL for WebCommander and WooCommerce, mirrored into DuckDB.",
+)
 console = Console(stderr=True)
 out = Console()
 
@@ -53,8 +56,9 @@ def start_embedded_sandbox(settings: Settings, stack: ExitStack) -> Settings:
 
     shops = []
     for shop in settings.shops:
-        base_url = stack.enter_context(start_shop_sandbox(shop, orders=settings.sandbox.orders,
-                                                          seed=settings.sandbox.seed))
+        base_url = stack.enter_context(
+            start_shop_sandbox(shop, orders=settings.sandbox.orders, seed=settings.sandbox.seed)
+        )
         shops.append(shop.model_copy(update={"base_url": base_url}))
     console.print(f"[dim]embedded sandbox: {settings.sandbox.orders} orders per shop on loopback[/]")
     return settings.model_copy(update={"shops": shops})
@@ -74,8 +78,13 @@ class _RichProgress:
         self.pages += 1
         self.orders += orders
         elapsed = time.perf_counter() - self.started
-        self.progress.update(self.task, completed=self.orders, total=max(total, self.orders), pages=self.pages,
-                             rate=self.orders / elapsed if elapsed else 0.0)
+        self.progress.update(
+            self.task,
+            completed=self.orders,
+            total=max(total, self.orders),
+            pages=self.pages,
+            rate=self.orders / elapsed if elapsed else 0.0,
+        )
 
 
 def _summary(results: list[BackfillStats], mirror: Path, seconds: float) -> Table:
@@ -84,23 +93,35 @@ def _summary(results: list[BackfillStats], mirror: Path, seconds: float) -> Tabl
     table.add_column("")
     for s in results:
         table.add_column(s.shop, justify="right")
-    rows = [("pages", "pages"), ("fetched", "fetched"), ("loaded (new or changed)", "loaded"),
-            ("unchanged", "unchanged"), ("quarantined", "quarantined"), ("skipped (--since)", "skipped"),
-            ("retries", "retries")]
+    rows = [
+        ("pages", "pages"),
+        ("fetched", "fetched"),
+        ("loaded (new or changed)", "loaded"),
+        ("unchanged", "unchanged"),
+        ("quarantined", "quarantined"),
+        ("skipped (--since)", "skipped"),
+        ("retries", "retries"),
+    ]
     for label, attr in rows:
         table.add_row(label, *[f"{getattr(s, attr):,}" for s in results])
     table.add_row("seconds", *[f"{s.seconds:.2f}" for s in results])
     table.add_row("orders/s", *[f"{s.orders_per_second:,.0f}" for s in results])
     if len(results) > 1:
-        table.caption = f"{sum(s.fetched for s in results):,} orders from {len(results)} shops in {seconds:.2f}s"
+        table.caption = (
+            f"{sum(s.fetched for s in results):,} orders from {len(results)} shops in {seconds:.2f}s"
+        )
     return table
 
 
 @app.command()
 def backfill(
     config: ConfigOption = None,
-    shop: Annotated[list[str] | None, typer.Option("--shop", "-s", help="Only this shop (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="Only orders created at or after this UTC date/time.")] = None,
+    shop: Annotated[
+        list[str] | None, typer.Option("--shop", "-s", help="Only this shop (repeatable).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only orders created at or after this UTC date/time.")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many orders per shop.")] = None,
     log_json: LogJson = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
@@ -121,24 +142,37 @@ def backfill(
             settings = start_embedded_sandbox(settings, stack)
             selected = [settings.shop(s.name) for s in selected]
         progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("orders"),
-            TextColumn("{task.fields[pages]} pages"), TextColumn("{task.fields[rate]:,.0f} orders/s"),
-            TimeElapsedColumn(), console=console, disable=no_progress, transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("orders"),
+            TextColumn("{task.fields[pages]} pages"),
+            TextColumn("{task.fields[rate]:,.0f} orders/s"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=no_progress,
+            transient=False,
         )
         try:
             with progress:
                 for shop_config in selected:
                     callback = _RichProgress(progress, shop_config.name)
-                    results.append(asyncio.run(backfill_shop(
-                        shop_config, settings, mirror, since=since_at, limit=limit, progress=callback
-                    )))
+                    results.append(
+                        asyncio.run(
+                            backfill_shop(
+                                shop_config, settings, mirror, since=since_at, limit=limit, progress=callback
+                            )
+                        )
+                    )
         except OrderSyncError as exc:
             raise _fail(exc, 1) from None
     out.print(_summary(results, settings.mirror.path, time.perf_counter() - started))
     quarantined = sum(s.quarantined for s in results)
     if quarantined:
-        console.print(f"[yellow]{quarantined} record(s) quarantined:[/] see the `quarantine` table in "
-                      f"{settings.mirror.path} (raw payload, reason and field path).")
+        console.print(
+            f"[yellow]{quarantined} record(s) quarantined:[/] see the `quarantine` table in "
+            f"{settings.mirror.path} (raw payload, reason and field path)."
+        )
 
 
 @app.command()
@@ -147,17 +181,20 @@ def sandbox(
     host: Annotated[str, typer.Option(help="Loopback address to listen on.")] = "127.0.0.1",
     orders: Annotated[int, typer.Option(min=0, help="Generated orders.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same shop.")] = 42,
-    timezone: Annotated[str, typer.Option(help="The shop's timezone (its timestamps carry none).")]
-    = "Australia/Melbourne",
+    timezone: Annotated[
+        str, typer.Option(help="The shop's timezone (its timestamps carry none).")
+    ] = "Australia/Melbourne",
     realistic: Annotated[bool, typer.Option(help="About 10 line items and 7 KB of JSON per order.")] = False,
     latency_ms: Annotated[float, typer.Option(help="Added to every response.")] = 0.0,
     rate_429: Annotated[float, typer.Option(help="Share of requests answered 429 with Retry-After.")] = 0.0,
     rate_5xx: Annotated[float, typer.Option(help="Share of requests answered 503.")] = 0.0,
-    rate_timeout: Annotated[float, typer.Option(help="Share of requests that hang past the client timeout.")]
-    = 0.0,
+    rate_timeout: Annotated[
+        float, typer.Option(help="Share of requests that hang past the client timeout.")
+    ] = 0.0,
     rate_html: Annotated[float, typer.Option(help="Share of requests answered with an HTML 502 page.")] = 0.0,
-    max_page_size: Annotated[int | None, typer.Option(help="Cap on `max` per request, as a real host may.")]
-    = None,
+    max_page_size: Annotated[
+        int | None, typer.Option(help="Cap on `max` per request, as a real host may.")
+    ] = None,
 ) -> None:
     """Serve a sandbox WebCommander shop on loopback until Ctrl-C (sync.example.yaml points at it)."""
     from ordersync.sandbox.faults import FaultConfig
@@ -165,18 +202,37 @@ def sandbox(
     from ordersync.sandbox.webcommander.app import DEFAULT_TOKEN, DEFAULT_UUID
 
     configure_logging()
-    faults = FaultConfig(latency_ms=latency_ms, rate_429=rate_429, rate_5xx=rate_5xx, rate_timeout=rate_timeout,
-                         rate_html=rate_html, seed=seed)
+    faults = FaultConfig(
+        latency_ms=latency_ms,
+        rate_429=rate_429,
+        rate_5xx=rate_5xx,
+        rate_timeout=rate_timeout,
+        rate_html=rate_html,
+        seed=seed,
+    )
     console.print(f"generating {orders} orders (seed {seed})...")
 
     def ready(url: str) -> None:
-        out.print(f"WebCommander sandbox: {url}/external/app/access/orders  uuid={DEFAULT_UUID}  "
-                  f"accessToken={DEFAULT_TOKEN}", soft_wrap=True)
+        out.print(
+            f"WebCommander sandbox: {url}/external/app/access/orders  uuid={DEFAULT_UUID}  "
+            f"accessToken={DEFAULT_TOKEN}",
+            soft_wrap=True,
+        )
         out.print("ready", soft_wrap=True)
 
-    serve_webcommander(host=host, port=port, orders=orders, seed=seed, timezone=timezone, realistic=realistic,
-                       faults=faults, uuid=DEFAULT_UUID, access_token=DEFAULT_TOKEN, max_page_size=max_page_size,
-                       ready=ready)
+    serve_webcommander(
+        host=host,
+        port=port,
+        orders=orders,
+        seed=seed,
+        timezone=timezone,
+        realistic=realistic,
+        faults=faults,
+        uuid=DEFAULT_UUID,
+        access_token=DEFAULT_TOKEN,
+        max_page_size=max_page_size,
+        ready=ready,
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

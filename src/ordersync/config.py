@@ -1,6 +1,7 @@
 """The config file, validated whole before any request is sent.
 
-Secrets may be written inline or as ``${ENV_VAR}`` (``${ENV_VAR:-default}`` too); they are held as ``SecretStr`` so a printed config,
+Secrets may be written inline or as ``${ENV_VAR}`` (``${ENV_VAR:-default}`` too); they are held
+as ``SecretStr`` so a printed config,
 a log line or a validation error never shows them. Unknown keys are errors: a typo must not silently
 fall back to a default.
 """

@@ -35,8 +35,18 @@ log = structlog.get_logger("ordersync.http")
 
 USER_AGENT = f"ordersync/{__version__} (+order sync connector; httpx/{httpx.__version__})"
 
-_SECRET_PARAMS = {"consumer_key", "consumer_secret", "access_token", "accesstoken", "token", "key", "secret",
-                  "password", "client_secret", "signature"}
+_SECRET_PARAMS = {
+    "consumer_key",
+    "consumer_secret",
+    "access_token",
+    "accesstoken",
+    "token",
+    "key",
+    "secret",
+    "password",
+    "client_secret",
+    "signature",
+}
 
 
 def redact_url(url: str | httpx.URL) -> str:
@@ -226,20 +236,27 @@ class HttpPolicy:
             ) from None
         except httpx.TransportError as exc:
             raise _Retryable(
-                TransportError(f"connection failed ({type(exc).__name__})", url=redact_url(shown), shop=self.shop)
+                TransportError(
+                    f"connection failed ({type(exc).__name__})", url=redact_url(shown), shop=self.shop
+                )
             ) from None
         shown = redact_url(response.request.url)
         action = classify(response)
         status = response.status_code
         if action is Action.OK:
             if looks_like_html(response):
-                raise _Retryable(BadResponseError("got an HTML page instead of JSON", url=shown, status=status,
-                                                  shop=self.shop))
+                raise _Retryable(
+                    BadResponseError(
+                        "got an HTML page instead of JSON", url=shown, status=status, shop=self.shop
+                    )
+                )
             try:
                 return JsonResponse(orjson.loads(response.content), response)
             except orjson.JSONDecodeError:
                 raise _Retryable(
-                    BadResponseError("response body is not valid JSON", url=shown, status=status, shop=self.shop)
+                    BadResponseError(
+                        "response body is not valid JSON", url=shown, status=status, shop=self.shop
+                    )
                 ) from None
         detail = _error_detail(response)
         if action is Action.RETRY:
@@ -249,8 +266,12 @@ class HttpPolicy:
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         if action is Action.AUTH:
-            raise AuthError(f"credentials refused: {detail}; check the shop's keys in the config",
-                            url=shown, status=status, shop=self.shop)
+            raise AuthError(
+                f"credentials refused: {detail}; check the shop's keys in the config",
+                url=shown,
+                status=status,
+                shop=self.shop,
+            )
         if action is Action.NOT_FOUND:
             raise NotFoundError(f"not found: {detail}", url=shown, status=status, shop=self.shop)
         raise ClientRequestError(f"request refused: {detail}", url=shown, status=status, shop=self.shop)

@@ -14,8 +14,9 @@ from ordersync.mapping import MappingContext, load_mapping
 from ordersync.models import FulfilmentStatus, Order, OrderStatus, PaymentStatus, Platform
 
 DATA = Path(__file__).parents[1] / "data" / "webcommander"
-CTX = MappingContext(platform=Platform.WEBCOMMANDER, shop="wc", timezone=ZoneInfo("Australia/Melbourne"),
-                     currency="AUD")
+CTX = MappingContext(
+    platform=Platform.WEBCOMMANDER, shop="wc", timezone=ZoneInfo("Australia/Melbourne"), currency="AUD"
+)
 
 
 def example(name: str) -> dict:
@@ -27,8 +28,10 @@ def mapped(raw: dict) -> Order:
 
 
 def reconciles(order: Order) -> bool:
-    return (order.subtotal - order.discount_total + order.shipping_total + order.fee_total + order.tax_total
-            == order.total)
+    return (
+        order.subtotal - order.discount_total + order.shipping_total + order.fee_total + order.tax_total
+        == order.total
+    )
 
 
 def test_list_example() -> None:
@@ -39,7 +42,9 @@ def test_list_example() -> None:
     assert (order.external_id, order.number) == ("1645", "635")
     assert order.status is OrderStatus.PENDING and order.status_raw == "pending"
     assert order.payment_status is PaymentStatus.UNPAID
-    assert order.fulfilment_status is FulfilmentStatus.FULFILLED and order.fulfilment_status_raw == "completed"
+    assert (
+        order.fulfilment_status is FulfilmentStatus.FULFILLED and order.fulfilment_status_raw == "completed"
+    )
     assert order.currency == "AUD"
     # "2023-05-10T10: 02: 15" is Melbourne wall-clock time (UTC+10 in May).
     assert order.created_at == datetime(2023, 5, 10, 0, 2, 15, tzinfo=UTC)
@@ -52,8 +57,17 @@ def test_list_example() -> None:
     billing = order.billing
     assert billing is not None and billing.external_id == "4346"
     assert (billing.first_name, billing.last_name, billing.city, billing.postcode) == (
-        "Jarry", "Tom", "Wheelers Hill", "3150")
-    assert (billing.country_id, billing.country_code, billing.state_id, billing.state_code) == ("12", None, "72", None)
+        "Jarry",
+        "Tom",
+        "Wheelers Hill",
+        "3150",
+    )
+    assert (billing.country_id, billing.country_code, billing.state_id, billing.state_code) == (
+        "12",
+        None,
+        "72",
+        None,
+    )
     assert billing.line2 is None and billing.company is None and billing.fax == "fax"
     assert order.shipping is not None and order.shipping.external_id == "4347"
 
@@ -61,7 +75,13 @@ def test_list_example() -> None:
     assert item.external_id == "2940" and item.product_id == "180" and item.variation_id is None
     assert item.name == "Nike Brasilia Football/Rugby Boot Bag"  # "\u002f"
     assert (item.quantity, item.unit_price, item.subtotal, item.total, item.tax, item.discount) == (
-        Decimal(1), Decimal("9.08"), Decimal("9.08"), Decimal("9.08"), Decimal("0.91"), Decimal("0.00"))
+        Decimal(1),
+        Decimal("9.08"),
+        Decimal("9.08"),
+        Decimal("9.08"),
+        Decimal("0.91"),
+        Decimal("0.00"),
+    )
     assert item.taxable is True and item.shippable is True and item.attributes == []
 
     assert [(p.external_id, p.amount, p.status, p.status_raw, p.gateway) for p in order.payments] == [
@@ -74,11 +94,20 @@ def test_list_example() -> None:
 
     (shipment,) = order.shipments
     assert (shipment.external_id, shipment.method, shipment.tracking, shipment.item_ids) == (
-        "47", "Australia Post", "TRX45454", ["140"])
+        "47",
+        "Australia Post",
+        "TRX45454",
+        ["140"],
+    )
     assert shipment.shipped_at == datetime(2023, 5, 13, 18, 33, 32, tzinfo=UTC)
 
     assert (order.subtotal, order.tax_total, order.total, order.paid_total, order.discount_total) == (
-        Decimal("9.08"), Decimal("0.91"), Decimal("9.99"), Decimal("0.00"), Decimal("0.00"))
+        Decimal("9.08"),
+        Decimal("0.91"),
+        Decimal("9.99"),
+        Decimal("0.00"),
+        Decimal("0.00"),
+    )
     assert order.shipping_lines == [] and order.fee_lines == []
     (tax,) = order.tax_lines
     assert (tax.code, tax.tax_total, tax.shipping_tax_total) == ("TAX", Decimal("0.91"), Decimal("0.00"))
@@ -102,13 +131,25 @@ def test_single_order_example_with_country_and_state_objects() -> None:
     assert billing.email == "220@noemail.loc"
     first, second = order.line_items
     assert (first.quantity, first.unit_price, first.subtotal, first.tax) == (
-        Decimal(3), Decimal("65.00"), Decimal("195.00"), Decimal("19.50"))
+        Decimal(3),
+        Decimal("65.00"),
+        Decimal("195.00"),
+        Decimal("19.50"),
+    )
     assert first.name == "Mulgrave 1/4 zip"
     assert [(a.name, a.value) for a in second.attributes] == [("Colour", "red"), ("Size", "XS")]
-    assert (order.subtotal, order.tax_total, order.total) == (Decimal("227.00"), Decimal("22.70"), Decimal("249.70"))
+    assert (order.subtotal, order.tax_total, order.total) == (
+        Decimal("227.00"),
+        Decimal("22.70"),
+        Decimal("249.70"),
+    )
     assert sum(i.subtotal for i in order.line_items) == order.subtotal
     (payment,) = order.payments
-    assert (payment.amount, payment.status, payment.status_raw) == (Decimal("249.70"), PaymentStatus.PENDING, "pending")
+    assert (payment.amount, payment.status, payment.status_raw) == (
+        Decimal("249.70"),
+        PaymentStatus.PENDING,
+        "pending",
+    )
     assert payment.payer_info == "Guest Customer"
     assert reconciles(order)
 
@@ -124,7 +165,11 @@ def test_order_create_response_example() -> None:
     assert item.attributes == []  # "variations": null
     assert (item.unit_price, item.tax) == (Decimal("605.45"), Decimal("60.55"))
     assert order.billing is not None and order.billing.country_code == "AM"
-    assert order.billing.state_code == "CT" and order.shipping is not None and order.shipping.first_name == "Irtiza"
+    assert (
+        order.billing.state_code == "CT"
+        and order.shipping is not None
+        and order.shipping.first_name == "Irtiza"
+    )
     (payment,) = order.payments
     assert payment.status is PaymentStatus.PENDING and payment.status_raw == "awaiting"
     assert order.total == Decimal("666.00") and reconciles(order)
@@ -137,8 +182,9 @@ def test_mapping_is_pure_and_repeatable() -> None:
     assert json.dumps(raw, sort_keys=True) == before
 
 
-@pytest.mark.parametrize("name", ["external_orders_list.json", "external_order_single.json",
-                                  "external_order_create_response.json"])
+@pytest.mark.parametrize(
+    "name", ["external_orders_list.json", "external_order_single.json", "external_order_create_response.json"]
+)
 def test_examples_survive_a_json_round_trip_through_the_mirror_payload(name: str) -> None:
     body = example(name)
     raw = body["orders"][0] if "orders" in body else body["order"]

@@ -10,8 +10,13 @@ from ordersync.config import load_settings, parse_settings
 from ordersync.errors import ConfigError
 
 SHOP = {
-    "name": "wc1", "platform": "webcommander", "base_url": "http://127.0.0.1:9", "uuid": "U-1",
-    "access_token": "tok-secret-123", "timezone": "Australia/Melbourne", "currency": "AUD",
+    "name": "wc1",
+    "platform": "webcommander",
+    "base_url": "http://127.0.0.1:9",
+    "uuid": "U-1",
+    "access_token": "tok-secret-123",
+    "timezone": "Australia/Melbourne",
+    "currency": "AUD",
 }
 
 
@@ -57,8 +62,10 @@ def test_env_references(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "from-env" not in repr(settings)
     with pytest.raises(ConfigError, match=r"shops\[0\]\.uuid: environment variable NOPE_UNSET is not set"):
         parse_settings({"shops": [{**SHOP, "uuid": "${NOPE_UNSET}"}]})
-    assert parse_settings({"shops": [{**SHOP, "uuid": "${NOPE_UNSET:-dflt}"}]}).shops[0].uuid.get_secret_value() \
+    assert (
+        parse_settings({"shops": [{**SHOP, "uuid": "${NOPE_UNSET:-dflt}"}]}).shops[0].uuid.get_secret_value()
         == "dflt"
+    )
 
 
 def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:

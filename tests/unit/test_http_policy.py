@@ -8,7 +8,14 @@ import httpx
 import pytest
 
 from ordersync.config import HttpSettings
-from ordersync.errors import AuthError, BadResponseError, ClientRequestError, NotFoundError, ServerError, TransportError
+from ordersync.errors import (
+    AuthError,
+    BadResponseError,
+    ClientRequestError,
+    NotFoundError,
+    ServerError,
+    TransportError,
+)
 from ordersync.http import USER_AGENT, HttpPolicy, build_client, parse_retry_after, redact_url
 
 
@@ -77,7 +84,9 @@ def test_gives_up_after_max_retries_naming_url_and_status() -> None:
 
 def test_html_error_page_and_broken_json_are_retried_then_reported() -> None:
     sleeps = Recorder()
-    html = httpx.Response(200, text="<html><body>Bad gateway</body></html>", headers={"content-type": "text/html"})
+    html = httpx.Response(
+        200, text="<html><body>Bad gateway</body></html>", headers={"content-type": "text/html"}
+    )
     broken = httpx.Response(200, content=b'{"orders": [', headers={"content-type": "application/json"})
     handler = script(html, broken, broken)
     with pytest.raises(BadResponseError) as info:
@@ -88,7 +97,9 @@ def test_html_error_page_and_broken_json_are_retried_then_reported() -> None:
 
 def test_waf_html_403_is_retried_but_json_401_is_fatal_at_once() -> None:
     sleeps = Recorder()
-    waf = httpx.Response(403, text="<!DOCTYPE html><title>Access denied</title>", headers={"content-type": "text/html"})
+    waf = httpx.Response(
+        403, text="<!DOCTYPE html><title>Access denied</title>", headers={"content-type": "text/html"}
+    )
     handler = script(waf, httpx.Response(200, json={"a": 1}))
     assert run(policy(sleeps), handler).data == {"a": 1}
 

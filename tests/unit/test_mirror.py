@@ -14,22 +14,44 @@ from ordersync.models import LineItem, Order, Payment, Refund, RefundLine
 
 
 def order(order_id: str, total: str = "20.00", items: int = 2, shop: str = "s1") -> Order:
-    lines = [LineItem(external_id=f"{order_id}-{i}", name=f"item {i}", quantity=Decimal(1),
-                      unit_price=Decimal("10.00"), subtotal=Decimal("10.00"), total=Decimal("10.00"))
-             for i in range(items)]
+    lines = [
+        LineItem(
+            external_id=f"{order_id}-{i}",
+            name=f"item {i}",
+            quantity=Decimal(1),
+            unit_price=Decimal("10.00"),
+            subtotal=Decimal("10.00"),
+            total=Decimal("10.00"),
+        )
+        for i in range(items)
+    ]
     return Order(
-        platform="webcommander", shop=shop, external_id=order_id, status="pending", currency="AUD",
-        created_at=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), subtotal=Decimal(total), total=Decimal(total),
-        line_items=lines, payments=[Payment(external_id="p1", amount=Decimal(total), status="paid")],
-        refunds=[Refund(external_id="r1", amount=Decimal("1.50"), lines=[RefundLine(line_item_id=f"{order_id}-0",
-                                                                                   amount=Decimal("1.50"))])],
+        platform="webcommander",
+        shop=shop,
+        external_id=order_id,
+        status="pending",
+        currency="AUD",
+        created_at=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        subtotal=Decimal(total),
+        total=Decimal(total),
+        line_items=lines,
+        payments=[Payment(external_id="p1", amount=Decimal(total), status="paid")],
+        refunds=[
+            Refund(
+                external_id="r1",
+                amount=Decimal("1.50"),
+                lines=[RefundLine(line_item_id=f"{order_id}-0", amount=Decimal("1.50"))],
+            )
+        ],
     )
 
 
 def batch_of(*orders: Order, version: str = "v1") -> Batch:
     batch = Batch()
     for o in orders:
-        batch.add(o, b'{"id": "%s"}' % o.external_id.encode(), f"{o.external_id}-{o.total}-{version}", "http://x")
+        batch.add(
+            o, b'{"id": "%s"}' % o.external_id.encode(), f"{o.external_id}-{o.total}-{version}", "http://x"
+        )
     return batch
 
 
@@ -49,8 +71,9 @@ def test_write_twice_is_identical_and_changed_orders_are_replaced(tmp_path: Path
     before = dump(mirror.path)
     assert len(before["orders"]) == 3 and len(before["line_items"]) == 7 and len(before["refund_lines"]) == 3
 
-    again = mirror.write(batch_of(order("1"), order("2"), order("3", items=3)),
-                         now=datetime(2030, 1, 1, tzinfo=UTC))
+    again = mirror.write(
+        batch_of(order("1"), order("2"), order("3", items=3)), now=datetime(2030, 1, 1, tzinfo=UTC)
+    )
     assert (again.written, again.unchanged) == (0, 3)
     assert dump(mirror.path) == before
 
@@ -73,9 +96,16 @@ def test_same_order_twice_in_a_batch_is_written_once(tmp_path: Path) -> None:
 
 def test_quarantine_is_kept_once_and_cleared_when_the_order_maps(tmp_path: Path) -> None:
     mirror = Mirror(tmp_path / "m.duckdb")
-    bad = QuarantinedRecord(platform="webcommander", shop="s1", record_id="7", path="items[0].price",
-                            reason="not a number: 'abc'", payload=b'{"id": 7}', content_hash="h7",
-                            source_url="http://x/orders?offset=0")
+    bad = QuarantinedRecord(
+        platform="webcommander",
+        shop="s1",
+        record_id="7",
+        path="items[0].price",
+        reason="not a number: 'abc'",
+        payload=b'{"id": 7}',
+        content_hash="h7",
+        source_url="http://x/orders?offset=0",
+    )
     for _ in range(2):
         batch = batch_of(order("1"))
         batch.quarantine(bad)
@@ -113,9 +143,14 @@ def test_a_file_held_by_another_process_gives_a_clear_error(tmp_path: Path) -> N
     path = tmp_path / "m.duckdb"
     Mirror(path).write(batch_of(order("1")))
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb,sys,time; c=duckdb.connect({str(path)!r}); print('ok', flush=True); "
-                               "time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,sys,time; c=duckdb.connect({str(path)!r}); print('ok', flush=True); "
+            "time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ok"

@@ -35,22 +35,30 @@ class FakeShop:
         self.peak = max(self.peak, self.in_flight)
         await asyncio.sleep(self.delay)
         self.in_flight -= 1
-        chunk = self.ids[offset:] if max_ == -1 else self.ids[offset: offset + max_]
-        body = {"status": "success", "total": len(self.ids), "max": str(max_), "offset": str(offset),
-                "orders": [{"id": i} for i in chunk]}
+        chunk = self.ids[offset:] if max_ == -1 else self.ids[offset : offset + max_]
+        body = {
+            "status": "success",
+            "total": len(self.ids),
+            "max": str(max_),
+            "offset": str(offset),
+            "orders": [{"id": i} for i in chunk],
+        }
         return httpx.Response(200, content=orjson.dumps(body), headers={"content-type": "application/json"})
 
 
 def shop(token: str = "tok") -> WebCommanderShop:
-    return WebCommanderShop(name="wc", platform="webcommander", base_url="http://wc.test", uuid="U",
-                            access_token=token)
+    return WebCommanderShop(
+        name="wc", platform="webcommander", base_url="http://wc.test", uuid="U", access_token=token
+    )
 
 
 async def collect(fake, *, page_size: int, concurrency: int, limit: int | None = None, token: str = "tok"):
     policy = HttpPolicy(HttpSettings(max_retries=0), shop="wc")
     async with WebCommanderClient(shop(token), policy, transport=httpx.MockTransport(fake)) as client:
-        return [p async for p in iter_order_pages(client, page_size=page_size, concurrency=concurrency,
-                                                  limit=limit)]
+        return [
+            p
+            async for p in iter_order_pages(client, page_size=page_size, concurrency=concurrency, limit=limit)
+        ]
 
 
 @pytest.mark.parametrize(("n", "size"), [(0, 10), (1, 10), (10, 10), (11, 10), (95, 7)])

@@ -10,8 +10,15 @@ from ordersync.mapping.context import MappingContext, minor_units
 from ordersync.mapping.engine import OrderMapper, load_mapping_file
 from ordersync.mapping.errors import MappingError, MappingSpecError
 
-__all__ = ["MappingContext", "MappingError", "MappingSpecError", "OrderMapper", "load_mapping", "mappings_dir",
-           "minor_units"]
+__all__ = [
+    "MappingContext",
+    "MappingError",
+    "MappingSpecError",
+    "OrderMapper",
+    "load_mapping",
+    "mappings_dir",
+    "minor_units",
+]
 
 
 def mappings_dir() -> Path:

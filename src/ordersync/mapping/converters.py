@@ -223,7 +223,9 @@ def variation_attributes(value: Any, _: MappingContext) -> list[dict[str, str]]:
             attributes.append({"name": str(name), "value": str(val)})
             continue
         name, sep, val = str(entry).partition(":")
-        attributes.append({"name": name.strip(), "value": val.strip()} if sep else {"name": "", "value": name})
+        attributes.append(
+            {"name": name.strip(), "value": val.strip()} if sep else {"name": "", "value": name}
+        )
     return attributes
 
 

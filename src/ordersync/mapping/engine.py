@@ -36,8 +36,22 @@ ENGINE_VERSION = "1"
 Getter = Callable[[Any, MappingContext, str], Any]
 """(record, context, raw path of the record) -> mapped value."""
 
-_FIELD_KEYS = {"path", "paths", "const", "context", "convert", "table", "object", "each", "where", "pluck",
-               "build", "drop_if_zero", "default", "required"}
+_FIELD_KEYS = {
+    "path",
+    "paths",
+    "const",
+    "context",
+    "convert",
+    "table",
+    "object",
+    "each",
+    "where",
+    "pluck",
+    "build",
+    "drop_if_zero",
+    "default",
+    "required",
+}
 _CONTEXT_FIELDS = {"currency", "shop", "platform"}
 _MISSING = object()
 
@@ -82,7 +96,9 @@ class _Compiler:
             self.compiled[name] = self.fields(self.object_specs[name], f"objects.{name}")
         return lambda record, ctx, raw_where: self.compiled[name](record, ctx, raw_where)
 
-    def fields(self, spec: dict[str, Any], where: str) -> Callable[[Any, MappingContext, str], dict[str, Any]]:
+    def fields(
+        self, spec: dict[str, Any], where: str
+    ) -> Callable[[Any, MappingContext, str], dict[str, Any]]:
         if not isinstance(spec, dict):
             raise self.fail(where, "must be a mapping of fields")
         getters = [(name, self.field(field_spec, f"{where}.{name}")) for name, field_spec in spec.items()]
@@ -155,7 +171,7 @@ class _Compiler:
             paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
             readers = [(p, _path_reader(p)) for p in paths]
             if len(readers) == 1:
-                (path, reader), = readers
+                ((path, reader),) = readers
                 return lambda record, ctx: (reader(record), path)
 
             def first(record: Any, ctx: MappingContext) -> tuple[Any, str]:
@@ -192,7 +208,9 @@ class _Compiler:
             raise self.fail(where, f"unknown {kind} {name!r} (known: {sorted(registry)})")
         return registry[name]
 
-    def _list_converter(self, spec: dict[str, Any], where: str) -> Callable[[Any, MappingContext], Any] | None:
+    def _list_converter(
+        self, spec: dict[str, Any], where: str
+    ) -> Callable[[Any, MappingContext], Any] | None:
         """A plucked list goes to a multi-value converter (sum_money) or one that takes a list."""
         name = spec.get("convert")
         if name is None:
@@ -235,8 +253,11 @@ class _Compiler:
                     return []
                 if not isinstance(value, list):
                     raise MappingError(raw_path, f"expected a list, got {type(value).__name__}", value)
-                return [builder(item, ctx, f"{raw_path}[{i}]") for i, item in enumerate(value)
-                        if keep is None or keep(item)]
+                return [
+                    builder(item, ctx, f"{raw_path}[{i}]")
+                    for i, item in enumerate(value)
+                    if keep is None or keep(item)
+                ]
 
             return each
         if pluck is not None:
@@ -259,7 +280,7 @@ class _Compiler:
             return None
         if not isinstance(spec, dict) or len(spec) != 1:
             raise self.fail(f"{where}.where", "give exactly one of present, absent, in")
-        (test, arg), = spec.items()
+        ((test, arg),) = spec.items()
         if test == "present":
             reader = _path_reader(arg)
             return lambda item: reader(item) is not None
@@ -267,7 +288,7 @@ class _Compiler:
             reader = _path_reader(arg)
             return lambda item: reader(item) is None
         if test == "in" and isinstance(arg, dict) and len(arg) == 1:
-            (path, allowed), = arg.items()
+            ((path, allowed),) = arg.items()
             reader = _path_reader(path)
             values = {str(v).lower() for v in allowed}
             return lambda item: str(reader(item)).lower() in values
@@ -295,7 +316,9 @@ class OrderMapper:
         self._build = compiler.fields(spec["order"], "order")
         unknown_fields = set(spec["order"]) - set(Order.model_fields)
         if unknown_fields:
-            raise MappingSpecError(f"mapping {source}: order: unknown canonical field(s) {sorted(unknown_fields)}")
+            raise MappingSpecError(
+                f"mapping {source}: order: unknown canonical field(s) {sorted(unknown_fields)}"
+            )
         digest = hashlib.sha256((ENGINE_VERSION + "\0" + (text or repr(spec))).encode()).hexdigest()[:12]
         self.version = f"{spec.get('platform', 'mapping')}-{digest}"
 
@@ -310,8 +333,11 @@ class OrderMapper:
         except ValidationError as exc:
             first = exc.errors()[0]
             path = _pydantic_path(first["loc"])
-            raise MappingError(f"(canonical) {path}", first["msg"], to_str(first.get("input"), ctx)
-                               if not isinstance(first.get("input"), dict | list) else None) from None
+            raise MappingError(
+                f"(canonical) {path}",
+                first["msg"],
+                to_str(first.get("input"), ctx) if not isinstance(first.get("input"), dict | list) else None,
+            ) from None
 
 
 def load_mapping_file(path: Path) -> OrderMapper:

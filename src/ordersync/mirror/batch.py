@@ -20,48 +20,118 @@ OrderKey = tuple[str, str, str]
 
 # table -> (Order attribute holding the list, the line's id attribute, [(column, attribute)])
 _CHILDREN: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "line_items": ("line_items", [
-        ("line_id", "external_id"), ("product_id", "product_id"), ("variation_id", "variation_id"),
-        ("sku", "sku"), ("name", "name"), ("quantity", "quantity"), ("unit_price", "unit_price"),
-        ("subtotal", "subtotal"), ("total", "total"), ("tax", "tax"), ("subtotal_tax", "subtotal_tax"),
-        ("discount", "discount"), ("tax_class", "tax_class"), ("taxable", "taxable"), ("shippable", "shippable"),
-    ]),
-    "tax_lines": ("tax_lines", [
-        ("tax_line_id", "external_id"), ("rate_id", "rate_id"), ("code", "code"), ("label", "label"),
-        ("rate_percent", "rate_percent"), ("compound", "compound"), ("tax_total", "tax_total"),
-        ("shipping_tax_total", "shipping_tax_total"),
-    ]),
-    "shipping_lines": ("shipping_lines", [
-        ("shipping_line_id", "external_id"), ("method_id", "method_id"), ("method_title", "method_title"),
-        ("total", "total"), ("tax", "tax"), ("discount", "discount"),
-    ]),
-    "fee_lines": ("fee_lines", [("fee_line_id", "external_id"), ("name", "name"), ("total", "total"),
-                                ("tax", "tax")]),
-    "coupon_lines": ("coupon_lines", [
-        ("coupon_line_id", "external_id"), ("code", "code"), ("discount", "discount"),
-        ("discount_tax", "discount_tax"),
-    ]),
-    "payments": ("payments", [
-        ("payment_id", "external_id"), ("gateway", "gateway"), ("gateway_name", "gateway_name"),
-        ("amount", "amount"), ("surcharge", "surcharge"), ("status", "status"), ("status_raw", "status_raw"),
-        ("paid_at", "paid_at"), ("transaction_id", "transaction_id"), ("payer_info", "payer_info"),
-    ]),
-    "refunds": ("refunds", [
-        ("refund_id", "external_id"), ("amount", "amount"), ("reason", "reason"), ("created_at", "created_at"),
-        ("payment_id", "payment_id"), ("gateway", "gateway"), ("refunded_by", "refunded_by"),
-    ]),
-    "comments": ("comments", [
-        ("comment_id", "external_id"), ("text", "text"), ("author", "author"),
-        ("customer_visible", "customer_visible"), ("by_admin", "by_admin"), ("created_at", "created_at"),
-    ]),
-    "shipments": ("shipments", [
-        ("shipment_id", "external_id"), ("method", "method"), ("tracking", "tracking"),
-        ("shipped_at", "shipped_at"), ("item_ids", "item_ids"),
-    ]),
+    "line_items": (
+        "line_items",
+        [
+            ("line_id", "external_id"),
+            ("product_id", "product_id"),
+            ("variation_id", "variation_id"),
+            ("sku", "sku"),
+            ("name", "name"),
+            ("quantity", "quantity"),
+            ("unit_price", "unit_price"),
+            ("subtotal", "subtotal"),
+            ("total", "total"),
+            ("tax", "tax"),
+            ("subtotal_tax", "subtotal_tax"),
+            ("discount", "discount"),
+            ("tax_class", "tax_class"),
+            ("taxable", "taxable"),
+            ("shippable", "shippable"),
+        ],
+    ),
+    "tax_lines": (
+        "tax_lines",
+        [
+            ("tax_line_id", "external_id"),
+            ("rate_id", "rate_id"),
+            ("code", "code"),
+            ("label", "label"),
+            ("rate_percent", "rate_percent"),
+            ("compound", "compound"),
+            ("tax_total", "tax_total"),
+            ("shipping_tax_total", "shipping_tax_total"),
+        ],
+    ),
+    "shipping_lines": (
+        "shipping_lines",
+        [
+            ("shipping_line_id", "external_id"),
+            ("method_id", "method_id"),
+            ("method_title", "method_title"),
+            ("total", "total"),
+            ("tax", "tax"),
+            ("discount", "discount"),
+        ],
+    ),
+    "fee_lines": (
+        "fee_lines",
+        [("fee_line_id", "external_id"), ("name", "name"), ("total", "total"), ("tax", "tax")],
+    ),
+    "coupon_lines": (
+        "coupon_lines",
+        [
+            ("coupon_line_id", "external_id"),
+            ("code", "code"),
+            ("discount", "discount"),
+            ("discount_tax", "discount_tax"),
+        ],
+    ),
+    "payments": (
+        "payments",
+        [
+            ("payment_id", "external_id"),
+            ("gateway", "gateway"),
+            ("gateway_name", "gateway_name"),
+            ("amount", "amount"),
+            ("surcharge", "surcharge"),
+            ("status", "status"),
+            ("status_raw", "status_raw"),
+            ("paid_at", "paid_at"),
+            ("transaction_id", "transaction_id"),
+            ("payer_info", "payer_info"),
+        ],
+    ),
+    "refunds": (
+        "refunds",
+        [
+            ("refund_id", "external_id"),
+            ("amount", "amount"),
+            ("reason", "reason"),
+            ("created_at", "created_at"),
+            ("payment_id", "payment_id"),
+            ("gateway", "gateway"),
+            ("refunded_by", "refunded_by"),
+        ],
+    ),
+    "comments": (
+        "comments",
+        [
+            ("comment_id", "external_id"),
+            ("text", "text"),
+            ("author", "author"),
+            ("customer_visible", "customer_visible"),
+            ("by_admin", "by_admin"),
+            ("created_at", "created_at"),
+        ],
+    ),
+    "shipments": (
+        "shipments",
+        [
+            ("shipment_id", "external_id"),
+            ("method", "method"),
+            ("tracking", "tracking"),
+            ("shipped_at", "shipped_at"),
+            ("item_ids", "item_ids"),
+        ],
+    ),
 }
 
-_ORDER_COLUMNS = [name for name, _ in TABLES["orders"] if name not in
-                  ("platform", "shop", "order_id", "item_count", "content_hash", "loaded_at")]
+_ORDER_COLUMNS = [
+    name
+    for name, _ in TABLES["orders"]
+    if name not in ("platform", "shop", "order_id", "item_count", "content_hash", "loaded_at")
+]
 
 
 def _plain(value: Any) -> Any:
@@ -149,11 +219,13 @@ class Batch:
                         c[column].append(_plain(getattr(line, field)))
                     if table == "line_items":
                         c["attributes"].append(
-                            orjson.dumps([a.model_dump() for a in line.attributes]).decode() if line.attributes
+                            orjson.dumps([a.model_dump() for a in line.attributes]).decode()
+                            if line.attributes
                             else None
                         )
                         c["taxes"].append(
-                            orjson.dumps([t.model_dump(mode="json") for t in line.taxes]).decode() if line.taxes
+                            orjson.dumps([t.model_dump(mode="json") for t in line.taxes]).decode()
+                            if line.taxes
                             else None
                         )
                     elif table == "refunds":
@@ -188,9 +260,15 @@ class Batch:
         rows = {n: [] for n in names}
         for q in self.quarantined:
             values = {
-                "platform": q.platform, "shop": q.shop, "record_id": q.record_id, "path": q.path,
-                "reason": q.reason, "payload": q.payload.decode(), "content_hash": q.content_hash,
-                "source_url": q.source_url, "quarantined_at": now,
+                "platform": q.platform,
+                "shop": q.shop,
+                "record_id": q.record_id,
+                "path": q.path,
+                "reason": q.reason,
+                "payload": q.payload.decode(),
+                "content_hash": q.content_hash,
+                "source_url": q.source_url,
+                "quarantined_at": now,
             }
             for n in names:
                 rows[n].append(values[n])

@@ -111,7 +111,8 @@ class Mirror:
                 if quarantine.num_rows:
                     con.register("b_quarantine", quarantine)
                     con.execute(
-                        "INSERT INTO quarantine BY NAME SELECT n.* FROM b_quarantine n WHERE NOT EXISTS ("
+                        "INSERT INTO quarantine BY NAME SELECT n.* FROM b_quarantine n "
+                        "WHERE NOT EXISTS ("
                         " SELECT 1 FROM quarantine q WHERE q.platform = n.platform AND q.shop = n.shop"
                         " AND q.record_id IS NOT DISTINCT FROM n.record_id AND q.content_hash = n.content_hash)"
                     )
@@ -127,5 +128,7 @@ class Mirror:
         if not self.path.exists():
             return 0
         with self.connect(read_only=True) as con:
-            sql = f"SELECT count(*) FROM {table} WHERE (? IS NULL OR platform = ?) AND (? IS NULL OR shop = ?)"
+            sql = (
+                f"SELECT count(*) FROM {table} WHERE (? IS NULL OR platform = ?) AND (? IS NULL OR shop = ?)"
+            )
             return con.execute(sql, [platform, platform, shop, shop]).fetchone()[0]

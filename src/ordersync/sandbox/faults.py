@@ -35,8 +35,11 @@ class Fault:
 
     @classmethod
     def rate_limited(cls, retry_after: int = 1) -> Fault:
-        return cls(status=429, body=b'{"status": "error", "message": "Too many requests"}',
-                   headers={"Retry-After": str(retry_after)})
+        return cls(
+            status=429,
+            body=b'{"status": "error", "message": "Too many requests"}',
+            headers={"Retry-After": str(retry_after)},
+        )
 
     @classmethod
     def html(cls, status: int = 502) -> Fault:
@@ -77,7 +80,7 @@ class FaultInjector:
         self.faults_served = 0
 
     def script(self, path_contains: str, faults: list[Fault]) -> None:
-        """The next requests whose path contains ``path_contains`` get these faults, in turn."""
+        """The next requests whose path and query contain ``path_contains`` get these faults, in turn."""
         with self._lock:
             self._scripts.append((path_contains, list(faults)))
 
@@ -109,7 +112,8 @@ class FaultInjector:
             self.request_count[path] += 1
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)
-        fault = self._next_fault(path)
+        query = scope.get("query_string", b"").decode("latin-1")
+        fault = self._next_fault(f"{path}?{query}" if query else path)
         if fault is None:
             await self.app(scope, receive, send)
             return

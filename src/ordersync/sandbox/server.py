@@ -19,8 +19,9 @@ from ordersync.sandbox.webcommander.store import WebCommanderStore
 
 
 def _config(app: Any, host: str) -> uvicorn.Config:
-    return uvicorn.Config(app, host=host, log_level="warning", access_log=False, lifespan="off",
-                          timeout_keep_alive=30)
+    return uvicorn.Config(
+        app, host=host, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
+    )
 
 
 class SandboxServer:
@@ -35,8 +36,12 @@ class SandboxServer:
         self.port = self._socket.getsockname()[1]
         self.base_url = f"http://{host}:{self.port}"
         self._server = uvicorn.Server(_config(app, host))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name=f"sandbox-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name=f"sandbox-{self.port}",
+            daemon=True,
+        )
 
     def __enter__(self) -> SandboxServer:
         self._thread.start()
@@ -54,25 +59,42 @@ class SandboxServer:
 
 
 @contextmanager
-def start_shop_sandbox(shop: ShopConfig, *, orders: int, seed: int, faults: FaultConfig | None = None,
-                       realistic: bool = False) -> Iterator[str]:
+def start_shop_sandbox(
+    shop: ShopConfig, *, orders: int, seed: int, faults: FaultConfig | None = None, realistic: bool = False
+) -> Iterator[str]:
     """A sandbox for one configured shop, with that shop's credentials and timezone; yields its URL."""
     if not isinstance(shop, WebCommanderShop):  # pragma: no cover - one platform so far
         raise NotImplementedError(f"no sandbox for platform {shop.platform!r}")
     store = WebCommanderStore(orders=orders, seed=seed, timezone=shop.timezone, realistic=realistic)
-    app = create_app(store, uuid=shop.uuid.get_secret_value(), access_token=shop.access_token.get_secret_value(),
-                     faults=faults)
+    app = create_app(
+        store,
+        uuid=shop.uuid.get_secret_value(),
+        access_token=shop.access_token.get_secret_value(),
+        faults=faults,
+    )
     with SandboxServer(app) as server:
         yield server.base_url
 
 
-def serve_webcommander(*, host: str, port: int, orders: int, seed: int, timezone: str, realistic: bool,
-                       faults: FaultConfig, uuid: str, access_token: str, max_page_size: int | None = None,
-                       ready: Any = None) -> None:
+def serve_webcommander(
+    *,
+    host: str,
+    port: int,
+    orders: int,
+    seed: int,
+    timezone: str,
+    realistic: bool,
+    faults: FaultConfig,
+    uuid: str,
+    access_token: str,
+    max_page_size: int | None = None,
+    ready: Any = None,
+) -> None:
     """Serve until interrupted; ``ready`` is called with the base URL once the shop is listening."""
     store = WebCommanderStore(orders=orders, seed=seed, timezone=timezone, realistic=realistic)
-    app: FaultInjector = create_app(store, uuid=uuid, access_token=access_token, faults=faults,
-                                    max_page_size=max_page_size)
+    app: FaultInjector = create_app(
+        store, uuid=uuid, access_token=access_token, faults=faults, max_page_size=max_page_size
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     if ready is not None:

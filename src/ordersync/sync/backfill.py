@@ -61,8 +61,15 @@ def _record_id(raw: Any) -> str | None:
 
 
 class _Pipeline:
-    def __init__(self, mirror: Mirror, mapper: OrderMapper, ctx: MappingContext, stats: BackfillStats,
-                 batch_orders: int, since: datetime | None):
+    def __init__(
+        self,
+        mirror: Mirror,
+        mapper: OrderMapper,
+        ctx: MappingContext,
+        stats: BackfillStats,
+        batch_orders: int,
+        since: datetime | None,
+    ):
         self.mirror = mirror
         self.mapper = mapper
         self.ctx = ctx
@@ -80,14 +87,26 @@ class _Pipeline:
             try:
                 order = self.mapper.map(raw, self.ctx)
             except MappingError as exc:
-                self.batch.quarantine(QuarantinedRecord(
-                    platform=self.ctx.platform.value, shop=self.ctx.shop, record_id=_record_id(raw),
-                    path=exc.path, reason=exc.reason, payload=payload, content_hash=digest,
-                    source_url=page.source_url,
-                ))
+                self.batch.quarantine(
+                    QuarantinedRecord(
+                        platform=self.ctx.platform.value,
+                        shop=self.ctx.shop,
+                        record_id=_record_id(raw),
+                        path=exc.path,
+                        reason=exc.reason,
+                        payload=payload,
+                        content_hash=digest,
+                        source_url=page.source_url,
+                    )
+                )
                 self.stats.quarantined += 1
-                log.warning("order.quarantined", shop=self.ctx.shop, record_id=_record_id(raw), path=exc.path,
-                            reason=exc.reason)
+                log.warning(
+                    "order.quarantined",
+                    shop=self.ctx.shop,
+                    record_id=_record_id(raw),
+                    path=exc.path,
+                    reason=exc.reason,
+                )
                 continue
             if self.since is not None and order.created_at < self.since:
                 self.stats.skipped += 1
@@ -133,11 +152,18 @@ async def backfill_shop(
     started = time.perf_counter()
     async with open_source(shop, settings.http, transport=transport) as (source, policy):
         mapper = load_mapping(source.mapping)
-        ctx = MappingContext(platform=source.platform, shop=shop.name, timezone=shop.zone, currency=shop.currency)
+        ctx = MappingContext(
+            platform=source.platform, shop=shop.name, timezone=shop.zone, currency=shop.currency
+        )
         mirror.ensure_schema()
         pipeline = _Pipeline(mirror, mapper, ctx, stats, settings.mirror.batch_orders, since)
-        log.info("backfill.start", shop=shop.name, platform=source.platform.value, limit=limit,
-                 since=since.isoformat() if since else None)
+        log.info(
+            "backfill.start",
+            shop=shop.name,
+            platform=source.platform.value,
+            limit=limit,
+            since=since.isoformat() if since else None,
+        )
         try:
             async for page in source.pages(limit=limit):
                 pipeline.add_page(page)
@@ -149,7 +175,15 @@ async def backfill_shop(
             await pipeline.maybe_flush(final=True)
             stats.retries = policy.retries
             stats.seconds = time.perf_counter() - started
-    log.info("backfill.done", shop=shop.name, fetched=stats.fetched, loaded=stats.loaded,
-             unchanged=stats.unchanged, quarantined=stats.quarantined, skipped=stats.skipped,
-             retries=stats.retries, seconds=round(stats.seconds, 3))
+    log.info(
+        "backfill.done",
+        shop=shop.name,
+        fetched=stats.fetched,
+        loaded=stats.loaded,
+        unchanged=stats.unchanged,
+        quarantined=stats.quarantined,
+        skipped=stats.skipped,
+        retries=stats.retries,
+        seconds=round(stats.seconds, 3),
+    )
     return stats

@@ -36,7 +36,9 @@ class WebCommanderSource:
     platform = Platform.WEBCOMMANDER
     mapping = "webcommander"
 
-    def __init__(self, shop: WebCommanderShop, policy: HttpPolicy, transport: httpx.AsyncBaseTransport | None):
+    def __init__(
+        self, shop: WebCommanderShop, policy: HttpPolicy, transport: httpx.AsyncBaseTransport | None
+    ):
         from ordersync.platforms.webcommander.client import WebCommanderClient
 
         self.shop = shop

@@ -60,28 +60,38 @@ class WebCommanderClient:
     async def orders_page(self, offset: int, max_: int) -> OrdersPage:
         """One page of ``GET orders``; ``max_=-1`` asks for everything from ``offset``."""
         path = f"{API_PREFIX}/orders"
-        result = await self.policy.request_json(self._http, "GET", path, params={"max": max_, "offset": offset})
+        result = await self.policy.request_json(
+            self._http, "GET", path, params={"max": max_, "offset": offset}
+        )
         body = result.data
         url = str(result.response.request.url.copy_with(query=None))
         if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
             raise BadResponseError(
-                "orders envelope has no 'orders' list", url=url, status=result.response.status_code,
+                "orders envelope has no 'orders' list",
+                url=url,
+                status=result.response.status_code,
                 shop=self.shop.name,
             )
         if body.get("status") not in (None, "success"):
             raise BadResponseError(
-                f"orders envelope says status={body.get('status')!r}", url=url,
-                status=result.response.status_code, shop=self.shop.name,
+                f"orders envelope says status={body.get('status')!r}",
+                url=url,
+                status=result.response.status_code,
+                shop=self.shop.name,
             )
         total = _as_int(body.get("total", len(body["orders"])), "'total'", url, self.shop.name)
         return OrdersPage(offset=offset, total=total, orders=body["orders"], url=f"{url}?offset={offset}")
 
     async def order(self, order_id: str | int) -> dict[str, Any]:
-        result = await self.policy.request_json(self._http, "GET", f"{API_PREFIX}/order", params={"id": order_id})
+        result = await self.policy.request_json(
+            self._http, "GET", f"{API_PREFIX}/order", params={"id": order_id}
+        )
         body = result.data
         if not isinstance(body, dict) or not isinstance(body.get("order"), dict):
             raise BadResponseError(
-                "order envelope has no 'order' object", url=str(result.response.request.url),
-                status=result.response.status_code, shop=self.shop.name,
+                "order envelope has no 'order' object",
+                url=str(result.response.request.url),
+                status=result.response.status_code,
+                shop=self.shop.name,
             )
         return body["order"]

@@ -121,16 +121,24 @@ def create_app(
 
     async def make_payment(request: Request) -> Response:
         body = await _body(request)
-        payment_id = store.make_payment(body.get("orderId"), body.get("paymentGateway"), body.get("date"),
-                                        body.get("amount"))
+        payment_id = store.make_payment(
+            body.get("orderId"), body.get("paymentGateway"), body.get("date"), body.get("amount")
+        )
         return _json({"status": "success", "id": payment_id})
 
     async def gateways(request: Request) -> Response:
         max_ = _int_param(request, "max", DEFAULT_PAGE)
         offset = _int_param(request, "offset", 0)
-        listed = store.gateways[offset:] if max_ < 0 else store.gateways[offset: offset + max_]
-        return _json({"status": "success", "total": len(store.gateways), "max": str(max_), "offset": str(offset),
-                      "paymentGatewayList": listed})
+        listed = store.gateways[offset:] if max_ < 0 else store.gateways[offset : offset + max_]
+        return _json(
+            {
+                "status": "success",
+                "total": len(store.gateways),
+                "max": str(max_),
+                "offset": str(offset),
+                "paymentGatewayList": listed,
+            }
+        )
 
     async def update_gateway(request: Request) -> Response:
         store.update_gateway(await _body(request))

@@ -33,13 +33,32 @@ ORDER_STATUSES = ("pending", "processing", "completed", "cancelled", "on-hold")
 PAYMENT_STATUSES = ("unpaid", "partially_paid", "paid", "completed", "cancelled", "refunded")
 
 PAYMENT_GATEWAYS: list[dict[str, Any]] = [
-    {"isPromotional": False, "code": code, "flatSurcharge": 0.0, "successMessage": None, "version": None,
-     "isDefault": code == "PIS", "availableToCustomers": [], "isSurChargeApplicable": False,
-     "surchargeType": "no_surcharge", "availableToCustomerGroups": [], "zone": None, "percentSurcharge": 0.0,
-     "availableFor": "everyone", "isEnabled": True, "name": name, "pendingMessage": None, "information": None,
-     "id": gid, "updated": "2023-05-10T07:11:01", "surchargeRange": []}
+    {
+        "isPromotional": False,
+        "code": code,
+        "flatSurcharge": 0.0,
+        "successMessage": None,
+        "version": None,
+        "isDefault": code == "PIS",
+        "availableToCustomers": [],
+        "isSurChargeApplicable": False,
+        "surchargeType": "no_surcharge",
+        "availableToCustomerGroups": [],
+        "zone": None,
+        "percentSurcharge": 0.0,
+        "availableFor": "everyone",
+        "isEnabled": True,
+        "name": name,
+        "pendingMessage": None,
+        "information": None,
+        "id": gid,
+        "updated": "2023-05-10T07:11:01",
+        "surchargeRange": [],
+    }
     for gid, (code, name) in enumerate(
-        [("PIS", "Pay In Store"), ("CRD", "Credit Card"), ("PAYPAL", "PayPal"), ("BNK", "Bank Transfer")], start=1)
+        [("PIS", "Pay In Store"), ("CRD", "Credit Card"), ("PAYPAL", "PayPal"), ("BNK", "Bank Transfer")],
+        start=1,
+    )
 ]
 
 
@@ -78,8 +97,13 @@ def _amount(value: Any, field: str) -> Decimal:
 
 
 class WebCommanderStore:
-    def __init__(self, orders: int = 200, seed: int = 42, timezone: str = "Australia/Melbourne",
-                 realistic: bool = False):
+    def __init__(
+        self,
+        orders: int = 200,
+        seed: int = 42,
+        timezone: str = "Australia/Melbourne",
+        realistic: bool = False,
+    ):
         self.zone = ZoneInfo(timezone)
         self._lock = threading.RLock()
         self._orders: dict[int, dict[str, Any]] = {}
@@ -106,7 +130,7 @@ class WebCommanderStore:
 
     def list_page(self, offset: int, max_: int) -> tuple[int, list[bytes]]:
         with self._lock:
-            ids = self._ids[offset:] if max_ < 0 else self._ids[offset: offset + max_]
+            ids = self._ids[offset:] if max_ < 0 else self._ids[offset : offset + max_]
             return len(self._ids), [self._encoded(i) for i in ids]
 
     def single(self, order_id: Any) -> dict[str, Any]:
@@ -115,7 +139,9 @@ class WebCommanderStore:
         for kind in ("billing", "shipping"):
             address = order.get(kind)
             if isinstance(address, dict):
-                address["country"] = copy.deepcopy(COUNTRIES.get(address.get("country"), address.get("country")))
+                address["country"] = copy.deepcopy(
+                    COUNTRIES.get(address.get("country"), address.get("country"))
+                )
                 address["state"] = copy.deepcopy(STATES.get(address.get("state"), address.get("state")))
                 address["version"] = None
         return order
@@ -151,15 +177,24 @@ class WebCommanderStore:
             order["paymentStatus"] = status
             self._touched(order, resummarize=False)
 
-    def add_comment(self, order_id: Any, message: Any, *, visible: bool = False, admin: str | None = None) -> int:
+    def add_comment(
+        self, order_id: Any, message: Any, *, visible: bool = False, admin: str | None = None
+    ) -> int:
         if not isinstance(message, str) or not message.strip():
             raise SandboxError(400, "'message' must be a non-empty string")
         with self._lock:
             order = self._order(order_id)
             self._next_comment += 1
-            order["orderComment"].append({
-                "id": self._next_comment, "content": message, "adminName": admin,
-                "isVisibleToCustomer": visible, "isAdmin": True, "created": self._now()})
+            order["orderComment"].append(
+                {
+                    "id": self._next_comment,
+                    "content": message,
+                    "adminName": admin,
+                    "isVisibleToCustomer": visible,
+                    "isAdmin": True,
+                    "created": self._now(),
+                }
+            )
             self._touched(order, resummarize=False)
             return self._next_comment
 
@@ -177,18 +212,31 @@ class WebCommanderStore:
     def _refund(self, order: dict[str, Any], payment: dict[str, Any], value: Decimal) -> int:
         if payment["status"] not in ("success", "paid", "completed", "refunded"):
             raise SandboxError(400, f"payment {payment['id']} is {payment['status']}: nothing to refund")
-        refunded = sum((dec(p["amount"]) for p in order["payments"] if p.get("refundId") == payment["id"]),
-                       Decimal(0))
+        refunded = sum(
+            (dec(p["amount"]) for p in order["payments"] if p.get("refundId") == payment["id"]), Decimal(0)
+        )
         remaining = dec(payment["amount"]) - refunded
         if value > remaining:
-            raise SandboxError(400, f"refund amount {value} exceeds the refundable {remaining} of payment "
-                                    f"{payment['id']}")
+            raise SandboxError(
+                400, f"refund amount {value} exceeds the refundable {remaining} of payment {payment['id']}"
+            )
         self._next_payment += 1
-        order["payments"].append({
-            "surcharge": 0.0, "amount": money(value), "trackInfo": None, "payerInfo": payment.get("payerInfo"),
-            "gatewayCode": payment.get("gatewayCode"), "payingDate": self._now(), "gatewayName":
-            payment.get("gatewayName"), "gatewayResponse": None, "id": self._next_payment,
-            "refundId": payment["id"], "order": order["id"], "status": "refunded"})
+        order["payments"].append(
+            {
+                "surcharge": 0.0,
+                "amount": money(value),
+                "trackInfo": None,
+                "payerInfo": payment.get("payerInfo"),
+                "gatewayCode": payment.get("gatewayCode"),
+                "payingDate": self._now(),
+                "gatewayName": payment.get("gatewayName"),
+                "gatewayResponse": None,
+                "id": self._next_payment,
+                "refundId": payment["id"],
+                "order": order["id"],
+                "status": "refunded",
+            }
+        )
         if value == remaining:
             payment["status"] = "refunded"
         self._touched(order)
@@ -205,11 +253,22 @@ class WebCommanderStore:
         with self._lock:
             order = self._order(order_id)
             self._next_payment += 1
-            order["payments"].append({
-                "surcharge": 0.0, "amount": money(value), "trackInfo": None, "payerInfo": order.get("customerName"),
-                "gatewayCode": gateway, "payingDate": stamp(paid_at, True) if paid_at else self._now(),
-                "gatewayName": None, "gatewayResponse": None, "id": self._next_payment, "refundId": None,
-                "order": order["id"], "status": "success"})
+            order["payments"].append(
+                {
+                    "surcharge": 0.0,
+                    "amount": money(value),
+                    "trackInfo": None,
+                    "payerInfo": order.get("customerName"),
+                    "gatewayCode": gateway,
+                    "payingDate": stamp(paid_at, True) if paid_at else self._now(),
+                    "gatewayName": None,
+                    "gatewayResponse": None,
+                    "id": self._next_payment,
+                    "refundId": None,
+                    "order": order["id"],
+                    "status": "success",
+                }
+            )
             self._touched(order)
             return self._next_payment
 
@@ -230,36 +289,85 @@ class WebCommanderStore:
                 # The document's example: price 666 tax-inclusive -> 605.45 + 60.55 tax.
                 net = (gross / (1 + TAX_RATE)).quantize(CENT) if taxable else gross
                 tax = ((gross - net) * quantity).quantize(CENT)
-                lines.append({
-                    "actualDiscount": 0.0, "quantity": quantity, "productId": _id(item["productId"], "productId"),
-                    "productVariationId": None, "actualPrice": money(gross), "shippingClassName": None,
-                    "taxDiscount": 0.0, "isTaxable": taxable, "discount": 0.0, "tax": money(tax), "storeId": None,
-                    "version": None, "shippingClassId": None, "productName": item.get("productName"),
-                    "price": money(net), "variations": None, "id": oid * 100 + n,
-                    "productType": item.get("productType", "product"),
-                    "isShippable": str(item.get("isShippable", True)).lower() != "false"})
+                lines.append(
+                    {
+                        "actualDiscount": 0.0,
+                        "quantity": quantity,
+                        "productId": _id(item["productId"], "productId"),
+                        "productVariationId": None,
+                        "actualPrice": money(gross),
+                        "shippingClassName": None,
+                        "taxDiscount": 0.0,
+                        "isTaxable": taxable,
+                        "discount": 0.0,
+                        "tax": money(tax),
+                        "storeId": None,
+                        "version": None,
+                        "shippingClassId": None,
+                        "productName": item.get("productName"),
+                        "price": money(net),
+                        "variations": None,
+                        "id": oid * 100 + n,
+                        "productType": item.get("productType", "product"),
+                        "isShippable": str(item.get("isShippable", True)).lower() != "false",
+                    }
+                )
             billing = self._address(body.get("billingAddress"), oid * 2)
             shipping = self._address(body.get("shippingAddress") or body.get("billingAddress"), oid * 2 + 1)
             order: dict[str, Any] = {
-                "orderComment": [], "payments": [], "lastReminderTime": now, "totalSurcharge":
-                money(dec(body.get("totalSurcharge"))), "orderStatus": "pending", "orderChannel": None,
-                "billing": billing, "shippingStatus": "awaiting", "shippingTax": money(dec(body.get("shippingTax"))),
-                "shipping": shipping, "discountOnOrder": 0.0, "additionalInfo": None,
-                "customerId": body.get("customerId"), "handlingCost": money(dec(body.get("handlingCost"))),
-                "discountOnShippingTax": 0.0, "id": oid, "paymentStatus": "unpaid", "handlingTax": 0.0,
-                "orderNo": 1000 + oid, "shippingCost": money(dec(body.get("shippingCost"))),
-                "discountOnOrderTotalTax": 0.0, "created": now, "ipAddress": body.get("ipAddress"),
-                "deliveryType": "shipping", "version": None, "shipments": [],
+                "orderComment": [],
+                "payments": [],
+                "lastReminderTime": now,
+                "totalSurcharge": money(dec(body.get("totalSurcharge"))),
+                "orderStatus": "pending",
+                "orderChannel": None,
+                "billing": billing,
+                "shippingStatus": "awaiting",
+                "shippingTax": money(dec(body.get("shippingTax"))),
+                "shipping": shipping,
+                "discountOnOrder": 0.0,
+                "additionalInfo": None,
+                "customerId": body.get("customerId"),
+                "handlingCost": money(dec(body.get("handlingCost"))),
+                "discountOnShippingTax": 0.0,
+                "id": oid,
+                "paymentStatus": "unpaid",
+                "handlingTax": 0.0,
+                "orderNo": 1000 + oid,
+                "shippingCost": money(dec(body.get("shippingCost"))),
+                "discountOnOrderTotalTax": 0.0,
+                "created": now,
+                "ipAddress": body.get("ipAddress"),
+                "deliveryType": "shipping",
+                "version": None,
+                "shipments": [],
                 "customerName": " ".join(filter(None, [shipping.get("firstName"), shipping.get("lastName")])),
-                "reminderCount": 0, "createdBy": None, "actualTax": 0.0, "discountOnShipping": 0.0, "updated": now,
-                "items": lines, "orderSummary": {}}
+                "reminderCount": 0,
+                "createdBy": None,
+                "actualTax": 0.0,
+                "discountOnShipping": 0.0,
+                "updated": now,
+                "items": lines,
+                "orderSummary": {},
+            }
             summarize(order)
             self._next_payment += 1
-            order["payments"].append({
-                "surcharge": 0.0, "amount": float(order["orderSummary"]["grandTotal"]), "trackInfo": None,
-                "payerInfo": None, "gatewayCode": "PIS", "payingDate": now, "gatewayName": None,
-                "gatewayResponse": None, "id": self._next_payment, "refundId": None, "order": oid,
-                "status": "awaiting"})
+            order["payments"].append(
+                {
+                    "surcharge": 0.0,
+                    "amount": float(order["orderSummary"]["grandTotal"]),
+                    "trackInfo": None,
+                    "payerInfo": None,
+                    "gatewayCode": "PIS",
+                    "payingDate": now,
+                    "gatewayName": None,
+                    "gatewayResponse": None,
+                    "id": self._next_payment,
+                    "refundId": None,
+                    "order": oid,
+                    "status": "awaiting",
+                }
+            )
             self._put(order)
             return self.single(oid)
 
@@ -286,13 +394,21 @@ class WebCommanderStore:
         if not isinstance(given, dict):
             raise SandboxError(400, "'billingAddress' must be an object")
         return {
-            "lastName": given.get("lastName"), "country": _id(given.get("countryId", 12), "countryId"),
-            "city": given.get("city"), "companyName": given.get("companyName"), "mobile": given.get("mobile"),
-            "firstName": given.get("firstName"), "phone": given.get("phone"),
-            "addressLine1": given.get("addressLine1"), "addressLine2": given.get("addressLine2"),
-            "postCode": given.get("postCode"), "id": address_id,
+            "lastName": given.get("lastName"),
+            "country": _id(given.get("countryId", 12), "countryId"),
+            "city": given.get("city"),
+            "companyName": given.get("companyName"),
+            "mobile": given.get("mobile"),
+            "firstName": given.get("firstName"),
+            "phone": given.get("phone"),
+            "addressLine1": given.get("addressLine1"),
+            "addressLine2": given.get("addressLine2"),
+            "postCode": given.get("postCode"),
+            "id": address_id,
             "state": _id(given["stateId"], "stateId") if given.get("stateId") is not None else None,
-            "fax": given.get("fax"), "email": given.get("email")}
+            "fax": given.get("fax"),
+            "email": given.get("email"),
+        }
 
     def _now(self) -> str:
         return stamp(datetime.now(self.zone).replace(tzinfo=None, microsecond=0), True)
