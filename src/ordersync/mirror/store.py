@@ -114,7 +114,8 @@ class Mirror:
                         "INSERT INTO quarantine BY NAME SELECT n.* FROM b_quarantine n "
                         "WHERE NOT EXISTS ("
                         " SELECT 1 FROM quarantine q WHERE q.platform = n.platform AND q.shop = n.shop"
-                        " AND q.record_id IS NOT DISTINCT FROM n.record_id AND q.content_hash = n.content_hash)"
+                        " AND q.record_id IS NOT DISTINCT FROM n.record_id"
+                        " AND q.content_hash = n.content_hash)"
                     )
                 con.commit()
             except BaseException:
