@@ -90,8 +90,16 @@ class EmbeddedSandbox(_Strict):
     seed: int = 42
 
 
+def _default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
 class Settings(_Strict):
     shops: list[ShopConfig] = Field(min_length=1)
+    workers: int = Field(
+        default_factory=_default_workers, ge=0, le=32,
+        description="processes that map pages (0: map in the main process)",
+    )
     mirror: MirrorSettings = MirrorSettings()
     http: HttpSettings = HttpSettings()
     sandbox: EmbeddedSandbox = EmbeddedSandbox()

@@ -53,7 +53,6 @@ _FIELD_KEYS = {
     "required",
 }
 _CONTEXT_FIELDS = {"currency", "shop", "platform"}
-_MISSING = object()
 
 
 def _join(where: str, path: str) -> str:
@@ -104,12 +103,7 @@ class _Compiler:
         getters = [(name, self.field(field_spec, f"{where}.{name}")) for name, field_spec in spec.items()]
 
         def build(record: Any, ctx: MappingContext, raw_where: str) -> dict[str, Any]:
-            out: dict[str, Any] = {}
-            for name, getter in getters:
-                value = getter(record, ctx, raw_where)
-                if value is not _MISSING:
-                    out[name] = value
-            return out
+            return {name: getter(record, ctx, raw_where) for name, getter in getters}
 
         return build
 
@@ -126,6 +120,9 @@ class _Compiler:
         convert = self._converter(spec, where) if shape is None else None
         default = spec.get("default")
         required = bool(spec.get("required"))
+        simple = isinstance(spec.get("path"), str) and "." not in spec["path"] and shape is None
+        if simple and convert is not None and default is None:
+            return self._fast_field(spec["path"], convert, required)
 
         def get(record: Any, ctx: MappingContext, raw_where: str) -> Any:
             value, label = source(record, ctx)
@@ -144,6 +141,22 @@ class _Compiler:
                 if default is not None:
                     return Decimal(str(default)) if isinstance(default, float) else default
             return value
+
+        return get
+
+    @staticmethod
+    def _fast_field(key: str, convert: Callable[[Any, MappingContext], Any], required: bool) -> Getter:
+        """The common case (one top-level key, one converter) without the general path's indirections."""
+
+        def get(record: Any, ctx: MappingContext, raw_where: str) -> Any:
+            value = record.get(key) if type(record) is dict else None
+            try:
+                result = convert(value, ctx)
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                raise MappingError(_join(raw_where, key), str(exc), value) from None
+            if result is None and required:
+                raise MappingError(_join(raw_where, key), "is required but missing")
+            return result
 
         return get
 

@@ -79,8 +79,7 @@ class Mirror:
         """Upsert a batch: new or changed orders replace all their rows; unchanged ones are left alone."""
         self.ensure_schema()
         now = now or datetime.now(UTC)
-        tables = batch.arrow_tables(now)
-        quarantine = batch.quarantine_table(now)
+        tables, quarantine = batch.tables(now)
         with self.connect() as con:
             con.begin()
             try:
@@ -122,7 +121,7 @@ class Mirror:
                 con.rollback()
                 raise
         return WriteResult(
-            written=changed, unchanged=batch.order_count - changed, quarantined=len(batch.quarantined)
+            written=changed, unchanged=batch.order_count - changed, quarantined=batch.quarantined
         )
 
     def count(self, table: str, platform: str | None = None, shop: str | None = None) -> int:

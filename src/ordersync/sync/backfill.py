@@ -1,29 +1,33 @@
 """Full backfill of one shop: pages in, canonical orders and quarantined records out to the mirror.
 
-A page is mapped completely before anything of it is written, and batches are written between pages
-only, so the mirror never holds part of a page. Writes run in a worker thread while the next pages
-are fetched and mapped; at most one write is in flight.
+Three stages overlap: the event loop fetches pages (a bounded window), worker processes map them into
+Arrow tables (``pagework.map_page``), and a thread writes batches of whole pages into DuckDB (one
+write in flight). A page is mapped completely before anything of it is written and batches hold whole
+pages only, so the mirror never holds part of a page. Results are taken in page order, so a failure
+leaves the mirror with every page before it and nothing after.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
+import multiprocessing
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
-import orjson
 import structlog
 
 from ordersync.config import Settings, ShopConfig
-from ordersync.mapping import MappingContext, MappingError, OrderMapper, load_mapping
-from ordersync.mirror.batch import Batch, QuarantinedRecord
+from ordersync.mirror.batch import Batch
 from ordersync.mirror.store import Mirror
-from ordersync.sync.sources import RawPage, open_source
+from ordersync.sync.pagework import PageJob, PageResult, map_page, relax_gc
+from ordersync.sync.sources import open_source
 
 log = structlog.get_logger("ordersync.backfill")
 
@@ -42,96 +46,49 @@ class BackfillStats:
     skipped: int = 0
     retries: int = 0
     seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
 
     @property
     def orders_per_second(self) -> float:
         return self.fetched / self.seconds if self.seconds else 0.0
 
 
-def content_hash(payload: bytes, mapping_version: str) -> str:
-    """Changes when the payload or the mapping that reads it changes, so either re-writes the order."""
-    return hashlib.blake2b(payload + mapping_version.encode(), digest_size=16).hexdigest()
+def mapping_pool(workers: int) -> Executor | None:
+    """Worker processes for mapping; spawned, not forked, because the caller may run threads."""
+    if workers <= 0:
+        return None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=relax_gc)
 
 
-def _record_id(raw: Any) -> str | None:
-    if isinstance(raw, dict) and raw.get("id") is not None:
-        return str(raw["id"])
-    return None
+class _Writer:
+    """Gathers mapped pages into batches and writes them in a thread, one write at a time."""
 
-
-class _Pipeline:
-    def __init__(
-        self,
-        mirror: Mirror,
-        mapper: OrderMapper,
-        ctx: MappingContext,
-        stats: BackfillStats,
-        batch_orders: int,
-        since: datetime | None,
-    ):
+    def __init__(self, mirror: Mirror, stats: BackfillStats, batch_orders: int):
         self.mirror = mirror
-        self.mapper = mapper
-        self.ctx = ctx
         self.stats = stats
         self.batch_orders = batch_orders
-        self.since = since
         self.batch = Batch()
         self._writing: asyncio.Task[None] | None = None
 
-    def add_page(self, page: RawPage) -> None:
-        version = self.mapper.version
-        for raw in page.orders:
-            payload = orjson.dumps(raw)
-            digest = content_hash(payload, version)
-            try:
-                order = self.mapper.map(raw, self.ctx)
-            except MappingError as exc:
-                self.batch.quarantine(
-                    QuarantinedRecord(
-                        platform=self.ctx.platform.value,
-                        shop=self.ctx.shop,
-                        record_id=_record_id(raw),
-                        path=exc.path,
-                        reason=exc.reason,
-                        payload=payload,
-                        content_hash=digest,
-                        source_url=page.source_url,
-                    )
-                )
-                self.stats.quarantined += 1
-                log.warning(
-                    "order.quarantined",
-                    shop=self.ctx.shop,
-                    record_id=_record_id(raw),
-                    path=exc.path,
-                    reason=exc.reason,
-                )
-                continue
-            if self.since is not None and order.created_at < self.since:
-                self.stats.skipped += 1
-                continue
-            self.batch.add(order, payload, digest, page.source_url)
-        self.stats.pages += 1
-        self.stats.fetched += len(page.orders)
+    async def add(self, result: PageResult) -> None:
+        if self.batch.keys.intersection(result.keys):
+            await self.flush()  # the page repeats an order of this batch: write the batch first
+        self.batch.add_tables(result.tables, result.quarantine, result.keys)
+        if len(self.batch) >= self.batch_orders:
+            await self.flush()
 
-    async def maybe_flush(self, *, final: bool = False) -> None:
-        if len(self.batch) < self.batch_orders and not (final and len(self.batch)):
-            if final:
-                await self._await_write()
-            return
-        await self._await_write()
-        batch, self.batch = self.batch, Batch()
-        self._writing = asyncio.create_task(self._write(batch))
-        if final:
-            await self._await_write()
+    async def flush(self) -> None:
+        await self.wait()
+        if len(self.batch):
+            batch, self.batch = self.batch, Batch()
+            self._writing = asyncio.create_task(self._write(batch))
 
     async def _write(self, batch: Batch) -> None:
         result = await asyncio.to_thread(self.mirror.write, batch)
         self.stats.loaded += result.written
         self.stats.unchanged += result.unchanged
 
-    async def _await_write(self) -> None:
+    async def wait(self) -> None:
         if self._writing is not None:
             task, self._writing = self._writing, None
             await task
@@ -146,44 +103,73 @@ async def backfill_shop(
     limit: int | None = None,
     progress: ProgressCallback | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    pool: Executor | None = None,
 ) -> BackfillStats:
-    """Mirror every order of one shop; on a fetch failure, pages already mapped are still written."""
+    """Mirror every order of one shop; on a failure, the pages before it are still written."""
     stats = BackfillStats(shop=shop.name)
     started = time.perf_counter()
-    async with open_source(shop, settings.http, transport=transport) as (source, policy):
-        mapper = load_mapping(source.mapping)
-        ctx = MappingContext(
-            platform=source.platform, shop=shop.name, timezone=shop.zone, currency=shop.currency
-        )
-        mirror.ensure_schema()
-        pipeline = _Pipeline(mirror, mapper, ctx, stats, settings.mirror.batch_orders, since)
-        log.info(
-            "backfill.start",
-            shop=shop.name,
-            platform=source.platform.value,
-            limit=limit,
-            since=since.isoformat() if since else None,
-        )
-        try:
-            async for page in source.pages(limit=limit):
-                pipeline.add_page(page)
-                if progress is not None:
-                    progress(len(page.orders), page.total)
-                await pipeline.maybe_flush()
-        finally:
-            # Whole pages mapped before a failure are kept; the failing page was never added.
-            await pipeline.maybe_flush(final=True)
-            stats.retries = policy.retries
-            stats.seconds = time.perf_counter() - started
-    log.info(
-        "backfill.done",
-        shop=shop.name,
-        fetched=stats.fetched,
-        loaded=stats.loaded,
-        unchanged=stats.unchanged,
-        quarantined=stats.quarantined,
-        skipped=stats.skipped,
-        retries=stats.retries,
-        seconds=round(stats.seconds, 3),
-    )
+    own_pool = pool is None and settings.workers > 0
+    if own_pool:
+        pool = mapping_pool(settings.workers)
+    relax_gc()
+    loop = asyncio.get_running_loop()
+    writer = _Writer(mirror, stats, settings.mirror.batch_orders)
+    in_flight: deque[asyncio.Future[PageResult]] = deque()
+    depth = max(2, 2 * settings.workers)
+
+    def absorb(result: PageResult) -> None:
+        stats.pages += 1
+        stats.fetched += result.fetched
+        stats.skipped += result.skipped
+        stats.quarantined += len(result.quarantined)
+        for record_id, path, reason in result.quarantined:
+            log.warning("order.quarantined", shop=shop.name, record_id=record_id, path=path, reason=reason)
+
+    async def take_oldest() -> None:
+        result = await in_flight.popleft()
+        absorb(result)
+        await writer.add(result)
+
+    try:
+        async with open_source(shop, settings.http, transport=transport) as (source, policy):
+            mirror.ensure_schema()
+            log.info("backfill.start", shop=shop.name, platform=source.platform.value, limit=limit,
+                     since=since.isoformat() if since else None, workers=settings.workers)
+            try:
+                async for page in source.pages(limit=limit):
+                    job = PageJob(body=page.body, source_url=page.source_url, platform=source.platform,
+                                  shop=shop.name, timezone=shop.timezone, currency=shop.currency,
+                                  mapping=source.mapping, orders_key=source.orders_key, take=len(page.orders),
+                                  since=since)
+                    future: Any = (loop.run_in_executor(pool, map_page, job) if pool is not None
+                                   else loop.create_future())
+                    if pool is None:
+                        future.set_result(map_page(job))
+                    in_flight.append(future)
+                    if progress is not None:
+                        progress(len(page.orders), page.total)
+                    while len(in_flight) > depth:
+                        await take_oldest()
+                while in_flight:
+                    await take_oldest()
+            except Exception:
+                # The pages mapped before the failure are whole and come before it: keep them.
+                with contextlib.suppress(Exception):
+                    while in_flight:
+                        await take_oldest()
+                raise
+            finally:
+                stats.retries = policy.retries
+                # Pages already mapped before a failure are kept; nothing of a failing page was added.
+                for future in in_flight:
+                    future.cancel()
+                await writer.flush()
+                await writer.wait()
+    finally:
+        if own_pool and pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        stats.seconds = time.perf_counter() - started
+    log.info("backfill.done", shop=shop.name, fetched=stats.fetched, loaded=stats.loaded,
+             unchanged=stats.unchanged, quarantined=stats.quarantined, skipped=stats.skipped,
+             retries=stats.retries, seconds=round(stats.seconds, 3))
     return stats

@@ -20,14 +20,19 @@ from ordersync.models import Platform
 
 @dataclass(frozen=True)
 class RawPage:
+    """A page as received: ``body`` is the bytes a worker parses; ``orders`` is the main process's parse,
+    of which only the first ``len(orders)`` entries count (a ``--limit`` may cut a page)."""
+
     source_url: str
     total: int
     orders: list[dict[str, Any]]
+    body: bytes
 
 
 class Source(Protocol):
     platform: Platform
     mapping: str
+    orders_key: str | None
 
     def pages(self, *, limit: int | None) -> AsyncIterator[RawPage]: ...
 
@@ -35,6 +40,7 @@ class Source(Protocol):
 class WebCommanderSource:
     platform = Platform.WEBCOMMANDER
     mapping = "webcommander"
+    orders_key = "orders"
 
     def __init__(
         self, shop: WebCommanderShop, policy: HttpPolicy, transport: httpx.AsyncBaseTransport | None
@@ -50,7 +56,7 @@ class WebCommanderSource:
         async for page in iter_order_pages(
             self.client, page_size=self.shop.page_size, concurrency=self.shop.concurrency, limit=limit
         ):
-            yield RawPage(source_url=page.url, total=page.total, orders=page.orders)
+            yield RawPage(source_url=page.url, total=page.total, orders=page.orders, body=page.body)
 
 
 @asynccontextmanager

@@ -24,6 +24,7 @@ class OrdersPage:
     total: int
     orders: list[dict[str, Any]]
     url: str
+    body: bytes = b""
 
 
 def _as_int(value: Any, what: str, url: str, shop: str) -> int:
@@ -80,7 +81,13 @@ class WebCommanderClient:
                 shop=self.shop.name,
             )
         total = _as_int(body.get("total", len(body["orders"])), "'total'", url, self.shop.name)
-        return OrdersPage(offset=offset, total=total, orders=body["orders"], url=f"{url}?offset={offset}")
+        return OrdersPage(
+            offset=offset,
+            total=total,
+            orders=body["orders"],
+            url=f"{url}?max={max_}&offset={offset}",
+            body=result.response.content,
+        )
 
     async def order(self, order_id: str | int) -> dict[str, Any]:
         result = await self.policy.request_json(

@@ -66,4 +66,6 @@ def _cut(page: OrdersPage, wanted: int) -> OrdersPage:
     room = wanted - page.offset
     if room >= len(page.orders):
         return page
-    return OrdersPage(offset=page.offset, total=page.total, orders=page.orders[: max(room, 0)], url=page.url)
+    return OrdersPage(
+        offset=page.offset, total=page.total, orders=page.orders[: max(room, 0)], url=page.url, body=page.body
+    )
