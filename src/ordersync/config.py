@@ -97,7 +97,9 @@ def _default_workers() -> int:
 class Settings(_Strict):
     shops: list[ShopConfig] = Field(min_length=1)
     workers: int = Field(
-        default_factory=_default_workers, ge=0, le=32,
+        default_factory=_default_workers,
+        ge=0,
+        le=32,
         description="processes that map pages (0: map in the main process)",
     )
     mirror: MirrorSettings = MirrorSettings()

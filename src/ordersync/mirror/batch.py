@@ -24,47 +24,114 @@ OrderKey = tuple[str, str, str]
 
 # table -> (Order attribute holding the lines, [(column, attribute)]) for the plain child tables.
 _CHILDREN: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "tax_lines": ("tax_lines", [
-        ("tax_line_id", "external_id"), ("rate_id", "rate_id"), ("code", "code"), ("label", "label"),
-        ("rate_percent", "rate_percent"), ("compound", "compound"), ("tax_total", "tax_total"),
-        ("shipping_tax_total", "shipping_tax_total"),
-    ]),
-    "shipping_lines": ("shipping_lines", [
-        ("shipping_line_id", "external_id"), ("method_id", "method_id"), ("method_title", "method_title"),
-        ("total", "total"), ("tax", "tax"), ("discount", "discount"),
-    ]),
-    "fee_lines": ("fee_lines", [("fee_line_id", "external_id"), ("name", "name"), ("total", "total"),
-                                ("tax", "tax")]),
-    "coupon_lines": ("coupon_lines", [
-        ("coupon_line_id", "external_id"), ("code", "code"), ("discount", "discount"),
-        ("discount_tax", "discount_tax"),
-    ]),
-    "payments": ("payments", [
-        ("payment_id", "external_id"), ("gateway", "gateway"), ("gateway_name", "gateway_name"),
-        ("amount", "amount"), ("surcharge", "surcharge"), ("status", "status"), ("status_raw", "status_raw"),
-        ("paid_at", "paid_at"), ("transaction_id", "transaction_id"), ("payer_info", "payer_info"),
-    ]),
-    "refunds": ("refunds", [
-        ("refund_id", "external_id"), ("amount", "amount"), ("reason", "reason"), ("created_at", "created_at"),
-        ("payment_id", "payment_id"), ("gateway", "gateway"), ("refunded_by", "refunded_by"),
-    ]),
-    "comments": ("comments", [
-        ("comment_id", "external_id"), ("text", "text"), ("author", "author"),
-        ("customer_visible", "customer_visible"), ("by_admin", "by_admin"), ("created_at", "created_at"),
-    ]),
-    "shipments": ("shipments", [
-        ("shipment_id", "external_id"), ("method", "method"), ("tracking", "tracking"),
-        ("shipped_at", "shipped_at"), ("item_ids", "item_ids"),
-    ]),
+    "tax_lines": (
+        "tax_lines",
+        [
+            ("tax_line_id", "external_id"),
+            ("rate_id", "rate_id"),
+            ("code", "code"),
+            ("label", "label"),
+            ("rate_percent", "rate_percent"),
+            ("compound", "compound"),
+            ("tax_total", "tax_total"),
+            ("shipping_tax_total", "shipping_tax_total"),
+        ],
+    ),
+    "shipping_lines": (
+        "shipping_lines",
+        [
+            ("shipping_line_id", "external_id"),
+            ("method_id", "method_id"),
+            ("method_title", "method_title"),
+            ("total", "total"),
+            ("tax", "tax"),
+            ("discount", "discount"),
+        ],
+    ),
+    "fee_lines": (
+        "fee_lines",
+        [("fee_line_id", "external_id"), ("name", "name"), ("total", "total"), ("tax", "tax")],
+    ),
+    "coupon_lines": (
+        "coupon_lines",
+        [
+            ("coupon_line_id", "external_id"),
+            ("code", "code"),
+            ("discount", "discount"),
+            ("discount_tax", "discount_tax"),
+        ],
+    ),
+    "payments": (
+        "payments",
+        [
+            ("payment_id", "external_id"),
+            ("gateway", "gateway"),
+            ("gateway_name", "gateway_name"),
+            ("amount", "amount"),
+            ("surcharge", "surcharge"),
+            ("status", "status"),
+            ("status_raw", "status_raw"),
+            ("paid_at", "paid_at"),
+            ("transaction_id", "transaction_id"),
+            ("payer_info", "payer_info"),
+        ],
+    ),
+    "refunds": (
+        "refunds",
+        [
+            ("refund_id", "external_id"),
+            ("amount", "amount"),
+            ("reason", "reason"),
+            ("created_at", "created_at"),
+            ("payment_id", "payment_id"),
+            ("gateway", "gateway"),
+            ("refunded_by", "refunded_by"),
+        ],
+    ),
+    "comments": (
+        "comments",
+        [
+            ("comment_id", "external_id"),
+            ("text", "text"),
+            ("author", "author"),
+            ("customer_visible", "customer_visible"),
+            ("by_admin", "by_admin"),
+            ("created_at", "created_at"),
+        ],
+    ),
+    "shipments": (
+        "shipments",
+        [
+            ("shipment_id", "external_id"),
+            ("method", "method"),
+            ("tracking", "tracking"),
+            ("shipped_at", "shipped_at"),
+            ("item_ids", "item_ids"),
+        ],
+    ),
 }
 _LINE_FIELDS = [
-    ("line_id", "external_id"), ("product_id", "product_id"), ("variation_id", "variation_id"), ("sku", "sku"),
-    ("name", "name"), ("quantity", "quantity"), ("unit_price", "unit_price"), ("subtotal", "subtotal"),
-    ("total", "total"), ("tax", "tax"), ("subtotal_tax", "subtotal_tax"), ("discount", "discount"),
-    ("tax_class", "tax_class"), ("taxable", "taxable"), ("shippable", "shippable"),
+    ("line_id", "external_id"),
+    ("product_id", "product_id"),
+    ("variation_id", "variation_id"),
+    ("sku", "sku"),
+    ("name", "name"),
+    ("quantity", "quantity"),
+    ("unit_price", "unit_price"),
+    ("subtotal", "subtotal"),
+    ("total", "total"),
+    ("tax", "tax"),
+    ("subtotal_tax", "subtotal_tax"),
+    ("discount", "discount"),
+    ("tax_class", "tax_class"),
+    ("taxable", "taxable"),
+    ("shippable", "shippable"),
 ]
-_ORDER_FIELDS = [name for name, _ in TABLES["orders"]
-                 if name not in ("platform", "shop", "order_id", "item_count", "content_hash", "loaded_at")]
+_ORDER_FIELDS = [
+    name
+    for name, _ in TABLES["orders"]
+    if name not in ("platform", "shop", "order_id", "item_count", "content_hash", "loaded_at")
+]
 
 _get_order = attrgetter(*_ORDER_FIELDS)
 _get_address = attrgetter(*ADDRESS_FIELDS)
@@ -105,8 +172,9 @@ def _table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
     if not rows:
         return schema.empty_table()
     columns = list(zip(*rows, strict=True))
-    return pa.Table.from_arrays([pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
-                                schema=schema)
+    return pa.Table.from_arrays(
+        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema
+    )
 
 
 def order_tables(loaded: Iterable[LoadedOrder], now: datetime) -> dict[str, pa.Table]:
@@ -115,9 +183,7 @@ def order_tables(loaded: Iterable[LoadedOrder], now: datetime) -> dict[str, pa.T
     for item in loaded:
         order = item.order
         key = (order.platform.value, order.shop, order.external_id)
-        rows["orders"].append(
-            (*key, *_get_order(order), len(order.line_items), item.content_hash, now)
-        )
+        rows["orders"].append((*key, *_get_order(order), len(order.line_items), item.content_hash, now))
         for kind in ("billing", "shipping"):
             address = getattr(order, kind)
             if address is not None:
@@ -132,19 +198,35 @@ def order_tables(loaded: Iterable[LoadedOrder], now: datetime) -> dict[str, pa.T
                 rows[table].append((*key, position, *getter(line)))
         for refund_pos, refund in enumerate(order.refunds):
             for position, rline in enumerate(refund.lines):
-                rows["refund_lines"].append((*key, refund_pos, position, refund.external_id, *_REFUND_LINE(rline)))
+                rows["refund_lines"].append(
+                    (*key, refund_pos, position, refund.external_id, *_REFUND_LINE(rline))
+                )
         rows["raw_orders"].append((*key, item.payload.decode(), item.content_hash, item.source_url, now))
     return {table: _table(table, table_rows) for table, table_rows in rows.items()}
 
 
 def quarantine_table(records: Iterable[QuarantinedRecord], now: datetime) -> pa.Table:
-    rows = [(q.platform, q.shop, q.record_id, q.path, q.reason, q.payload.decode(), q.content_hash, q.source_url,
-             now) for q in records]
+    rows = [
+        (
+            q.platform,
+            q.shop,
+            q.record_id,
+            q.path,
+            q.reason,
+            q.payload.decode(),
+            q.content_hash,
+            q.source_url,
+            now,
+        )
+        for q in records
+    ]
     if not rows:
         return _QUARANTINE_SCHEMA.empty_table()
     columns = list(zip(*rows, strict=True))
-    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, _QUARANTINE_SCHEMA, strict=True)],
-                                schema=_QUARANTINE_SCHEMA)
+    return pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, _QUARANTINE_SCHEMA, strict=True)],
+        schema=_QUARANTINE_SCHEMA,
+    )
 
 
 @dataclass

@@ -35,13 +35,43 @@ class WriteResult:
 
 
 class Mirror:
-    def __init__(self, path: Path, *, lock_wait: float = 60.0):
+    def __init__(self, path: Path, *, lock_wait: float = 60.0, memory_limit: str = "128MB"):
         self.path = Path(path)
         self.lock_wait = lock_wait
+        self.memory_limit = memory_limit
         self._ready = False
+        self._session: duckdb.DuckDBPyConnection | None = None
+
+    @contextmanager
+    def session(self) -> Iterator[Mirror]:
+        """Keep the file open for a whole run: each batch still commits on its own, but the file is
+        checkpointed once at the end instead of after every batch (which costs more than the writes)."""
+        if self._session is not None:
+            yield self
+            return
+        con = self._open(read_only=False)
+        con.execute(f"SET memory_limit = '{self.memory_limit}'")
+        con.execute("SET checkpoint_threshold = '64MB'")
+        self._session = con
+        try:
+            yield self
+        finally:
+            self._session = None
+            con.close()
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The run's open connection, or the file opened just for this call."""
+        if self._session is not None and not read_only:
+            yield self._session
+            return
+        con = self._open(read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting a while if an analyst's session holds it."""
         deadline = time.monotonic() + self.lock_wait
         delay = 0.1
@@ -59,15 +89,13 @@ class Mirror:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        try:
-            yield con
-        finally:
-            con.close()
+        return con
 
     def ensure_schema(self) -> None:
         if self._ready:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._session is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as con:
             for statement in create_statements():
                 con.execute(statement)

@@ -91,7 +91,9 @@ def serve_webcommander(
     ready: Any = None,
 ) -> None:
     """Serve until interrupted; ``ready`` is called with the base URL once the shop is listening."""
-    store = WebCommanderStore(orders=orders, seed=seed, timezone=timezone, realistic=realistic)
+    store = WebCommanderStore(
+        orders=orders, seed=seed, timezone=timezone, realistic=realistic, prerender=True
+    )
     app: FaultInjector = create_app(
         store, uuid=uuid, access_token=access_token, faults=faults, max_page_size=max_page_size
     )

@@ -56,8 +56,9 @@ def mapping_pool(workers: int) -> Executor | None:
     """Worker processes for mapping; spawned, not forked, because the caller may run threads."""
     if workers <= 0:
         return None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=relax_gc)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=relax_gc
+    )
 
 
 class _Writer:
@@ -132,22 +133,42 @@ async def backfill_shop(
 
     try:
         async with open_source(shop, settings.http, transport=transport) as (source, policy):
+            mirror.path.parent.mkdir(parents=True, exist_ok=True)
+            session = mirror.session()
+            await asyncio.to_thread(session.__enter__)
             mirror.ensure_schema()
-            log.info("backfill.start", shop=shop.name, platform=source.platform.value, limit=limit,
-                     since=since.isoformat() if since else None, workers=settings.workers)
+            log.info(
+                "backfill.start",
+                shop=shop.name,
+                platform=source.platform.value,
+                limit=limit,
+                since=since.isoformat() if since else None,
+                workers=settings.workers,
+            )
             try:
                 async for page in source.pages(limit=limit):
-                    job = PageJob(body=page.body, source_url=page.source_url, platform=source.platform,
-                                  shop=shop.name, timezone=shop.timezone, currency=shop.currency,
-                                  mapping=source.mapping, orders_key=source.orders_key, take=len(page.orders),
-                                  since=since)
-                    future: Any = (loop.run_in_executor(pool, map_page, job) if pool is not None
-                                   else loop.create_future())
+                    job = PageJob(
+                        body=page.body,
+                        source_url=page.source_url,
+                        platform=source.platform,
+                        shop=shop.name,
+                        timezone=shop.timezone,
+                        currency=shop.currency,
+                        mapping=source.mapping,
+                        orders_key=source.orders_key,
+                        take=page.count,
+                        since=since,
+                    )
+                    future: Any = (
+                        loop.run_in_executor(pool, map_page, job)
+                        if pool is not None
+                        else loop.create_future()
+                    )
                     if pool is None:
                         future.set_result(map_page(job))
                     in_flight.append(future)
                     if progress is not None:
-                        progress(len(page.orders), page.total)
+                        progress(page.count, page.total)
                     while len(in_flight) > depth:
                         await take_oldest()
                 while in_flight:
@@ -165,11 +186,20 @@ async def backfill_shop(
                     future.cancel()
                 await writer.flush()
                 await writer.wait()
+                await asyncio.to_thread(session.__exit__, None, None, None)
     finally:
         if own_pool and pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         stats.seconds = time.perf_counter() - started
-    log.info("backfill.done", shop=shop.name, fetched=stats.fetched, loaded=stats.loaded,
-             unchanged=stats.unchanged, quarantined=stats.quarantined, skipped=stats.skipped,
-             retries=stats.retries, seconds=round(stats.seconds, 3))
+    log.info(
+        "backfill.done",
+        shop=shop.name,
+        fetched=stats.fetched,
+        loaded=stats.loaded,
+        unchanged=stats.unchanged,
+        quarantined=stats.quarantined,
+        skipped=stats.skipped,
+        retries=stats.retries,
+        seconds=round(stats.seconds, 3),
+    )
     return stats

@@ -70,8 +70,9 @@ def map_page(job: PageJob) -> PageResult:
     if job.take is not None:
         raws = raws[: job.take]
     mapper = load_mapping(job.mapping)
-    ctx = MappingContext(platform=job.platform, shop=job.shop, timezone=ZoneInfo(job.timezone),
-                         currency=job.currency)
+    ctx = MappingContext(
+        platform=job.platform, shop=job.shop, timezone=ZoneInfo(job.timezone), currency=job.currency
+    )
     now = datetime.now(UTC)
     loaded: dict[OrderKey, LoadedOrder] = {}
     bad: list[QuarantinedRecord] = []
@@ -83,16 +84,26 @@ def map_page(job: PageJob) -> PageResult:
             order = mapper.map(raw, ctx)
         except MappingError as exc:
             record_id = _record_id(raw)
-            bad.append(QuarantinedRecord(platform=job.platform.value, shop=job.shop, record_id=record_id,
-                                         path=exc.path, reason=exc.reason, payload=payload, content_hash=digest,
-                                         source_url=job.source_url))
+            bad.append(
+                QuarantinedRecord(
+                    platform=job.platform.value,
+                    shop=job.shop,
+                    record_id=record_id,
+                    path=exc.path,
+                    reason=exc.reason,
+                    payload=payload,
+                    content_hash=digest,
+                    source_url=job.source_url,
+                )
+            )
             result.quarantined.append((record_id, exc.path, exc.reason))
             continue
         if job.since is not None and order.created_at < job.since:
             result.skipped += 1
             continue
-        loaded[(job.platform.value, job.shop, order.external_id)] = LoadedOrder(order, payload, digest,
-                                                                                 job.source_url)
+        loaded[(job.platform.value, job.shop, order.external_id)] = LoadedOrder(
+            order, payload, digest, job.source_url
+        )
     result.tables = order_tables(loaded.values(), now)
     result.quarantine = quarantine_table(bad, now)
     result.keys = list(loaded)

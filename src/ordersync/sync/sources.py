@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 
@@ -20,12 +20,12 @@ from ordersync.models import Platform
 
 @dataclass(frozen=True)
 class RawPage:
-    """A page as received: ``body`` is the bytes a worker parses; ``orders`` is the main process's parse,
-    of which only the first ``len(orders)`` entries count (a ``--limit`` may cut a page)."""
+    """A page as received: ``body`` is the bytes a worker parses, of which only the first ``count``
+    orders count (a ``--limit`` may cut a page)."""
 
     source_url: str
     total: int
-    orders: list[dict[str, Any]]
+    count: int
     body: bytes
 
 
@@ -54,9 +54,13 @@ class WebCommanderSource:
         from ordersync.platforms.webcommander.extract import iter_order_pages
 
         async for page in iter_order_pages(
-            self.client, page_size=self.shop.page_size, concurrency=self.shop.concurrency, limit=limit
+            self.client,
+            page_size=self.shop.page_size,
+            concurrency=self.shop.concurrency,
+            limit=limit,
+            keep_orders=False,
         ):
-            yield RawPage(source_url=page.url, total=page.total, orders=page.orders, body=page.body)
+            yield RawPage(source_url=page.url, total=page.total, count=page.count, body=page.body)
 
 
 @asynccontextmanager

@@ -25,6 +25,9 @@ class OrdersPage:
     orders: list[dict[str, Any]]
     url: str
     body: bytes = b""
+    count: int = 0
+    """Orders on the page; with ``keep_orders=False`` the parsed ``orders`` are dropped (workers re-parse
+    ``body``), so a window of pages in flight costs their bytes, not their Python objects."""
 
 
 def _as_int(value: Any, what: str, url: str, shop: str) -> int:
@@ -58,7 +61,7 @@ class WebCommanderClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def orders_page(self, offset: int, max_: int) -> OrdersPage:
+    async def orders_page(self, offset: int, max_: int, *, keep_orders: bool = True) -> OrdersPage:
         """One page of ``GET orders``; ``max_=-1`` asks for everything from ``offset``."""
         path = f"{API_PREFIX}/orders"
         result = await self.policy.request_json(
@@ -84,9 +87,10 @@ class WebCommanderClient:
         return OrdersPage(
             offset=offset,
             total=total,
-            orders=body["orders"],
+            orders=body["orders"] if keep_orders else [],
             url=f"{url}?max={max_}&offset={offset}",
             body=result.response.content,
+            count=len(body["orders"]),
         )
 
     async def order(self, order_id: str | int) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import structlog
 
@@ -26,22 +27,25 @@ async def iter_order_pages(
     concurrency: int,
     limit: int | None = None,
     start_offset: int = 0,
+    keep_orders: bool = True,
 ) -> AsyncIterator[OrdersPage]:
     """Yield pages in order; ``limit`` stops after that many orders (the last page is cut to fit)."""
     if page_size < 1:
         raise ValueError("page_size must be at least 1")
-    first = await client.orders_page(start_offset, page_size)
+    first = await client.orders_page(start_offset, page_size, keep_orders=keep_orders)
     total = first.total
     wanted = total if limit is None else min(total, start_offset + limit)
     yield _cut(first, wanted)
-    if not first.orders:
+    if not first.count:
         return
     next_offset = start_offset + page_size
     window: deque[asyncio.Task[OrdersPage]] = deque()
     try:
         while True:
             while len(window) < concurrency and next_offset < wanted:
-                window.append(asyncio.create_task(client.orders_page(next_offset, page_size)))
+                window.append(
+                    asyncio.create_task(client.orders_page(next_offset, page_size, keep_orders=keep_orders))
+                )
                 next_offset += page_size
             if not window:
                 return
@@ -51,7 +55,7 @@ async def iter_order_pages(
                 log.info("webcommander.total_grew", before=total, after=page.total)
                 total = wanted = page.total
             yield _cut(page, wanted)
-            if not page.orders:
+            if not page.count:
                 # Orders vanished under us; nothing past an empty page can be relied on.
                 log.warning("webcommander.short_listing", offset=page.offset, total=page.total)
                 return
@@ -63,9 +67,7 @@ async def iter_order_pages(
 
 
 def _cut(page: OrdersPage, wanted: int) -> OrdersPage:
-    room = wanted - page.offset
-    if room >= len(page.orders):
+    room = max(wanted - page.offset, 0)
+    if room >= page.count:
         return page
-    return OrdersPage(
-        offset=page.offset, total=page.total, orders=page.orders[: max(room, 0)], url=page.url, body=page.body
-    )
+    return replace(page, orders=page.orders[:room], count=room)

@@ -103,6 +103,7 @@ class WebCommanderStore:
         seed: int = 42,
         timezone: str = "Australia/Melbourne",
         realistic: bool = False,
+        prerender: bool = False,
     ):
         self.zone = ZoneInfo(timezone)
         self._lock = threading.RLock()
@@ -114,6 +115,10 @@ class WebCommanderStore:
         self.gateways = copy.deepcopy(PAYMENT_GATEWAYS)
         for order in generate_orders(orders, seed, realistic=realistic):
             self._put(order)
+        if prerender:
+            # Encode every order now, so that serving pages costs the sandbox next to nothing.
+            for oid in self._ids:
+                self._encoded(oid)
 
     # -- reads ---------------------------------------------------------------------------------------
     @property
