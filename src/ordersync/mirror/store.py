@@ -35,7 +35,7 @@ class WriteResult:
 
 
 class Mirror:
-    def __init__(self, path: Path, *, lock_wait: float = 60.0, memory_limit: str = "128MB"):
+    def __init__(self, path: Path, *, lock_wait: float = 60.0, memory_limit: str = "64MB"):
         self.path = Path(path)
         self.lock_wait = lock_wait
         self.memory_limit = memory_limit
@@ -51,7 +51,7 @@ class Mirror:
             return
         con = self._open(read_only=False)
         con.execute(f"SET memory_limit = '{self.memory_limit}'")
-        con.execute("SET checkpoint_threshold = '64MB'")
+        con.execute("SET checkpoint_threshold = '32MB'")
         self._session = con
         try:
             yield self
@@ -115,21 +115,27 @@ class Mirror:
                 con.execute(
                     """
                     CREATE OR REPLACE TEMP TABLE _changed AS
-                    SELECT b.platform, b.shop, b.order_id FROM b_orders b
+                    SELECT b.platform, b.shop, b.order_id, o.order_id IS NOT NULL AS existed FROM b_orders b
                     LEFT JOIN orders o
                       ON o.platform = b.platform AND o.shop = b.shop AND o.order_id = b.order_id
                     WHERE o.content_hash IS DISTINCT FROM b.content_hash
                     """
                 )
-                changed = con.execute("SELECT count(*) FROM _changed").fetchone()[0]
-                if changed:
-                    for table in ORDER_TABLES:
-                        con.execute(f"DELETE FROM {table} t USING _changed c WHERE {_KEY_JOIN}")
-                        con.register(f"b_{table}", tables[table])
-                        con.execute(
-                            f"INSERT INTO {table} BY NAME SELECT t.* FROM b_{table} t "
-                            f"WHERE EXISTS (SELECT 1 FROM _changed c WHERE {_KEY_JOIN})"
-                        )
+                changed, existed = con.execute(
+                    "SELECT count(*), count(*) FILTER (existed) FROM _changed"
+                ).fetchall()[0]
+                for table in ORDER_TABLES if changed else ():
+                    if existed:
+                        # Only orders already in the mirror have rows to replace; a backfill of new orders
+                        # skips these scans, which would otherwise grow with the mirror.
+                        con.execute(f"DELETE FROM {table} t USING _changed c WHERE c.existed AND {_KEY_JOIN}")
+                    con.register(f"b_{table}", tables[table])
+                    where = (
+                        ""
+                        if changed == batch.order_count
+                        else (f" WHERE EXISTS (SELECT 1 FROM _changed c WHERE {_KEY_JOIN})")
+                    )
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT t.* FROM b_{table} t{where}")
                 # An order that maps now leaves the quarantine; a newly bad record enters it once.
                 con.execute(
                     "DELETE FROM quarantine q USING b_orders b "

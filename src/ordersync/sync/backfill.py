@@ -112,7 +112,8 @@ async def backfill_shop(
     own_pool = pool is None and settings.workers > 0
     if own_pool:
         pool = mapping_pool(settings.workers)
-    relax_gc()
+    # The main process keeps the default GC: it holds few objects, and httpx responses (page bodies)
+    # sit in reference cycles that only a collection frees.
     loop = asyncio.get_running_loop()
     writer = _Writer(mirror, stats, settings.mirror.batch_orders)
     in_flight: deque[asyncio.Future[PageResult]] = deque()
