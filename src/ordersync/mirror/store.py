@@ -35,7 +35,7 @@ class WriteResult:
 
 
 class Mirror:
-    def __init__(self, path: Path, *, lock_wait: float = 60.0, memory_limit: str = "64MB"):
+    def __init__(self, path: Path, *, lock_wait: float = 60.0, memory_limit: str = "48MB"):
         self.path = Path(path)
         self.lock_wait = lock_wait
         self.memory_limit = memory_limit
