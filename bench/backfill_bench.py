@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,9 +31,23 @@ def free_port() -> int:
 def start_sandbox(orders: int, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ordersync.cli", "sandbox", "--port", str(port), "--orders", str(orders),
-         "--realistic", "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "ordersync.cli",
+            "sandbox",
+            "--port",
+            str(port),
+            "--orders",
+            str(orders),
+            "--realistic",
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
     )
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -45,13 +58,26 @@ def start_sandbox(orders: int, latency_ms: float) -> tuple[subprocess.Popen[str]
 
 def run_backfill(base_url: str, workdir: Path, page_size: int, concurrency: int) -> dict[str, float]:
     config = workdir / "bench.yaml"
-    config.write_text(json.dumps({
-        "mirror": {"path": str(workdir / "bench.duckdb")},
-        "shops": [{"name": "bench", "platform": "webcommander", "base_url": base_url,
-                   "uuid": "F8A3-A88E-C6EF-B1CB", "access_token": "11b4ec017714ef095b8e115545467fcb",
-                   "timezone": "Australia/Melbourne", "currency": "AUD", "page_size": page_size,
-                   "concurrency": concurrency}],
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "mirror": {"path": str(workdir / "bench.duckdb")},
+                "shops": [
+                    {
+                        "name": "bench",
+                        "platform": "webcommander",
+                        "base_url": base_url,
+                        "uuid": "F8A3-A88E-C6EF-B1CB",
+                        "access_token": "11b4ec017714ef095b8e115545467fcb",
+                        "timezone": "Australia/Melbourne",
+                        "currency": "AUD",
+                        "page_size": page_size,
+                        "concurrency": concurrency,
+                    }
+                ],
+            }
+        )
+    )
     code = (
         "import asyncio, json, resource, sys, time\n"
         "from pathlib import Path\n"
@@ -66,8 +92,10 @@ def run_backfill(base_url: str, workdir: Path, page_size: int, concurrency: int)
         "stats = asyncio.run(backfill_shop(settings.shops[0], settings, mirror))\n"
         "seconds = time.perf_counter() - t\n"
         "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
         "print(json.dumps({'orders': stats.fetched, 'loaded': stats.loaded, 'seconds': seconds,"
-        " 'orders_per_s': stats.fetched / seconds, 'peak_rss_mb': rss, 'pages': stats.pages}))\n"
+        " 'orders_per_s': stats.fetched / seconds, 'peak_rss_mb': rss, 'worker_rss_mb': worker,"
+        " 'pages': stats.pages, 'workers': settings.workers}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     if done.returncode:
@@ -76,7 +104,9 @@ def run_backfill(base_url: str, workdir: Path, page_size: int, concurrency: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--orders", type=int, action="append", help="repeatable; default 10000 and 100000")
     parser.add_argument("--latency", type=float, action="append", help="ms per request; default 0 and 50")
     parser.add_argument("--page-size", type=int, default=250)
@@ -85,21 +115,24 @@ def main() -> None:
     sizes = args.orders or [10_000, 100_000]
     latencies = args.latency if args.latency is not None else [0.0, 50.0]
     print(f"machine: {os.cpu_count()} cores; page size {args.page_size}, concurrency {args.concurrency}")
-    print(f"{'orders':>8} {'latency':>8} {'seconds':>8} {'orders/s':>9} {'peak RSS MB':>12}")
+    print(
+        f"{'orders':>8} {'latency':>8} {'seconds':>8} {'orders/s':>9} {'peak RSS MB':>12} {'worker MB':>10}"
+    )
     for n in sizes:
         for latency in latencies:
             sandbox, url = start_sandbox(n, latency)
             try:
                 with tempfile.TemporaryDirectory() as tmp:
-                    started = time.perf_counter()
                     result = run_backfill(url, Path(tmp), args.page_size, args.concurrency)
                     assert result["orders"] == n == result["loaded"], result
-                    del started
             finally:
                 sandbox.terminate()
                 sandbox.wait()
-            print(f"{n:>8,} {latency:>6.0f}ms {result['seconds']:>8.2f} {result['orders_per_s']:>9,.0f} "
-                  f"{result['peak_rss_mb']:>12.0f}", flush=True)
+            print(
+                f"{n:>8,} {latency:>6.0f}ms {result['seconds']:>8.2f} {result['orders_per_s']:>9,.0f} "
+                f"{result['peak_rss_mb']:>12.0f} {result['worker_rss_mb']:>10.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ ShopConfig = Annotated[WebCommanderShop, Field(discriminator="platform")]
 
 class MirrorSettings(_Strict):
     path: Path = Path("ordersync.duckdb")
-    batch_orders: int = Field(1000, ge=1, description="orders per DuckDB write")
+    batch_orders: int = Field(500, ge=1, description="orders per DuckDB write")
     lock_wait: float = Field(60.0, ge=0, description="seconds to wait for an analyst to release the file")
 
 
