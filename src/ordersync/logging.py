@@ -23,6 +23,7 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def configure_logging(*, json: bool = False, level: str = "INFO", stream: Any = None) -> None:
+    explicit = stream is not None
     stream = stream or sys.stderr
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -39,7 +40,8 @@ def configure_logging(*, json: bool = False, level: str = "INFO", stream: Any = 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        # Look the stream up at each call: a captured or replaced stderr (tests, embedding) may close.
+        logger_factory=lambda *_: structlog.PrintLogger(file=stream if explicit else sys.stderr),
         cache_logger_on_first_use=False,
     )
     for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.access", "uvicorn.error"):
