@@ -91,7 +91,7 @@ def test_errors_name_the_raw_field() -> None:
     with pytest.raises(MappingError) as info:
         load_mapping("webcommander").map(base, MEL)
     assert (info.value.path, info.value.reason) == ("items[3].price", "not a number: 'abc'")
-    with pytest.raises(MappingError, match="orderSummary.grandTotal: is required"):
+    with pytest.raises(MappingError, match=r"orderSummary\.grandTotal: is required"):
         load_mapping("webcommander").map({**base, "items": [], "orderSummary": {"subTotal": "1"}}, MEL)
     with pytest.raises(MappingError, match=r"billing: expected an object"):
         load_mapping("webcommander").map({**base, "items": [], "billing": "x"}, MEL)
@@ -129,5 +129,5 @@ def test_mapping_files_are_found_and_broken_yaml_is_named(tmp_path: Path) -> Non
         load_mapping("magento")
     bad = tmp_path / "x.yaml"
     bad.write_text("order: [\n")
-    with pytest.raises(MappingSpecError, match="x.yaml is not valid YAML"):
+    with pytest.raises(MappingSpecError, match=r"x\.yaml is not valid YAML"):
         load_mapping_file(bad)
