@@ -29,11 +29,17 @@ class Shop:
         page_size: int = 250,
         concurrency: int = 4,
         retries: int = 4,
+        timeout: float = 5,
     ) -> Settings:
         return parse_settings(
             {
                 "mirror": {"path": str(tmp_path / "mirror.duckdb"), "batch_orders": 700},
-                "http": {"max_retries": retries, "backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5},
+                "http": {
+                    "max_retries": retries,
+                    "backoff_base": 0.01,
+                    "backoff_max": 0.05,
+                    "timeout": timeout,
+                },
                 "shops": [
                     {
                         "name": "wc",

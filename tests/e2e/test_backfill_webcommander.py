@@ -16,11 +16,13 @@ from ordersync.sync.backfill import backfill_shop
 
 from .conftest import Shop
 
+SETTINGS_KEYS = ("token", "page_size", "concurrency", "retries", "timeout")
+
 
 def run(shop: Shop, tmp_path: Path, **kwargs):
     settings = shop.settings(
         tmp_path,
-        **{k: kwargs.pop(k) for k in list(kwargs) if k in ("token", "page_size", "concurrency", "retries")},
+        **{k: kwargs.pop(k) for k in list(kwargs) if k in SETTINGS_KEYS},
     )
     mirror = Mirror(settings.mirror.path)
     stats = asyncio.run(backfill_shop(settings.shops[0], settings, mirror, **kwargs))
@@ -178,3 +180,10 @@ def test_limit_and_since(small_shop: Shop, tmp_path: Path) -> None:
     cutoff = query(mirror, "SELECT created_at FROM orders ORDER BY created_at LIMIT 1 OFFSET 59")[0][0]
     stats, mirror = run(small_shop, tmp_path / "b", since=cutoff)
     assert stats.fetched == 600 and stats.loaded == 600 - 59 and stats.skipped == 59
+
+
+def test_a_request_that_hangs_past_the_timeout_is_retried(small_shop: Shop, tmp_path: Path) -> None:
+    small_shop.app.script("offset=100", [Fault.hang_for(3)])
+    stats, mirror = run(small_shop, tmp_path, page_size=100, concurrency=1, timeout=0.5)
+    assert stats.retries == 1 and stats.fetched == 600
+    assert query(mirror, "SELECT count(*) FROM orders")[0][0] == 600
