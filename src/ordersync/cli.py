@@ -17,7 +17,6 @@ from rich.table import Table
 from ordersync.config import Settings, load_settings
 from ordersync.errors import ConfigError, OrderSyncError
 from ordersync.logging import configure_logging
-from ordersync.mirror.store import Mirror
 from ordersync.sync.backfill import BackfillStats, backfill_shop
 
 app = typer.Typer(
@@ -134,7 +133,7 @@ def backfill(
         selected = [settings.shop(name) for name in shop] if shop else list(settings.shops)
     except ConfigError as exc:
         raise _fail(exc, 2) from None
-    mirror = Mirror(settings.mirror.path, lock_wait=settings.mirror.lock_wait)
+    mirror = settings.mirror.open()
     results: list[BackfillStats] = []
     started = time.perf_counter()
     with ExitStack() as stack:

@@ -12,13 +12,16 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ordersync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ordersync.mirror.store import Mirror
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -80,6 +83,27 @@ class MirrorSettings(_Strict):
     path: Path = Path("ordersync.duckdb")
     batch_orders: int = Field(500, ge=1, description="orders per DuckDB write")
     lock_wait: float = Field(60.0, ge=0, description="seconds to wait for an analyst to release the file")
+    memory_limit: str = Field(
+        "96MB",
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
+        description="DuckDB's memory cap during a run",
+    )
+    checkpoint_threshold: str = Field(
+        "128MB",
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
+        description="write-ahead log size that triggers a checkpoint",
+    )
+
+    def open(self) -> Mirror:
+        """The mirror with these settings (imported here: config must not pull DuckDB in)."""
+        from ordersync.mirror.store import Mirror
+
+        return Mirror(
+            self.path,
+            lock_wait=self.lock_wait,
+            memory_limit=self.memory_limit,
+            checkpoint_threshold=self.checkpoint_threshold,
+        )
 
 
 class EmbeddedSandbox(_Strict):

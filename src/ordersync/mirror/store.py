@@ -35,10 +35,18 @@ class WriteResult:
 
 
 class Mirror:
-    def __init__(self, path: Path, *, lock_wait: float = 60.0, memory_limit: str = "48MB"):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        lock_wait: float = 60.0,
+        memory_limit: str = "96MB",
+        checkpoint_threshold: str = "128MB",
+    ):
         self.path = Path(path)
         self.lock_wait = lock_wait
         self.memory_limit = memory_limit
+        self.checkpoint_threshold = checkpoint_threshold
         self._ready = False
         self._session: duckdb.DuckDBPyConnection | None = None
 
@@ -51,7 +59,9 @@ class Mirror:
             return
         con = self._open(read_only=False)
         con.execute(f"SET memory_limit = '{self.memory_limit}'")
-        con.execute("SET checkpoint_threshold = '32MB'")
+        # Each checkpoint recompresses the partly filled last row group of every table, so frequent
+        # checkpoints make a long backfill quadratic; rare ones keep writes flat as the file grows.
+        con.execute(f"SET checkpoint_threshold = '{self.checkpoint_threshold}'")
         # Raw payloads are kilobytes of JSON each; DuckDB's default string analysis (dictionary, FSST)
         # made checkpoints cost three times the inserts. zstd compresses JSON well and fast.
         con.execute("SET force_compression = 'zstd'")
