@@ -84,7 +84,7 @@ class MirrorSettings(_Strict):
     batch_orders: int = Field(500, ge=1, description="orders per DuckDB write")
     lock_wait: float = Field(60.0, ge=0, description="seconds to wait for an analyst to release the file")
     memory_limit: str = Field(
-        "96MB",
+        "48MB",
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
         description="DuckDB's memory cap during a run",
     )

@@ -40,7 +40,7 @@ class Mirror:
         path: Path,
         *,
         lock_wait: float = 60.0,
-        memory_limit: str = "96MB",
+        memory_limit: str = "48MB",
         checkpoint_threshold: str = "128MB",
     ):
         self.path = Path(path)
