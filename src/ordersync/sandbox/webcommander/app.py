@@ -66,7 +66,10 @@ def create_app(
     def authorised(request: Request) -> bool:
         given_uuid = request.headers.get("uuid", "")
         given_token = request.headers.get("accesstoken", "")
-        return hmac.compare_digest(given_uuid, uuid) & hmac.compare_digest(given_token, access_token)
+        # Compared as bytes: compare_digest refuses non-ASCII str, and a stray byte must be a 401, not a 500.
+        return hmac.compare_digest(given_uuid.encode(), uuid.encode()) & hmac.compare_digest(
+            given_token.encode(), access_token.encode()
+        )
 
     def endpoint(handler):  # type: ignore[no-untyped-def]
         async def wrapped(request: Request) -> Response:

@@ -26,6 +26,7 @@ COUNTRIES: dict[int, dict[str, Any]] = {
         "state": [66, 67, 68, 69, 70, 71, 72, 73],
         "isActive": True,
     },
+    11: {"isDefault": False, "code": "AM", "name": "Armenia", "id": 11, "state": [], "isActive": True},
     153: {"isDefault": False, "code": "NZ", "name": "New Zealand", "id": 153, "state": [], "isActive": True},
     236: {
         "isDefault": False,

@@ -86,6 +86,19 @@ def _id(value: Any, field: str) -> int:
         raise SandboxError(400, f"'{field}' must be an id, got {value!r}") from None
 
 
+def _cost(value: Any, field: str) -> Decimal:
+    """An optional non-negative amount of an order-create body (absent means 0)."""
+    if value is None or value == "":
+        return Decimal(0)
+    try:
+        amount = Decimal(str(value).strip())
+    except Exception:
+        raise SandboxError(400, f"'{field}' must be a number, got {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise SandboxError(400, f"'{field}' must be a non-negative amount, got {value!r}")
+    return amount.quantize(CENT)
+
+
 def _amount(value: Any, field: str) -> Decimal:
     try:
         amount = Decimal(str(value).strip())
@@ -172,7 +185,7 @@ class WebCommanderStore:
         with self._lock:
             order = self._order(order_id)
             order["orderStatus"] = status
-            self._touched(order)
+            self._touched(order, resummarize=False)
 
     def set_payment_status(self, order_id: Any, status: Any) -> None:
         if status not in PAYMENT_STATUSES:
@@ -249,7 +262,7 @@ class WebCommanderStore:
 
     def make_payment(self, order_id: Any, gateway: Any, date: Any, amount: Any) -> int:
         value = _amount(amount, "amount")
-        if gateway not in {g["code"] for g in self.gateways}:
+        if not isinstance(gateway, str) or gateway not in {g["code"] for g in self.gateways}:
             raise SandboxError(400, f"unknown 'paymentGateway' {gateway!r}")
         try:
             paid_at = datetime.strptime(str(date), "%Y-%m-%d %H:%M:%S") if date else None
@@ -323,23 +336,23 @@ class WebCommanderStore:
                 "orderComment": [],
                 "payments": [],
                 "lastReminderTime": now,
-                "totalSurcharge": money(dec(body.get("totalSurcharge"))),
+                "totalSurcharge": money(_cost(body.get("totalSurcharge"), "totalSurcharge")),
                 "orderStatus": "pending",
                 "orderChannel": None,
                 "billing": billing,
                 "shippingStatus": "awaiting",
-                "shippingTax": money(dec(body.get("shippingTax"))),
+                "shippingTax": money(_cost(body.get("shippingTax"), "shippingTax")),
                 "shipping": shipping,
                 "discountOnOrder": 0.0,
                 "additionalInfo": None,
                 "customerId": body.get("customerId"),
-                "handlingCost": money(dec(body.get("handlingCost"))),
+                "handlingCost": money(_cost(body.get("handlingCost"), "handlingCost")),
                 "discountOnShippingTax": 0.0,
                 "id": oid,
                 "paymentStatus": "unpaid",
                 "handlingTax": 0.0,
                 "orderNo": 1000 + oid,
-                "shippingCost": money(dec(body.get("shippingCost"))),
+                "shippingCost": money(_cost(body.get("shippingCost"), "shippingCost")),
                 "discountOnOrderTotalTax": 0.0,
                 "created": now,
                 "ipAddress": body.get("ipAddress"),
@@ -389,7 +402,7 @@ class WebCommanderStore:
                             gateway[key] = body[key]
                     for key in ("flatSurcharge", "percentSurcharge"):
                         if key in body:
-                            gateway[key] = float(body[key])
+                            gateway[key] = float(_cost(body[key], key))
                     gateway["updated"] = self._now().replace(": ", ":")
                     return
         raise SandboxError(404, "Payment gateway not found")
