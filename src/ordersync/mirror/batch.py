@@ -167,8 +167,8 @@ def _json_list(items: list[Any]) -> str | None:
     return orjson.dumps([i.model_dump(mode="json") for i in items]).decode() if items else None
 
 
-def _table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
-    schema = _SCHEMAS[name]
+def _table(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:
+    """Rows to columns in C (``zip``), then one Arrow array per column."""
     if not rows:
         return schema.empty_table()
     columns = list(zip(*rows, strict=True))
@@ -202,7 +202,7 @@ def order_tables(loaded: Iterable[LoadedOrder], now: datetime) -> dict[str, pa.T
                     (*key, refund_pos, position, refund.external_id, *_REFUND_LINE(rline))
                 )
         rows["raw_orders"].append((*key, item.payload.decode(), item.content_hash, item.source_url, now))
-    return {table: _table(table, table_rows) for table, table_rows in rows.items()}
+    return {table: _table(_SCHEMAS[table], table_rows) for table, table_rows in rows.items()}
 
 
 def quarantine_table(records: Iterable[QuarantinedRecord], now: datetime) -> pa.Table:
@@ -220,13 +220,7 @@ def quarantine_table(records: Iterable[QuarantinedRecord], now: datetime) -> pa.
         )
         for q in records
     ]
-    if not rows:
-        return _QUARANTINE_SCHEMA.empty_table()
-    columns = list(zip(*rows, strict=True))
-    return pa.Table.from_arrays(
-        [pa.array(c, type=f.type) for c, f in zip(columns, _QUARANTINE_SCHEMA, strict=True)],
-        schema=_QUARANTINE_SCHEMA,
-    )
+    return _table(_QUARANTINE_SCHEMA, rows)
 
 
 @dataclass
