@@ -170,12 +170,3 @@ class Mirror:
         return WriteResult(
             written=changed, unchanged=batch.order_count - changed, quarantined=batch.quarantined
         )
-
-    def count(self, table: str, platform: str | None = None, shop: str | None = None) -> int:
-        if not self.path.exists():
-            return 0
-        with self.connect(read_only=True) as con:
-            sql = (
-                f"SELECT count(*) FROM {table} WHERE (? IS NULL OR platform = ?) AND (? IS NULL OR shop = ?)"
-            )
-            return con.execute(sql, [platform, platform, shop, shop]).fetchone()[0]

@@ -11,7 +11,6 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -131,7 +130,3 @@ class FaultInjector:
     def total_requests(self, path_contains: str = "") -> int:
         with self._lock:
             return sum(n for p, n in self.request_count.items() if path_contains in p)
-
-
-def fault_config_from(**values: Any) -> FaultConfig:
-    return FaultConfig(**{k: v for k, v in values.items() if v is not None})
