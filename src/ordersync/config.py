@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ordersync.errors import ConfigError
 
@@ -76,7 +84,48 @@ class WebCommanderShop(_ShopBase):
     access_token: SecretStr
 
 
-ShopConfig = Annotated[WebCommanderShop, Field(discriminator="platform")]
+class WooCommerceShop(_ShopBase):
+    """A WooCommerce shop through REST v3 (``wp-json/wc/v3``) or the legacy API v2 (``wc-api/v2``).
+
+    ``auth: auto`` does what WooCommerce accepts: HTTP Basic over HTTPS, OAuth 1.0a over plain HTTP.
+    ``query`` sends the key and secret as query parameters over HTTPS, for hosts that strip the
+    Authorization header. Orders carry their currency; ``currency`` here sets the rounding precision.
+    """
+
+    platform: Literal["woocommerce"]
+    api_version: Literal["v3", "v2"] = "v3"
+    consumer_key: SecretStr
+    consumer_secret: SecretStr
+    auth: Literal["auto", "basic", "query", "oauth1"] = "auto"
+    signature_method: Literal["HMAC-SHA256", "HMAC-SHA1"] = "HMAC-SHA256"
+    verify_tls: bool | str = Field(True, description="false, or a CA bundle path for a self-signed shop")
+    page_size: int = Field(100, ge=1, le=100, description="per_page / filter[limit]; WooCommerce allows 100")
+    statuses: list[str] = Field(default_factory=lambda: ["any"], min_length=1)
+    notes: Literal["all", "none"] = Field("all", description="read each order's notes into comments")
+    refunds: bool = Field(True, description="read refund details (lines, taxes) of refunded orders")
+    detail_concurrency: int = Field(8, ge=1, le=64, description="refund and note requests at once")
+
+    @model_validator(mode="after")
+    def _auth_fits_scheme(self) -> WooCommerceShop:
+        if self.auth in ("basic", "query") and not self.secure:
+            raise ValueError(
+                f"auth {self.auth!r} needs an https:// base_url: WooCommerce ignores keys sent that way "
+                "over plain HTTP (use auth: oauth1 there)"
+            )
+        return self
+
+    @property
+    def secure(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def auth_mode(self) -> Literal["basic", "query", "oauth1"]:
+        if self.auth != "auto":
+            return self.auth
+        return "basic" if self.secure else "oauth1"
+
+
+ShopConfig = Annotated[WebCommanderShop | WooCommerceShop, Field(discriminator="platform")]
 
 
 class MirrorSettings(_Strict):
@@ -132,7 +181,7 @@ class Settings(_Strict):
 
     @field_validator("shops")
     @classmethod
-    def _unique(cls, shops: list[WebCommanderShop]) -> list[WebCommanderShop]:
+    def _unique(cls, shops: list[ShopConfig]) -> list[ShopConfig]:
         seen: set[str] = set()
         for shop in shops:
             if shop.name in seen:
@@ -140,7 +189,7 @@ class Settings(_Strict):
             seen.add(shop.name)
         return shops
 
-    def shop(self, name: str) -> WebCommanderShop:
+    def shop(self, name: str) -> ShopConfig:
         for shop in self.shops:
             if shop.name == name:
                 return shop

@@ -31,10 +31,20 @@ class MirrorLockedError(OrderSyncError):
 
 
 class HttpError(OrderSyncError):
-    def __init__(self, message: str, *, url: str, status: int | None = None, shop: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status: int | None = None,
+        shop: str | None = None,
+        code: str | None = None,
+    ):
         self.url = url
         self.status = status
         self.shop = shop
+        self.code = code
+        """The platform's error code (WooCommerce ``code``) when the body names one."""
         where = f"shop {shop!r}: " if shop else ""
         code = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"{where}{message} ({code} from {url})")

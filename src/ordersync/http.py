@@ -7,6 +7,7 @@ error page or a timeout is decided here, in one table, and nowhere else.
 from __future__ import annotations
 
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -135,6 +136,8 @@ def _error_detail(response: httpx.Response) -> str:
         text = response.text.strip().replace("\n", " ")
         return f"body {text[:120]!r}" if text else "an empty body"
     if isinstance(body, dict):
+        if isinstance(body.get("message"), str) and isinstance(body.get("code"), str):
+            return f"{body['message'][:200]} [{body['code']}]"
         for key in ("message", "error", "code"):
             if isinstance(body.get(key), str):
                 return body[key][:200]
@@ -142,6 +145,22 @@ def _error_detail(response: httpx.Response) -> str:
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             return str(errors[0].get("message") or errors[0])[:200]
     return "an unexpected error body"
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """WooCommerce's ``code`` (v3) or ``errors[0].code`` (legacy), if the body is such JSON."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(body, dict):
+        if isinstance(body.get("code"), str):
+            return body["code"]
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            code = errors[0].get("code")
+            return code if isinstance(code, str) else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -259,10 +278,11 @@ class HttpPolicy:
                     )
                 ) from None
         detail = _error_detail(response)
+        code = _error_code(response)
         if action is Action.RETRY:
             error_cls = BadResponseError if looks_like_html(response) else ServerError
             raise _Retryable(
-                error_cls(f"server error: {detail}", url=shown, status=status, shop=self.shop),
+                error_cls(f"server error: {detail}", url=shown, status=status, shop=self.shop, code=code),
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         if action is Action.AUTH:
@@ -271,10 +291,13 @@ class HttpPolicy:
                 url=shown,
                 status=status,
                 shop=self.shop,
+                code=code,
             )
         if action is Action.NOT_FOUND:
-            raise NotFoundError(f"not found: {detail}", url=shown, status=status, shop=self.shop)
-        raise ClientRequestError(f"request refused: {detail}", url=shown, status=status, shop=self.shop)
+            raise NotFoundError(f"not found: {detail}", url=shown, status=status, shop=self.shop, code=code)
+        raise ClientRequestError(
+            f"request refused: {detail}", url=shown, status=status, shop=self.shop, code=code
+        )
 
 
 def build_client(
@@ -284,8 +307,14 @@ def build_client(
     headers: dict[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     max_connections: int = 8,
+    auth: httpx.Auth | None = None,
+    verify: bool | str | ssl.SSLContext = True,
 ) -> httpx.AsyncClient:
-    """An AsyncClient with our timeouts, User-Agent and pool size; tests pass a MockTransport or ASGI app."""
+    """An AsyncClient with our timeouts, User-Agent and pool size; tests pass a MockTransport or ASGI app.
+
+    ``verify`` is a bool or the path of a CA bundle (a shop with a self-signed certificate)."""
+    if isinstance(verify, str):
+        verify = ssl.create_default_context(cafile=verify)
     return httpx.AsyncClient(
         base_url=base_url,
         headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
@@ -293,4 +322,6 @@ def build_client(
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         transport=transport,
         follow_redirects=False,
+        auth=auth,
+        verify=verify,
     )

@@ -6,6 +6,7 @@ files name converters; they never hold expressions.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -245,6 +246,79 @@ def latest_local_datetime(value: Any, ctx: MappingContext) -> datetime | None:
     return max(times) if times else None
 
 
+def id_nonzero(value: Any, ctx: MappingContext) -> str | None:
+    """WooCommerce writes 0 for "none": a guest's ``customer_id``, a simple product's ``variation_id``."""
+    ident = to_id(value, ctx)
+    return None if ident == "0" else ident
+
+
+def any_text(value: Any, ctx: MappingContext) -> str | None:
+    """Meta values of any type as text: objects and lists as compact JSON, so odd meta never
+    quarantines an order."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return to_str(value, ctx)
+
+
+def abs_decimal(value: Any, ctx: MappingContext) -> Decimal | None:
+    """Refund lines carry negative quantities; canonical refunds are positive."""
+    number = to_decimal(value, ctx)
+    return None if number is None else abs(number)
+
+
+def join_text(values: list[Any], ctx: MappingContext) -> str | None:
+    """First and last name into one, skipping empty parts."""
+    parts = [text for text in (to_text(v, ctx) for v in values) if text]
+    return " ".join(parts) or None
+
+
+def money_when(values: list[Any], ctx: MappingContext) -> Decimal | None:
+    """The second value as money when the first is set and not false (a payment only once paid)."""
+    marker, amount = values
+    if marker is None or marker is False or marker == "":
+        return None
+    return to_money(amount, ctx)
+
+
+def first_id(values: list[Any], ctx: MappingContext) -> str | None:
+    """The first id of a plucked list (a refund line's ``_refunded_item_id`` meta)."""
+    for value in values:
+        ident = id_nonzero(value, ctx)
+        if ident is not None:
+            return ident
+    return None
+
+
+def abs_sum_money(values: list[Any], ctx: MappingContext) -> Decimal:
+    """Refund totals the order lists as negative amounts, summed as a positive one."""
+    return abs(sum_money(values, ctx))
+
+
+def paid_refund_status(values: list[Any], ctx: MappingContext) -> str:
+    """A payment status for platforms that have none of their own (WooCommerce).
+
+    Inputs: a paid marker (``date_paid`` or the legacy ``paid`` flag), the order total, the refunds
+    (summaries with negative ``total`` or refund objects with positive ``amount``) and the order status.
+    """
+    paid, total, refunds, status = values
+    refunded = Decimal(0)
+    for refund in refunds or []:
+        if isinstance(refund, dict):
+            refunded += abs(to_decimal(refund.get("amount", refund.get("total")), ctx) or Decimal(0))
+    total_amount = to_decimal(total, ctx) or Decimal(0)
+    if refunded and refunded >= total_amount:
+        return "refunded"
+    if refunded:
+        return "partially_refunded"
+    if paid not in (None, False, ""):
+        return "paid"
+    if str(status).lower() == "failed":
+        return "failed"
+    if str(status).lower() in ("cancelled", "trash"):
+        return "cancelled"
+    return "unpaid"
+
+
 CONVERTERS: dict[str, Converter] = {
     "id": to_id,
     "str": to_str,
@@ -265,6 +339,9 @@ CONVERTERS: dict[str, Converter] = {
     "variation_attributes": variation_attributes,
     "id_list": id_list,
     "latest_local_datetime": latest_local_datetime,
+    "id_nonzero": id_nonzero,
+    "any_text": any_text,
+    "abs_decimal": abs_decimal,
 }
 
 MULTI_CONVERTERS: dict[str, Converter] = {
@@ -272,4 +349,9 @@ MULTI_CONVERTERS: dict[str, Converter] = {
     "subtract_money": subtract_money,
     "multiply_money": multiply_money,
     "mul_sub_money": mul_sub_money,
+    "join_text": join_text,
+    "money_when": money_when,
+    "first_id": first_id,
+    "abs_sum_money": abs_sum_money,
+    "paid_refund_status": paid_refund_status,
 }

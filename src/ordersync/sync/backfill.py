@@ -159,6 +159,7 @@ async def backfill_shop(
                         orders_key=source.orders_key,
                         take=page.count,
                         since=since,
+                        attachments=page.attachments,
                     )
                     future: Any = (
                         loop.run_in_executor(pool, map_page, job)

@@ -41,6 +41,7 @@ class PageJob:
     orders_key: str | None = "orders"
     take: int | None = None
     since: datetime | None = None
+    attachments: bytes | None = None
 
 
 @dataclass
@@ -64,11 +65,23 @@ def _record_id(raw: Any) -> str | None:
     return None
 
 
+def _attach(raws: list[Any], attachments: dict[str, dict[str, Any]]) -> None:
+    """Details fetched beside the list join their order before hashing, so a new note or refund
+    changes the order's content hash and gets it rewritten."""
+    for raw in raws:
+        if isinstance(raw, dict):
+            extra = attachments.get(str(raw.get("id")))
+            if extra:
+                raw.update(extra)
+
+
 def map_page(job: PageJob) -> PageResult:
     body = orjson.loads(job.body)
     raws = body[job.orders_key] if job.orders_key else body
     if job.take is not None:
         raws = raws[: job.take]
+    if job.attachments:
+        _attach(raws, orjson.loads(job.attachments))
     mapper = load_mapping(job.mapping)
     ctx = MappingContext(
         platform=job.platform, shop=job.shop, timezone=ZoneInfo(job.timezone), currency=job.currency

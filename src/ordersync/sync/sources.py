@@ -6,6 +6,8 @@ sees pages of raw dicts and canonical orders.
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from typing import Protocol
 
 import httpx
 
-from ordersync.config import HttpSettings, ShopConfig, WebCommanderShop
+from ordersync.config import HttpSettings, ShopConfig, WebCommanderShop, WooCommerceShop
 from ordersync.http import HttpPolicy
 from ordersync.models import Platform
 
@@ -27,6 +29,8 @@ class RawPage:
     total: int
     count: int
     body: bytes
+    attachments: bytes | None = None
+    """Per-order details fetched beside the list (WooCommerce refunds and notes), merged by the worker."""
 
 
 class Source(Protocol):
@@ -63,6 +67,68 @@ class WebCommanderSource:
             yield RawPage(source_url=page.url, total=page.total, count=page.count, body=page.body)
 
 
+class WooCommerceSource:
+    """Order pages with each order's refunds and notes attached; up to ``concurrency`` pages have their
+    details in flight at once, all sharing ``detail_concurrency`` requests."""
+
+    platform = Platform.WOOCOMMERCE
+
+    def __init__(self, shop: WooCommerceShop, policy: HttpPolicy, transport: httpx.AsyncBaseTransport | None):
+        from ordersync.platforms.woocommerce.client import OrderFilters, open_client
+
+        self.shop = shop
+        self.client = open_client(shop, policy, transport=transport)
+        self.mapping = f"woocommerce_{shop.api_version}"
+        self.orders_key = self.client.orders_key
+        self.filters = OrderFilters(statuses=tuple(shop.statuses))
+
+    async def pages(self, *, limit: int | None) -> AsyncIterator[RawPage]:
+        from ordersync.platforms.woocommerce.extract import PageWithDetails, fetch_details, iter_order_pages
+
+        limiter = asyncio.Semaphore(self.shop.detail_concurrency)
+        window: deque[asyncio.Task[PageWithDetails]] = deque()
+
+        def raw(done: PageWithDetails) -> RawPage:
+            page = done.page
+            total = page.total if page.total is not None else page.count
+            return RawPage(
+                source_url=page.url,
+                total=total,
+                count=page.count,
+                body=page.body,
+                attachments=done.attachments,
+            )
+
+        try:
+            async for page in iter_order_pages(
+                self.client,
+                per_page=self.shop.page_size,
+                concurrency=self.shop.concurrency,
+                filters=self.filters,
+                limit=limit,
+            ):
+                window.append(
+                    asyncio.create_task(
+                        fetch_details(
+                            self.client,
+                            page,
+                            refunds=self.shop.refunds,
+                            notes=self.shop.notes == "all",
+                            limiter=limiter,
+                        )
+                    )
+                )
+                while len(window) > self.shop.concurrency:
+                    yield raw(await window.popleft())
+            while window:
+                yield raw(await window.popleft())
+        finally:
+            for task in window:
+                task.cancel()
+            if window:
+                await asyncio.gather(*window, return_exceptions=True)
+
+
 @asynccontextmanager
 async def open_source(
     shop: ShopConfig,
@@ -78,4 +144,8 @@ async def open_source(
         finally:
             await source.client.aclose()
         return
-    raise NotImplementedError(f"platform {shop.platform!r} has no source yet")  # pragma: no cover
+    woo = WooCommerceSource(shop, policy, transport)
+    try:
+        yield woo, policy
+    finally:
+        await woo.client.aclose()

@@ -1,0 +1,1 @@
+"""WooCommerce: REST v3 and the legacy API v2 behind one client interface."""
