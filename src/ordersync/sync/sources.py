@@ -80,7 +80,11 @@ class WooCommerceSource:
         self.client = open_client(shop, policy, transport=transport)
         self.mapping = f"woocommerce_{shop.api_version}"
         self.orders_key = self.client.orders_key
-        self.filters = OrderFilters(statuses=tuple(shop.statuses))
+        # The legacy API sorts by date with no tie-breaker, so orders created in the same second move
+        # between pages (recorded: one order listed twice and another never); ids are unique.
+        self.filters = OrderFilters(
+            statuses=tuple(shop.statuses), orderby="id" if shop.api_version == "v2" else "date"
+        )
 
     async def pages(self, *, limit: int | None) -> AsyncIterator[RawPage]:
         from ordersync.platforms.woocommerce.extract import PageWithDetails, fetch_details, iter_order_pages

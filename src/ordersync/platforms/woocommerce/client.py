@@ -239,9 +239,10 @@ class LegacyV2Client(WooCommerceClient):
             if value is not None:
                 params[param] = _zulu(value)
         if filters.orderby and filters.orderby != "date":
-            params["filter[orderby]"] = filters.orderby
-        if filters.order and filters.orderby != "date":
-            params["filter[order]"] = filters.order.upper()
+            # WP_Query knows the post id only as "ID".
+            params["filter[orderby]"] = "ID" if filters.orderby == "id" else filters.orderby
+            if filters.order:
+                params["filter[order]"] = filters.order.upper()
         return {k: v for k, v in params.items() if v not in (None, "")}
 
     async def refunds(self, order_id: int | str) -> list[dict[str, Any]]:
