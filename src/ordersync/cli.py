@@ -177,13 +177,20 @@ def backfill(
 @app.command()
 def sandbox(
     port: Annotated[int, typer.Option(help="Port of the WebCommander sandbox.")] = 8701,
+    woo_port: Annotated[int, typer.Option(help="Port of the WooCommerce sandbox.")] = 8702,
+    only: Annotated[
+        str | None, typer.Option(help="Serve one shop only: webcommander or woocommerce.")
+    ] = None,
     host: Annotated[str, typer.Option(help="Loopback address to listen on.")] = "127.0.0.1",
-    orders: Annotated[int, typer.Option(min=0, help="Generated orders.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same shop.")] = 42,
+    orders: Annotated[int, typer.Option(min=0, help="Generated orders per shop.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same shops.")] = 42,
     timezone: Annotated[
-        str, typer.Option(help="The shop's timezone (its timestamps carry none).")
+        str, typer.Option(help="The WebCommander shop's timezone (its timestamps carry none).")
     ] = "Australia/Melbourne",
-    realistic: Annotated[bool, typer.Option(help="About 10 line items and 7 KB of JSON per order.")] = False,
+    woo_timezone: Annotated[str, typer.Option(help="The WooCommerce shop's timezone.")] = "Europe/Berlin",
+    realistic: Annotated[
+        bool, typer.Option(help="WebCommander: about 10 line items and 7 KB of JSON per order.")
+    ] = False,
     latency_ms: Annotated[float, typer.Option(help="Added to every response.")] = 0.0,
     rate_429: Annotated[float, typer.Option(help="Share of requests answered 429 with Retry-After.")] = 0.0,
     rate_5xx: Annotated[float, typer.Option(help="Share of requests answered 503.")] = 0.0,
@@ -191,15 +198,17 @@ def sandbox(
         float, typer.Option(help="Share of requests that hang past the client timeout.")
     ] = 0.0,
     rate_html: Annotated[float, typer.Option(help="Share of requests answered with an HTML 502 page.")] = 0.0,
-    max_page_size: Annotated[
-        int | None, typer.Option(help="Cap on `max` per request, as a real host may.")
-    ] = None,
 ) -> None:
-    """Serve a sandbox WebCommander shop on loopback until Ctrl-C (sync.example.yaml points at it)."""
+    """Serve sandbox WebCommander and WooCommerce shops on loopback until Ctrl-C (sync.example.yaml
+    points at them). The WooCommerce shop speaks plain HTTP, so clients sign with OAuth 1.0a."""
+    from ordersync.config import WebCommanderShop, WooCommerceShop
     from ordersync.sandbox.faults import FaultConfig
-    from ordersync.sandbox.server import serve_webcommander
+    from ordersync.sandbox.server import Served, serve_apps, shop_app
     from ordersync.sandbox.webcommander.app import DEFAULT_TOKEN, DEFAULT_UUID
+    from ordersync.sandbox.woocommerce.app import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET
 
+    if only not in (None, "webcommander", "woocommerce"):
+        raise typer.BadParameter("--only takes webcommander or woocommerce")
     configure_logging()
     faults = FaultConfig(
         latency_ms=latency_ms,
@@ -209,29 +218,40 @@ def sandbox(
         rate_html=rate_html,
         seed=seed,
     )
-    console.print(f"generating {orders} orders (seed {seed})...")
-
-    def ready(url: str) -> None:
-        out.print(
-            f"WebCommander sandbox: {url}/external/app/access/orders  uuid={DEFAULT_UUID}  "
-            f"accessToken={DEFAULT_TOKEN}",
-            soft_wrap=True,
+    console.print(f"generating {orders} orders per shop (seed {seed})...")
+    served: list[Served] = []
+    if only in (None, "webcommander"):
+        shop = WebCommanderShop(
+            name="webcommander-sandbox",
+            platform="webcommander",
+            base_url=f"http://{host}:{port}",
+            uuid=DEFAULT_UUID,
+            access_token=DEFAULT_TOKEN,
+            timezone=timezone,
         )
-        out.print("ready", soft_wrap=True)
-
-    serve_webcommander(
-        host=host,
-        port=port,
-        orders=orders,
-        seed=seed,
-        timezone=timezone,
-        realistic=realistic,
-        faults=faults,
-        uuid=DEFAULT_UUID,
-        access_token=DEFAULT_TOKEN,
-        max_page_size=max_page_size,
-        ready=ready,
-    )
+        app_ = shop_app(shop, orders=orders, seed=seed, faults=faults, realistic=realistic, prerender=True)
+        banner = (
+            f"WebCommander sandbox: {{url}}/external/app/access/orders  uuid={DEFAULT_UUID}  "
+            f"accessToken={DEFAULT_TOKEN}"
+        )
+        served.append(Served(app_, port, banner))
+    if only in (None, "woocommerce"):
+        woo = WooCommerceShop(
+            name="woocommerce-sandbox",
+            platform="woocommerce",
+            base_url=f"http://{host}:{woo_port}",
+            consumer_key=DEFAULT_CONSUMER_KEY,
+            consumer_secret=DEFAULT_CONSUMER_SECRET,
+            timezone=woo_timezone,
+            currency="EUR",
+        )
+        app_ = shop_app(woo, orders=orders, seed=seed, faults=faults)
+        banner = (
+            f"WooCommerce sandbox: {{url}}/wp-json/wc/v3/orders and {{url}}/wc-api/v2/orders  "
+            f"consumer_key={DEFAULT_CONSUMER_KEY}  consumer_secret={DEFAULT_CONSUMER_SECRET}  (OAuth 1.0a)"
+        )
+        served.append(Served(app_, woo_port, banner))
+    serve_apps(served, host=host, ready=lambda line: out.print(line, soft_wrap=True))
 
 
 def main() -> None:  # pragma: no cover - console entry point

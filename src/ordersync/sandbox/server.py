@@ -3,39 +3,49 @@ foreground (``ordersync sandbox``)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
 from ordersync.config import ShopConfig, WebCommanderShop
 from ordersync.sandbox.faults import FaultConfig, FaultInjector
-from ordersync.sandbox.webcommander.app import create_app
-from ordersync.sandbox.webcommander.store import WebCommanderStore
 
 
-def _config(app: Any, host: str) -> uvicorn.Config:
+def _config(app: Any, host: str, **extra: Any) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=host, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
+        app, host=host, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30, **extra
     )
 
 
 class SandboxServer:
     """Runs one ASGI app with uvicorn in a thread; ``base_url`` carries the port actually bound."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+    ):
         self.app = app
         self.host = host
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port = self._socket.getsockname()[1]
-        self.base_url = f"http://{host}:{self.port}"
-        self._server = uvicorn.Server(_config(app, host))
+        scheme = "https" if ssl_certfile else "http"
+        self.base_url = f"{scheme}://{host}:{self.port}"
+        tls = {"ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile} if ssl_certfile else {}
+        self._server = uvicorn.Server(_config(app, host, **tls))
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},
@@ -58,53 +68,73 @@ class SandboxServer:
         self._socket.close()
 
 
+def shop_app(
+    shop: ShopConfig,
+    *,
+    orders: int,
+    seed: int,
+    faults: FaultConfig | None = None,
+    realistic: bool = False,
+    prerender: bool = False,
+) -> FaultInjector:
+    """A sandbox app for one configured shop, with that shop's credentials, timezone and currency."""
+    if isinstance(shop, WebCommanderShop):
+        from ordersync.sandbox.webcommander.app import create_app
+        from ordersync.sandbox.webcommander.store import WebCommanderStore
+
+        store = WebCommanderStore(
+            orders=orders, seed=seed, timezone=shop.timezone, realistic=realistic, prerender=prerender
+        )
+        return create_app(
+            store,
+            uuid=shop.uuid.get_secret_value(),
+            access_token=shop.access_token.get_secret_value(),
+            faults=faults,
+        )
+    from ordersync.sandbox.woocommerce.app import ApiKey
+    from ordersync.sandbox.woocommerce.app import create_app as create_woo_app
+    from ordersync.sandbox.woocommerce.store import WooCommerceStore
+
+    woo = WooCommerceStore(orders=orders, seed=seed, timezone=shop.timezone, currency=shop.currency)
+    key = ApiKey(shop.consumer_key.get_secret_value(), shop.consumer_secret.get_secret_value(), "read_write")
+    return create_woo_app(woo, keys=[key], faults=faults)
+
+
 @contextmanager
 def start_shop_sandbox(
     shop: ShopConfig, *, orders: int, seed: int, faults: FaultConfig | None = None, realistic: bool = False
 ) -> Iterator[str]:
-    """A sandbox for one configured shop, with that shop's credentials and timezone; yields its URL."""
-    if not isinstance(shop, WebCommanderShop):  # pragma: no cover - one platform so far
-        raise NotImplementedError(f"no sandbox for platform {shop.platform!r}")
-    store = WebCommanderStore(orders=orders, seed=seed, timezone=shop.timezone, realistic=realistic)
-    app = create_app(
-        store,
-        uuid=shop.uuid.get_secret_value(),
-        access_token=shop.access_token.get_secret_value(),
-        faults=faults,
-    )
+    """Serve a sandbox for one configured shop on a free loopback port; yields its URL."""
+    app = shop_app(shop, orders=orders, seed=seed, faults=faults, realistic=realistic)
     with SandboxServer(app) as server:
         yield server.base_url
 
 
-def serve_webcommander(
-    *,
-    host: str,
-    port: int,
-    orders: int,
-    seed: int,
-    timezone: str,
-    realistic: bool,
-    faults: FaultConfig,
-    uuid: str,
-    access_token: str,
-    max_page_size: int | None = None,
-    ready: Any = None,
-) -> None:
-    """Serve until interrupted; ``ready`` is called with the base URL once the shop is listening."""
-    store = WebCommanderStore(
-        orders=orders, seed=seed, timezone=timezone, realistic=realistic, prerender=True
-    )
-    app: FaultInjector = create_app(
-        store, uuid=uuid, access_token=access_token, faults=faults, max_page_size=max_page_size
-    )
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    if ready is not None:
-        original = server.startup
+@dataclass(frozen=True)
+class Served:
+    """One shop to serve in the foreground: its app, port and the line printed once it listens."""
 
-        async def startup(sockets: Any = None) -> None:
-            await original(sockets=sockets)
-            ready(f"http://{host}:{port}")
+    app: Any
+    port: int
+    banner: str
 
-        server.startup = startup  # type: ignore[method-assign]
-    server.run()
+
+def serve_apps(shops: list[Served], *, host: str, ready: Callable[[str], None] | None = None) -> None:
+    """Serve several sandbox shops from one process until interrupted; ``ready`` gets each banner
+    (with ``{url}`` filled in) once every shop is listening, then ``"ready"``."""
+    servers = [uvicorn.Server(_config(s.app, host, port=s.port)) for s in shops]
+
+    async def run() -> None:
+        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        while not all(server.started for server in servers):
+            if any(task.done() for task in tasks):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            if ready is not None:
+                for shop in shops:
+                    ready(shop.banner.format(url=f"http://{host}:{shop.port}"))
+                ready("ready")
+        await asyncio.gather(*tasks)
+
+    asyncio.run(run())
