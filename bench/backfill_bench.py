@@ -1,7 +1,7 @@
-"""Backfill throughput and peak memory against a sandbox WebCommander shop on loopback.
+"""Backfill throughput and peak memory against sandbox shops on loopback.
 
-    uv run python bench/backfill_bench.py                      # N = 10,000 and 100,000 at 0 and 50 ms
-    uv run python bench/backfill_bench.py --orders 10000 --latency 0
+    uv run python bench/backfill_bench.py        # both platforms, N = 10,000 and 100,000, 0 and 50 ms
+    uv run python bench/backfill_bench.py --platform woocommerce --orders 10000 --latency 0 --notes none
 
 The sandbox runs in its own process with pre-rendered order JSON (each order encoded once, pages are
 joins of cached bytes), so what is measured is ordersync: fetch, parse, map, validate, load into
@@ -28,15 +28,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_sandbox(orders: int, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+WOO_KEY = "ck_sandbox_read_write_0000000000000000000000"
+WOO_SECRET = "cs_sandbox_read_write_0000000000000000000000"
+
+
+def start_sandbox(platform: str, orders: int, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
+    port_flag = "--port" if platform == "webcommander" else "--woo-port"
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "ordersync.cli",
             "sandbox",
-            "--port",
+            "--only",
+            platform,
+            port_flag,
             str(port),
             "--orders",
             str(orders),
@@ -56,28 +63,38 @@ def start_sandbox(orders: int, latency_ms: float) -> tuple[subprocess.Popen[str]
     raise RuntimeError("sandbox did not start")
 
 
-def run_backfill(base_url: str, workdir: Path, page_size: int, concurrency: int) -> dict[str, float]:
+def shop_config(
+    platform: str, base_url: str, page_size: int, concurrency: int, notes: str
+) -> dict[str, object]:
+    if platform == "webcommander":
+        return {
+            "name": "bench",
+            "platform": "webcommander",
+            "base_url": base_url,
+            "uuid": "F8A3-A88E-C6EF-B1CB",
+            "access_token": "11b4ec017714ef095b8e115545467fcb",
+            "timezone": "Australia/Melbourne",
+            "currency": "AUD",
+            "page_size": page_size,
+            "concurrency": concurrency,
+        }
+    return {
+        "name": "bench",
+        "platform": "woocommerce",
+        "base_url": base_url,
+        "consumer_key": WOO_KEY,
+        "consumer_secret": WOO_SECRET,
+        "timezone": "Europe/Berlin",
+        "currency": "EUR",
+        "page_size": min(page_size, 100),
+        "concurrency": concurrency,
+        "notes": notes,
+    }
+
+
+def run_backfill(shop: dict[str, object], workdir: Path) -> dict[str, float]:
     config = workdir / "bench.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "mirror": {"path": str(workdir / "bench.duckdb")},
-                "shops": [
-                    {
-                        "name": "bench",
-                        "platform": "webcommander",
-                        "base_url": base_url,
-                        "uuid": "F8A3-A88E-C6EF-B1CB",
-                        "access_token": "11b4ec017714ef095b8e115545467fcb",
-                        "timezone": "Australia/Melbourne",
-                        "currency": "AUD",
-                        "page_size": page_size,
-                        "concurrency": concurrency,
-                    }
-                ],
-            }
-        )
-    )
+    config.write_text(json.dumps({"mirror": {"path": str(workdir / "bench.duckdb")}, "shops": [shop]}))
     code = (
         "import asyncio, json, resource, sys, time\n"
         "from pathlib import Path\n"
@@ -108,30 +125,39 @@ def main() -> None:
     )
     parser.add_argument("--orders", type=int, action="append", help="repeatable; default 10000 and 100000")
     parser.add_argument("--latency", type=float, action="append", help="ms per request; default 0 and 50")
-    parser.add_argument("--page-size", type=int, default=250)
+    parser.add_argument("--platform", action="append", choices=["webcommander", "woocommerce"])
+    parser.add_argument("--notes", action="append", choices=["none", "all"], help="WooCommerce; default both")
+    parser.add_argument("--page-size", type=int, default=250, help="WooCommerce caps it at 100")
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
     sizes = args.orders or [10_000, 100_000]
     latencies = args.latency if args.latency is not None else [0.0, 50.0]
+    platforms = args.platform or ["webcommander", "woocommerce"]
     print(f"machine: {os.cpu_count()} cores; page size {args.page_size}, concurrency {args.concurrency}")
     print(
-        f"{'orders':>8} {'latency':>8} {'seconds':>8} {'orders/s':>9} {'peak RSS MB':>12} {'worker MB':>10}"
+        f"{'platform':>12} {'notes':>5} {'orders':>8} {'latency':>8} {'seconds':>8} {'orders/s':>9} "
+        f"{'peak RSS MB':>12} {'worker MB':>10}"
     )
-    for n in sizes:
-        for latency in latencies:
-            sandbox, url = start_sandbox(n, latency)
-            try:
-                with tempfile.TemporaryDirectory() as tmp:
-                    result = run_backfill(url, Path(tmp), args.page_size, args.concurrency)
-                    assert result["orders"] == n == result["loaded"], result
-            finally:
-                sandbox.terminate()
-                sandbox.wait()
-            print(
-                f"{n:>8,} {latency:>6.0f}ms {result['seconds']:>8.2f} {result['orders_per_s']:>9,.0f} "
-                f"{result['peak_rss_mb']:>12.0f} {result['worker_rss_mb']:>10.0f}",
-                flush=True,
-            )
+    for platform in platforms:
+        note_modes = ["-"] if platform == "webcommander" else (args.notes or ["none", "all"])
+        for n in sizes:
+            for latency in latencies:
+                for notes in note_modes:
+                    sandbox, url = start_sandbox(platform, n, latency)
+                    try:
+                        with tempfile.TemporaryDirectory() as tmp:
+                            shop = shop_config(platform, url, args.page_size, args.concurrency, notes)
+                            result = run_backfill(shop, Path(tmp))
+                            assert result["orders"] == n == result["loaded"], result
+                    finally:
+                        sandbox.terminate()
+                        sandbox.wait()
+                    print(
+                        f"{platform:>12} {notes:>5} {n:>8,} {latency:>6.0f}ms {result['seconds']:>8.2f} "
+                        f"{result['orders_per_s']:>9,.0f} {result['peak_rss_mb']:>12.0f} "
+                        f"{result['worker_rss_mb']:>10.0f}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":
