@@ -272,10 +272,11 @@ class HttpPolicy:
             try:
                 return JsonResponse(orjson.loads(response.content), response)
             except orjson.JSONDecodeError:
+                problem = (
+                    "response body is not valid JSON" if response.content.strip() else "got an empty body"
+                )
                 raise _Retryable(
-                    BadResponseError(
-                        "response body is not valid JSON", url=shown, status=status, shop=self.shop
-                    )
+                    BadResponseError(problem, url=shown, status=status, shop=self.shop)
                 ) from None
         detail = _error_detail(response)
         code = _error_code(response)

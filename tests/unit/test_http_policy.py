@@ -95,6 +95,19 @@ def test_html_error_page_and_broken_json_are_retried_then_reported() -> None:
     assert len(handler.seen) == 3
 
 
+def test_empty_bodies_from_a_host_are_retried_then_reported_as_empty() -> None:
+    sleeps = Recorder()
+    empty_503 = httpx.Response(503, content=b"")
+    empty_200 = httpx.Response(200, content=b"", headers={"content-type": "application/json"})
+    handler = script(empty_503, empty_200, empty_200)
+    with pytest.raises(BadResponseError) as info:
+        run(policy(sleeps, retries=2), handler)
+    assert "empty body" in str(info.value) and "HTTP 200" in str(info.value)
+    assert len(handler.seen) == 3 and len(sleeps.sleeps) == 2
+    recovered = script(httpx.Response(503, content=b""), httpx.Response(200, json=[1]))
+    assert run(policy(Recorder()), recovered).data == [1]
+
+
 def test_waf_html_403_is_retried_but_json_401_is_fatal_at_once() -> None:
     sleeps = Recorder()
     waf = httpx.Response(
