@@ -15,14 +15,14 @@ import duckdb
 import orjson
 import pytest
 import trustme
-from ordersync.sandbox.woocommerce.app import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, create_app
-from ordersync.sandbox.woocommerce.store import WooCommerceStore
 
 from ordersync.config import Settings, parse_settings
 from ordersync.errors import AuthError, BadResponseError
 from ordersync.mirror.store import Mirror
 from ordersync.sandbox.faults import Fault, FaultInjector
 from ordersync.sandbox.server import SandboxServer
+from ordersync.sandbox.woocommerce.app import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, create_app
+from ordersync.sandbox.woocommerce.store import WooCommerceStore
 from ordersync.sync.backfill import backfill_shop
 
 ORDERS = 700
@@ -124,7 +124,9 @@ def mirror_figures(mirror: Mirror) -> dict[str, Any]:
 def test_v3_over_oauth_mirrors_exactly_the_shop_and_a_rerun_changes_nothing(woo: Woo, tmp_path: Path) -> None:
     stats, mirror = backfill(woo, tmp_path)
     expected = shop_figures(woo.store)
-    assert (stats.fetched, stats.loaded, stats.quarantined) == (ORDERS, ORDERS, 0)
+    n = len(expected["ids"])
+    assert ORDERS * 0.9 < n < ORDERS  # a few are in the trash, which `any` leaves out
+    assert (stats.fetched, stats.loaded, stats.quarantined) == (n, n, 0)
     assert mirror_figures(mirror) == expected
     assert expected["refunds"][0] > 10 and expected["notes"] > ORDERS  # the shop is not trivial
     unreconciled = """
@@ -143,14 +145,14 @@ def test_v3_over_oauth_mirrors_exactly_the_shop_and_a_rerun_changes_nothing(woo:
         GROUP BY ALL) r USING (platform, shop, order_id) WHERE coalesce(r.a, 0) <> o.refunded_total"""
     assert query(mirror, refunds)[0][0] == 0
     again, _ = backfill(woo, tmp_path)
-    assert (again.fetched, again.loaded, again.unchanged) == (ORDERS, 0, ORDERS)
+    assert (again.fetched, again.loaded, again.unchanged) == (n, 0, n)
 
 
 def test_v2_over_oauth_with_the_legacy_signature_mirrors_the_same_shop(woo: Woo, tmp_path: Path) -> None:
     stats, mirror = backfill(woo, tmp_path, api_version="v2")
     expected = shop_figures(woo.store)
     got = mirror_figures(mirror)
-    assert stats.loaded == ORDERS and stats.quarantined == 0
+    assert stats.loaded == len(expected["ids"]) and stats.quarantined == 0
     for key in ("ids", "total", "tax", "lines", "refunds", "notes", "customer_notes"):
         assert got[key] == expected[key], key
 
@@ -158,7 +160,7 @@ def test_v2_over_oauth_with_the_legacy_signature_mirrors_the_same_shop(woo: Woo,
 @pytest.mark.parametrize("signature_method", ["HMAC-SHA1", "HMAC-SHA256"])
 def test_both_oauth_signature_methods_are_accepted(woo: Woo, tmp_path: Path, signature_method: str) -> None:
     stats, _ = backfill(woo, tmp_path, signature_method=signature_method, notes="none")
-    assert stats.loaded == ORDERS
+    assert stats.loaded == len(woo.store.order_ids())
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +184,7 @@ def test_basic_and_query_keys_over_https(
         assert server.base_url.startswith("https://")
         woo = Woo(store, app, server.base_url, ca=tls["ca"])
         stats, mirror = backfill(woo, tmp_path, auth=auth, notes="none")
-    assert stats.loaded == ORDERS
+    assert stats.loaded == len(store.order_ids())
     assert mirror_figures(mirror)["ids"] == shop_figures(store)["ids"]
 
 
@@ -214,7 +216,7 @@ def test_a_new_note_or_refund_rewrites_only_that_order(fresh_woo: Woo, tmp_path:
     ids = fresh_woo.store.order_ids()
     fresh_woo.store.add_note(ids[3], "Customer asked for a call back", customer_note=False)
     stats, mirror = backfill(fresh_woo, tmp_path)
-    assert (stats.loaded, stats.unchanged) == (1, 299)
+    assert (stats.loaded, stats.unchanged) == (1, len(ids) - 1)
     texts = [r[0] for r in query(mirror, f"SELECT text FROM comments WHERE order_id = '{ids[3]}'")]
     assert "Customer asked for a call back" in texts
 
@@ -222,7 +224,7 @@ def test_a_new_note_or_refund_rewrites_only_that_order(fresh_woo: Woo, tmp_path:
 def test_waf_html_pages_are_retried_and_the_run_completes(woo: Woo, tmp_path: Path) -> None:
     woo.app.script("page=2", [Fault.html(403), Fault.html(503)])
     stats, _ = backfill(woo, tmp_path, notes="none")
-    assert stats.retries == 2 and stats.loaded == ORDERS
+    assert stats.retries == 2 and stats.loaded == len(woo.store.order_ids())
 
 
 def test_a_page_that_stays_broken_commits_nothing_of_itself(woo: Woo, tmp_path: Path) -> None:
@@ -231,7 +233,7 @@ def test_a_page_that_stays_broken_commits_nothing_of_itself(woo: Woo, tmp_path: 
         backfill(woo, tmp_path, notes="none", concurrency=1)
     assert "page=3" in str(caught.value)
     mirror = Mirror(tmp_path / "mirror.duckdb")
-    first_two = sorted(str(i) for i in sorted(woo.store.order_ids())[:200])
+    first_two = sorted(str(i) for i in woo.store.order_ids()[:200])
     assert sorted(r[0] for r in query(mirror, "SELECT order_id FROM orders")) == first_two
 
 
@@ -271,7 +273,7 @@ class Corrupt:
 def test_malformed_orders_are_quarantined_with_reason_and_path(
     store: WooCommerceStore, tmp_path: Path
 ) -> None:
-    ids = sorted(store.order_ids())
+    ids = store.order_ids()
 
     def mutate(orders: list[dict[str, Any]]) -> None:
         for order in orders:
@@ -285,7 +287,7 @@ def test_malformed_orders_are_quarantined_with_reason_and_path(
     app = create_app(store)
     with SandboxServer(Corrupt(app, mutate)) as server:
         stats, mirror = backfill(Woo(store, app, server.base_url), tmp_path, notes="none")
-    assert (stats.fetched, stats.loaded, stats.quarantined) == (ORDERS, ORDERS - 3, 3)
+    assert (stats.fetched, stats.loaded, stats.quarantined) == (len(ids), len(ids) - 3, 3)
     rows = query(mirror, "SELECT record_id, path, reason, payload->>'$.id' FROM quarantine ORDER BY path")
     assert rows == sorted(
         [
@@ -307,7 +309,7 @@ def test_both_platforms_land_in_one_duckdb_file(woo: Woo, tmp_path: Path) -> Non
         asyncio.run(backfill_shop(wc_settings.shops[0], wc_settings, mirror))
     backfill(woo, tmp_path)
     counts = dict(query(mirror, "SELECT platform, count(*) FROM orders GROUP BY platform"))
-    assert counts == {"webcommander": 500, "woocommerce": ORDERS}
+    assert counts == {"webcommander": 500, "woocommerce": len(woo.store.order_ids())}
     totals = dict(query(mirror, "SELECT platform, sum(total) FROM orders GROUP BY platform"))
     assert totals["woocommerce"] == shop_figures(woo.store)["total"]
     # One query compares the platforms: the daily sales view holds both, by currency.

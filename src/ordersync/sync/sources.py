@@ -124,6 +124,16 @@ class WooCommerceSource:
                 )
                 while len(window) > self.shop.concurrency:
                     yield raw(await window.popleft())
+        except Exception:
+            # A later page failed: the pages before it are whole, so hand them over before failing.
+            while window:
+                try:
+                    done = await window.popleft()
+                except Exception:
+                    break
+                yield raw(done)
+            raise
+        else:
             while window:
                 yield raw(await window.popleft())
         finally:
