@@ -245,7 +245,7 @@ def sandbox(
             timezone=woo_timezone,
             currency="EUR",
         )
-        app_ = shop_app(woo, orders=orders, seed=seed, faults=faults)
+        app_ = shop_app(woo, orders=orders, seed=seed, faults=faults, prerender=True)
         banner = (
             f"WooCommerce sandbox: {{url}}/wp-json/wc/v3/orders and {{url}}/wc-api/v2/orders  "
             f"consumer_key={DEFAULT_CONSUMER_KEY}  consumer_secret={DEFAULT_CONSUMER_SECRET}  (OAuth 1.0a)"

@@ -96,6 +96,8 @@ def shop_app(
     from ordersync.sandbox.woocommerce.store import WooCommerceStore
 
     woo = WooCommerceStore(orders=orders, seed=seed, timezone=shop.timezone, currency=shop.currency)
+    if prerender:
+        woo.prerender(shop.base_url)
     key = ApiKey(shop.consumer_key.get_secret_value(), shop.consumer_secret.get_secret_value(), "read_write")
     return create_woo_app(woo, keys=[key], faults=faults)
 
