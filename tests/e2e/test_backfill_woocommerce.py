@@ -146,6 +146,28 @@ def test_v3_over_oauth_mirrors_exactly_the_shop_and_a_rerun_changes_nothing(woo:
     assert query(mirror, refunds)[0][0] == 0
     again, _ = backfill(woo, tmp_path)
     assert (again.fetched, again.loaded, again.unchanged) == (n, 0, n)
+    # Neither the key, the secret nor an OAuth signature reaches the file.
+    urls = {r[0] for r in query(mirror, "SELECT DISTINCT source_url FROM raw_orders")}
+    assert urls and all("oauth_" not in u and "consumer_" not in u for u in urls)
+    data = mirror.path.read_bytes()
+    assert DEFAULT_CONSUMER_SECRET.encode() not in data and DEFAULT_CONSUMER_KEY.encode() not in data
+
+
+def test_since_is_sent_to_the_shop_and_applied_exactly(woo: Woo, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    created = sorted(
+        datetime.fromisoformat(woo.store.v3_order(i)["date_created_gmt"]).replace(tzinfo=UTC)
+        for i in woo.store.order_ids()
+    )
+    since = created[len(created) // 2]
+    settings = woo.settings(tmp_path, notes="none")
+    mirror = Mirror(settings.mirror.path)
+    stats = asyncio.run(backfill_shop(settings.shops[0], settings, mirror, since=since))
+    expected = sum(1 for c in created if c >= since)
+    assert stats.loaded == expected
+    assert stats.fetched < len(created)  # the shop was asked for the recent orders only
+    assert query(mirror, "SELECT min(created_at) FROM orders")[0][0] == since
 
 
 def test_v2_over_oauth_with_the_legacy_signature_mirrors_the_same_shop(woo: Woo, tmp_path: Path) -> None:

@@ -147,7 +147,7 @@ async def backfill_shop(
                 workers=settings.workers,
             )
             try:
-                async for page in source.pages(limit=limit):
+                async for page in source.pages(limit=limit, since=since):
                     job = PageJob(
                         body=page.body,
                         source_url=page.source_url,

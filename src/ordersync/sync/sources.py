@@ -10,7 +10,8 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import httpx
@@ -38,7 +39,10 @@ class Source(Protocol):
     mapping: str
     orders_key: str | None
 
-    def pages(self, *, limit: int | None) -> AsyncIterator[RawPage]: ...
+    def pages(self, *, limit: int | None, since: datetime | None = None) -> AsyncIterator[RawPage]:
+        """Raw pages; ``since`` may narrow the request where the API can filter (the worker filters
+        exactly either way)."""
+        ...
 
 
 class WebCommanderSource:
@@ -54,7 +58,8 @@ class WebCommanderSource:
         self.shop = shop
         self.client = WebCommanderClient(shop, policy, transport=transport)
 
-    async def pages(self, *, limit: int | None) -> AsyncIterator[RawPage]:
+    async def pages(self, *, limit: int | None, since: datetime | None = None) -> AsyncIterator[RawPage]:
+        """WebCommander has no date filter: every page is read and ``since`` applied while mapping."""
         from ordersync.platforms.webcommander.extract import iter_order_pages
 
         async for page in iter_order_pages(
@@ -86,8 +91,13 @@ class WooCommerceSource:
             statuses=tuple(shop.statuses), orderby="id" if shop.api_version == "v2" else "date"
         )
 
-    async def pages(self, *, limit: int | None) -> AsyncIterator[RawPage]:
+    async def pages(self, *, limit: int | None, since: datetime | None = None) -> AsyncIterator[RawPage]:
         from ordersync.platforms.woocommerce.extract import PageWithDetails, fetch_details, iter_order_pages
+
+        filters = self.filters
+        if since is not None:
+            # `after` is exclusive to the second; one second earlier keeps orders created at `since`.
+            filters = replace(filters, created_after=since - timedelta(seconds=1))
 
         limiter = asyncio.Semaphore(self.shop.detail_concurrency)
         window: deque[asyncio.Task[PageWithDetails]] = deque()
@@ -108,7 +118,7 @@ class WooCommerceSource:
                 self.client,
                 per_page=self.shop.page_size,
                 concurrency=self.shop.concurrency,
-                filters=self.filters,
+                filters=filters,
                 limit=limit,
             ):
                 window.append(

@@ -72,6 +72,16 @@ def _header_int(headers: httpx.Headers, name: str) -> int | None:
         return None
 
 
+def public_url(url: httpx.URL) -> str:
+    """The request URL without credentials or OAuth parameters: what the mirror may keep of it."""
+    kept = [
+        (k, v)
+        for k, v in url.params.multi_items()
+        if not k.startswith("oauth_") and k not in ("consumer_key", "consumer_secret")
+    ]
+    return redact_url(url.copy_with(params=kept))
+
+
 class WooCommerceClient:
     """What both API versions share: the HTTP client, auth, and envelope checks."""
 
@@ -153,7 +163,7 @@ class WooCommerceClient:
             count=len(orders),
             body=result.response.content,
             orders=orders,
-            url=redact_url(result.response.request.url),
+            url=public_url(result.response.request.url),
         )
 
     async def order(self, order_id: int | str) -> dict[str, Any]:
