@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -45,7 +46,8 @@ def _parse_since(value: str | None) -> datetime | None:
 
 
 def _fail(exc: Exception, code: int) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}")
+    # Escaped: error texts carry platform codes in brackets ([woocommerce_rest_...]), not markup.
+    console.print(f"[bold red]error:[/] {escape(str(exc))}")
     return typer.Exit(code)
 
 
@@ -251,7 +253,7 @@ def sandbox(
             f"consumer_key={DEFAULT_CONSUMER_KEY}  consumer_secret={DEFAULT_CONSUMER_SECRET}  (OAuth 1.0a)"
         )
         served.append(Served(app_, woo_port, banner))
-    serve_apps(served, host=host, ready=lambda line: out.print(line, soft_wrap=True))
+    serve_apps(served, host=host, ready=lambda line: out.print(escape(line), soft_wrap=True))
 
 
 def main() -> None:  # pragma: no cover - console entry point

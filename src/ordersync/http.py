@@ -55,8 +55,9 @@ def redact_url(url: str | httpx.URL) -> str:
     parts = urlsplit(str(url))
     netloc = parts.netloc.rsplit("@", 1)[-1]
     query = [
-        (k, "REDACTED" if k.lower() in _SECRET_PARAMS or k.lower().startswith("oauth_") else v)
+        (k, "REDACTED" if k.lower() in _SECRET_PARAMS else v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith("oauth_")  # a signature's parts: noise to a reader, a secret to keep
     ]
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="[]-_.~"), ""))
 

@@ -82,3 +82,96 @@ def test_log_json_writes_one_json_object_per_line(tmp_path: Path) -> None:
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     done = [e for e in events if e["event"] == "backfill.done"]
     assert done and done[0]["fetched"] == 20 and done[0]["shop"] == "demo" and "timestamp" in done[0]
+
+
+WOO = {
+    "name": "woo",
+    "platform": "woocommerce",
+    "base_url": "http://127.0.0.1:9",
+    "consumer_key": "ck_cli_test_key",
+    "consumer_secret": "cs_cli_test_secret_value",
+    "timezone": "Europe/Berlin",
+    "currency": "EUR",
+}
+
+
+def test_both_platforms_in_one_run_and_one_file(tmp_path: Path) -> None:
+    base = yaml.safe_load(write_config(tmp_path).read_text())
+    config = write_config(tmp_path, shops=[*base["shops"], WOO])
+    result = runner.invoke(app, ["backfill", "--config", str(config), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "demo" in result.stdout and "woo" in result.stdout and "from 2 shops" in result.stdout
+    with duckdb.connect(str(tmp_path / "cli.duckdb"), read_only=True) as con:
+        counts = dict(con.execute("SELECT platform, count(*) FROM orders GROUP BY platform").fetchall())
+    assert counts["webcommander"] == 300 and 280 <= counts["woocommerce"] < 300  # a few are in the trash
+    assert "cs_cli_test_secret_value" not in result.output
+
+
+def test_wrong_woocommerce_secret_exits_1_naming_shop_and_code_not_the_secret(tmp_path: Path) -> None:
+    from ordersync.sandbox.server import SandboxServer
+    from ordersync.sandbox.woocommerce.app import DEFAULT_CONSUMER_KEY, create_app
+    from ordersync.sandbox.woocommerce.store import WooCommerceStore
+
+    with SandboxServer(create_app(WooCommerceStore(orders=20, seed=3))) as server:
+        shop = {**WOO, "base_url": server.base_url, "consumer_key": DEFAULT_CONSUMER_KEY}
+        config = write_config(tmp_path, sandbox={"enabled": False}, shops=[shop])
+        result = runner.invoke(app, ["backfill", "--config", str(config), "--no-progress"])
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert "shop 'woo'" in message and "woocommerce_rest_authentication_error" in message
+    assert "HTTP 401" in message and "oauth_signature" not in message
+    assert "cs_cli_test_secret_value" not in result.output
+
+
+def test_sandbox_command_serves_both_shops(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from ordersync.platforms.woocommerce.auth import OAuth1Auth
+    from ordersync.sandbox.woocommerce.app import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ordersync.cli",
+            "sandbox",
+            "--orders",
+            "30",
+            "--port",
+            str(ports[0]),
+            "--woo-port",
+            str(ports[1]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.strip() == "ready":
+                break
+        assert any("WebCommander sandbox" in line for line in lines)
+        assert any(f"127.0.0.1:{ports[1]}/wp-json/wc/v3/orders" in line for line in lines)
+        auth = OAuth1Auth(DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET)
+        listed = httpx.get(
+            f"http://127.0.0.1:{ports[1]}/wp-json/wc/v3/orders", params={"per_page": 5}, auth=auth
+        )
+        assert listed.status_code == 200 and len(listed.json()) == 5
+        assert int(listed.headers["x-wp-total"]) > 25
+        anonymous = httpx.get(f"http://127.0.0.1:{ports[1]}/wp-json/wc/v3/orders")
+        assert anonymous.status_code == 401 and anonymous.json()["code"] == "woocommerce_rest_cannot_view"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
