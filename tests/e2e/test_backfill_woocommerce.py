@@ -139,6 +139,16 @@ def test_v3_over_oauth_mirrors_exactly_the_shop_and_a_rerun_changes_nothing(woo:
           USING (platform, shop, order_id)
         WHERE l.t <> o.tax_total"""
     assert query(mirror, per_rate)[0][0] == 0
+    # Per line and per rate: the unnested line taxes add up to each line's tax and each rate's total.
+    by_line = """
+        SELECT count(*) FROM line_items l LEFT JOIN (SELECT platform, shop, order_id, line_id, sum(tax) t
+        FROM v_line_taxes GROUP BY ALL) v USING (platform, shop, order_id, line_id)
+        WHERE coalesce(v.t, 0) <> l.tax"""
+    assert query(mirror, by_line)[0][0] == 0
+    assert query(mirror, "SELECT count(DISTINCT rate_id) FROM v_line_taxes")[0][0] == 4
+    # A status a plugin registered is kept as the raw value.
+    custom = query(mirror, "SELECT DISTINCT status FROM orders WHERE status_raw = 'shipped'")
+    assert custom == [("other",)]
     # Refunds add up per order to what the order says was refunded.
     refunds = """
         SELECT count(*) FROM orders o LEFT JOIN (SELECT platform, shop, order_id, sum(amount) a FROM refunds

@@ -29,6 +29,14 @@ VIEWS: dict[str, str] = {
         FROM line_items l
         JOIN orders o ON o.platform = l.platform AND o.shop = l.shop AND o.order_id = l.order_id
     """,
+    # Tax per line and per rate (WooCommerce's per-item `taxes`), unnested from line_items.taxes.
+    "v_line_taxes": """
+        SELECT l.platform, l.shop, l.order_id, l.line_id, l.sku,
+               t.rate_id, t.total AS tax, t.subtotal AS subtotal_tax
+        FROM line_items l,
+             unnest(from_json(l.taxes, '[{"rate_id": "VARCHAR", "total": "DECIMAL(18,4)",
+                                          "subtotal": "DECIMAL(18,4)"}]')) AS u(t)
+    """,
     # Per shop: how many orders are in each status, with their value.
     "v_status_summary": """
         SELECT platform, shop, status, payment_status, count(*) AS orders, sum(total) AS total
