@@ -212,7 +212,7 @@ def _history(store: WooCommerceStore, rng: random.Random, order: Order, final: s
     if rng.random() < 0.2:
         at = tick(rng.randint(60, 86400))
         store.add_note(order.id, f"Internal note for order {order.id}", at=at)
-    if final == "refunded":
+    if final == "refunded" and order.total > 0:  # a free order has nothing to refund
         at = tick(rng.randint(86400, 10 * 86400))
         store.create_refund(
             order.id, {"amount": str(order.total), "reason": "Full refund", "api_refund": False}, at=at
@@ -237,7 +237,7 @@ def _history(store: WooCommerceStore, rng: random.Random, order: Order, final: s
                     {"id": line.id, "quantity": 1, "refund_total": str(unit), "refund_tax": taxes}
                 ],
             }
-        if Decimal(body["amount"]) <= order.total:
+        if 0 < Decimal(body["amount"]) <= order.total:
             store.create_refund(order.id, body, at=at)
     if final == "trash":
         store.trash(order.id, at=tick(rng.randint(86400, 2 * 86400)))
