@@ -190,31 +190,31 @@ def create_app(
                 legacy=legacy,
             )
             try:
-                try:
-                    key = auth.identify(call)
-                except AuthFailure as exc:
-                    code = (
-                        "woocommerce_api_authentication_error"
-                        if legacy
-                        else "woocommerce_rest_authentication_error"
-                    )
-                    raise ApiError(exc.status, code, exc.message) from None
-                if key is None:
-                    code, message = _CANNOT[action or request.method]
-                    raise ApiError(401, code, message)
-                if not key.can(request.method):
-                    kind = "read" if request.method == "GET" else "write"
-                    code = (
-                        "woocommerce_api_authentication_error"
-                        if legacy
-                        else "woocommerce_rest_authentication_error"
-                    )
-                    raise ApiError(401, code, f"The API key provided does not have {kind} permissions.")
-                return await handler(Ctx(request, store, key))
+                response = await guarded(call, request)
             except (ApiError, StoreError) as exc:
                 if legacy:
                     return _v2_error(exc.status, _legacy_code(exc.code), exc.message)
-                return _v3_error(exc.status, exc.code, exc.message, exc.data)
+                response = _v3_error(exc.status, exc.code, exc.message, exc.data)
+            if not legacy and "link" not in response.headers:
+                url = request.url
+                response.headers["Link"] = f'<{url.scheme}://{url.netloc}/wp-json/>; rel="https://api.w.org/"'
+            return response
+
+        async def guarded(call: Call, request: Request) -> Response:
+            error_code = (
+                "woocommerce_api_authentication_error" if legacy else "woocommerce_rest_authentication_error"
+            )
+            try:
+                key = auth.identify(call)
+            except AuthFailure as exc:
+                raise ApiError(exc.status, error_code, exc.message) from None
+            if key is None:
+                code, message = _CANNOT[action or request.method]
+                raise ApiError(401, code, message)
+            if not key.can(request.method):
+                kind = "read" if request.method == "GET" else "write"
+                raise ApiError(401, error_code, f"The API key provided does not have {kind} permissions.")
+            return await handler(Ctx(request, store, key))
 
         return wrapped
 
@@ -435,10 +435,9 @@ class _V3:
         def href(n: int) -> str:
             query = [("per_page", v) for k, v in kept if k == "per_page"][:1]
             query += [("page", str(n))] + [(k, v) for k, v in kept if k != "per_page"]
-            query += [(f"status[{i}]", s) for i, s in enumerate(statuses)] + [
-                ("dp", "2"),
-                ("context", "view"),
-            ]
+            query += [(f"status[{i}]", s) for i, s in enumerate(statuses)]
+            if page <= pages:  # the recorded past-the-end page links back without WordPress's defaults
+                query += [("dp", "2"), ("context", "view")]
             return f"<{url.scheme}://{url.netloc}{url.path}?{urlencode(query)}>"
 
         if page > 1 and pages:
@@ -508,7 +507,8 @@ class _V3:
         body = await _body(ctx.request)
         order_id = ctx.request.path_params["id"]
         note = self.store.add_note(order_id, body.get("note"), bool(body.get("customer_note")))
-        return _json(self.store.renderer.v3_note(self.store.get(order_id), note, ctx.base), 201)
+        location = {"Location": f"{ctx.base}{V3}/orders/{order_id}/notes/{note.id}"}
+        return _json(self.store.renderer.v3_note(self.store.get(order_id), note, ctx.base), 201, location)
 
     def _note(self, ctx: Ctx) -> tuple[Order, Any]:
         order = self.store.get(ctx.request.path_params["id"])
@@ -528,9 +528,30 @@ class _V3:
         self.store.delete_note(order.id, note.id)
         return _json(self.store.renderer.v3_note(order, note, ctx.base))
 
+    @staticmethod
+    def _paging(request: Request) -> tuple[int, int]:
+        """per_page (1..100) and page (>= 1) as WordPress validates them."""
+        errors: dict[str, tuple[str, str]] = {}
+        values = {}
+        for name, default, high in (("per_page", 10, 100), ("page", 1, None)):
+            raw = request.query_params.get(name)
+            try:
+                value = default if raw in (None, "") else int(raw)
+            except ValueError:
+                errors[name] = ("rest_invalid_type", f"{name} is not of type integer.")
+                continue
+            if value < 1 or (high is not None and value > high):
+                bound = (
+                    f"between 1 (inclusive) and {high} (inclusive)" if high else "greater than or equal to 1"
+                )
+                errors[name] = ("rest_out_of_bounds", f"{name} must be {bound}")
+            values[name] = value
+        if errors:
+            raise _invalid(errors)
+        return values["per_page"], values["page"]
+
     async def list_refunds(self, ctx: Ctx) -> Response:
-        per_page = int(ctx.request.query_params.get("per_page", 10) or 10)
-        page = int(ctx.request.query_params.get("page", 1) or 1)
+        per_page, page = self._paging(ctx.request)
         with self.store.lock:
             order = self.store.get(ctx.request.path_params["id"])
             refunds = self.store.refunds_newest_first(order)
@@ -562,8 +583,7 @@ class _V3:
         return _json(shown)
 
     async def all_refunds(self, ctx: Ctx) -> Response:
-        per_page = int(ctx.request.query_params.get("per_page", 10) or 10)
-        page = int(ctx.request.query_params.get("page", 1) or 1)
+        per_page, page = self._paging(ctx.request)
         with self.store.lock:
             pairs = self.store.all_refunds()
             chunk = pairs[(page - 1) * per_page : page * per_page]

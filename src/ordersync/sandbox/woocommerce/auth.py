@@ -109,7 +109,11 @@ class Authenticator:
     def _oauth(self, call: Call) -> ApiKey | None:
         params = parse_qsl(urlsplit(call.url).query, keep_blank_values=True)
         if call.authorization.lower().startswith("oauth "):
-            params += [(k, v) for k, v in parse_authorization_header(call.authorization) if k != "realm"]
+            try:
+                header = parse_authorization_header(call.authorization)
+            except ValueError:
+                raise AuthFailure("Invalid signature - failed to sort parameters.") from None
+            params += [(k, v) for k, v in header if k != "realm"]
         oauth = dict(p for p in params if p[0].startswith("oauth_"))
         if not oauth:
             if call.legacy:

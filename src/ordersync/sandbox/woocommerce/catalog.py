@@ -93,6 +93,8 @@ TAX_RATES: tuple[TaxRate, ...] = (
     TaxRate(4, "FR", "", Decimal(20), "TVA", "FR-TVA-1", shipping=True),
 )
 RATES = {r.id: r for r in TAX_RATES}
+TAX_CLASSES = ("", "reduced-rate", "zero-rate")
+"""The shop's tax classes in its own order, standard first (what shipping's class is chosen by)."""
 
 COUPONS: dict[str, Coupon] = {
     "tenoff": Coupon("tenoff", "percent", Decimal(10)),
@@ -128,5 +130,7 @@ def rates_for(country: str, tax_class: str) -> list[TaxRate]:
     return [r for r in TAX_RATES if r.country == country and r.tax_class == tax_class]
 
 
-def shipping_rates_for(country: str) -> list[TaxRate]:
-    return [r for r in TAX_RATES if r.country == country and r.shipping]
+def shipping_rates_for(country: str, tax_class: str | None) -> list[TaxRate]:
+    if tax_class is None:
+        return []
+    return [r for r in rates_for(country, tax_class) if r.shipping]

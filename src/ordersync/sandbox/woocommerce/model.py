@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ordersync.sandbox.woocommerce.catalog import COUPONS, Product, rates_for, shipping_rates_for
+from ordersync.sandbox.woocommerce.catalog import COUPONS, TAX_CLASSES, Product, rates_for, shipping_rates_for
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -215,10 +215,22 @@ def price(order: Order) -> None:
         coupon.discount_tax = sum(
             (line.subtotal_tax - line.tax for line in order.lines if line.subtotal != line.total), ZERO
         )
+    shipping_rates = shipping_rates_for(country, shipping_tax_class(order))
     for s in order.shipping_lines:
-        s.taxes = {r.id: tax_of(s.total, r.percent) for r in shipping_rates_for(country)}
+        s.taxes = {r.id: tax_of(s.total, r.percent) for r in shipping_rates}
     for fee in order.fees:
         fee.taxes = {r.id: tax_of(fee.total, r.percent) for r in rates_for(country, "")}
+
+
+def shipping_tax_class(order: Order) -> str | None:
+    """Shipping takes its tax class from the order's lines ("inherit", as WC_Abstract_Order computes
+    it): the first of the shop's classes, standard first, that any line has; None without lines. A DE
+    order of only reduced-rate books ships untaxed, as 7 % does not apply to shipping."""
+    classes = {line.product.tax_class for line in order.lines}
+    for slug in TAX_CLASSES:
+        if slug in classes:
+            return slug
+    return None
 
 
 def _apply_coupon(order: Order, line_coupon: CouponLine) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ordersync.sandbox.woocommerce.catalog import RATES
-from ordersync.sandbox.woocommerce.model import ZERO, Line, Note, Order, Refund
+from ordersync.sandbox.woocommerce.model import ZERO, Line, Note, Order, Refund, cents
 
 VERSION = "11.0.1"
 EPOCH = "1970-01-01T00:00:00Z"
@@ -147,7 +147,7 @@ class Renderer:
                     "id": c.id,
                     "code": c.code,
                     "discount": trimmed(c.discount),
-                    "discount_tax": money(c.discount_tax),
+                    "discount_tax": trimmed(c.discount_tax),
                     "meta_data": [
                         {
                             "id": c.meta_id,
@@ -427,13 +427,13 @@ class Renderer:
             "subtotal_tax": money(sub_tax * sign),
             "total": money(line_total * sign),
             "total_tax": money(line_tax * sign),
-            "price": money(line_total / qty if qty else ZERO),
+            "price": money(cents(line_total / qty) if qty else ZERO),  # number_format rounds half up
             "quantity": qty * sign,
             "tax_class": product.tax_class,
             "name": product.name,
             "product_id": product.id,
             "sku": product.sku,
-            "meta": [{"key": k, "label": label, "value": v} for k, label, v in product.attributes],
+            "meta": [{"key": k, "value": v, "label": label} for k, label, v in product.attributes],
         }
 
     def v2_refund(self, refund: Refund) -> dict[str, Any]:

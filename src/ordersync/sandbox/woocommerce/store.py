@@ -410,8 +410,12 @@ class WooCommerceStore:
             self.insert(order)
             status = str(body.get("status") or "pending")
             if body.get("set_paid"):
-                order.paid = when
+                # payment_complete() runs in a second save: paid and modified one second after created,
+                # and stock reduced for each line, as recorded for order 165.
+                order.paid = when + timedelta(seconds=1)
                 status = "processing" if status == "pending" else status
+                for line in order.lines:
+                    line.meta.append((self.next_meta_id(), "_reduced_stock", str(line.quantity)))
             if status != "pending":
                 self.set_status(order, status, at=when + timedelta(seconds=1))
             return order
