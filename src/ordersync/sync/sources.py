@@ -16,6 +16,7 @@ from typing import Protocol
 
 import httpx
 
+from ordersync.aio import cancel_and_wait
 from ordersync.config import HttpSettings, ShopConfig, WebCommanderShop, WooCommerceShop
 from ordersync.http import HttpPolicy
 from ordersync.models import Platform
@@ -147,10 +148,7 @@ class WooCommerceSource:
             while window:
                 yield raw(await window.popleft())
         finally:
-            for task in window:
-                task.cancel()
-            if window:
-                await asyncio.gather(*window, return_exceptions=True)
+            await cancel_and_wait(window)
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import structlog
 
+from ordersync.aio import cancel_and_wait
 from ordersync.platforms.webcommander.client import OrdersPage, WebCommanderClient
 
 log = structlog.get_logger("ordersync.webcommander")
@@ -60,10 +61,7 @@ async def iter_order_pages(
                 log.warning("webcommander.short_listing", offset=page.offset, total=page.total)
                 return
     finally:
-        for task in window:
-            task.cancel()
-        if window:
-            await asyncio.gather(*window, return_exceptions=True)
+        await cancel_and_wait(window)
 
 
 def _cut(page: OrdersPage, wanted: int) -> OrdersPage:

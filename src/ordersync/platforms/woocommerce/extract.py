@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import orjson
 import structlog
 
+from ordersync.aio import cancel_and_wait
 from ordersync.platforms.woocommerce.client import ListPage, OrderFilters, WooCommerceClient
 
 log = structlog.get_logger("ordersync.woocommerce")
@@ -72,10 +73,7 @@ async def iter_order_pages(
             if budget.spent:
                 return
     finally:
-        for task in window:
-            task.cancel()
-        if window:
-            await asyncio.gather(*window, return_exceptions=True)
+        await cancel_and_wait(window)
 
 
 class _Budget:

@@ -298,16 +298,7 @@ class Renderer:
                 for rate, amount in sorted(per_rate.items())
             ],
             "fee_lines": [],
-            "_links": {
-                "self": [
-                    {
-                        "href": f"{api}/orders/{order.id}/refunds/{refund.id}",
-                        "targetHints": {"allow": ["GET", "DELETE"]},
-                    }
-                ],
-                "collection": [{"href": f"{api}/orders/{order.id}/refunds"}],
-                "up": [{"href": f"{api}/orders/{order.id}"}],
-            },
+            "_links": _child_links(api, order.id, "refunds", refund.id),
         }
 
     def v3_refund_listed(self, order: Order, refund: Refund, base: str) -> dict[str, Any]:
@@ -324,16 +315,7 @@ class Renderer:
             "date_created_gmt": self.gmt(note.created),
             "note": note.text,
             "customer_note": note.customer_note,
-            "_links": {
-                "self": [
-                    {
-                        "href": f"{api}/orders/{order.id}/notes/{note.id}",
-                        "targetHints": {"allow": ["GET", "DELETE"]},
-                    }
-                ],
-                "collection": [{"href": f"{api}/orders/{order.id}/notes"}],
-                "up": [{"href": f"{api}/orders/{order.id}"}],
-            },
+            "_links": _child_links(api, order.id, "notes", note.id),
         }
 
     # ---- legacy v2 ---------------------------------------------------------------------------
@@ -459,6 +441,20 @@ class Renderer:
             "note": note.text,
             "customer_note": note.customer_note,
         }
+
+
+def _child_links(api: str, order_id: int, kind: str, child_id: int) -> dict[str, Any]:
+    """``_links`` of a refund or a note: itself, its collection and its order."""
+    return {
+        "self": [
+            {
+                "href": f"{api}/orders/{order_id}/{kind}/{child_id}",
+                "targetHints": {"allow": ["GET", "DELETE"]},
+            }
+        ],
+        "collection": [{"href": f"{api}/orders/{order_id}/{kind}"}],
+        "up": [{"href": f"{api}/orders/{order_id}"}],
+    }
 
 
 def _display_key(product: Any, key: str) -> str:
