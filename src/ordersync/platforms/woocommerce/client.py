@@ -107,11 +107,21 @@ class WooCommerceClient:
             signature_method=shop.signature_method,
             legacy=self.version == "v2",
         )
+        # Two pools: httpcore checks every pooled connection on each request, so lists and the many
+        # small refund/note requests each get a pool sized to their own concurrency.
         self._http = build_client(
             shop.base_url,
             policy,
             transport=transport,
-            max_connections=shop.concurrency + shop.detail_concurrency + 2,
+            max_connections=shop.concurrency + 1,
+            auth=auth,
+            verify=shop.verify_tls,
+        )
+        self._details = build_client(
+            shop.base_url,
+            policy,
+            transport=transport,
+            max_connections=shop.detail_concurrency,
             auth=auth,
             verify=shop.verify_tls,
         )
@@ -124,6 +134,7 @@ class WooCommerceClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._details.aclose()
 
     def _bad(self, problem: str, result: JsonResponse) -> BadResponseError:
         return BadResponseError(
@@ -133,8 +144,11 @@ class WooCommerceClient:
             shop=self.shop.name,
         )
 
-    async def _get(self, path: str, params: dict[str, Any] | None = None) -> JsonResponse:
-        return await self.policy.request_json(self._http, "GET", f"{self.prefix}{path}", params=params)
+    async def _get(
+        self, path: str, params: dict[str, Any] | None = None, *, detail: bool = False
+    ) -> JsonResponse:
+        client = self._details if detail else self._http
+        return await self.policy.request_json(client, "GET", f"{self.prefix}{path}", params=params)
 
     def _unwrap(self, result: JsonResponse, key: str | None, kind: type) -> Any:
         data = result.data
@@ -205,17 +219,17 @@ class RestV3Client(WooCommerceClient):
 
     async def refunds(self, order_id: int | str) -> list[dict[str, Any]]:
         """All refunds of an order; the endpoint pages at 10 by default, so further pages are read."""
-        result = await self._get(f"/orders/{order_id}/refunds")
+        result = await self._get(f"/orders/{order_id}/refunds", detail=True)
         refunds = list(self._unwrap(result, None, list))
         pages = _header_int(result.headers, self.pages_header) or 1
         for page in range(2, pages + 1):
-            more = await self._get(f"/orders/{order_id}/refunds", {"page": page})
+            more = await self._get(f"/orders/{order_id}/refunds", {"page": page}, detail=True)
             refunds.extend(self._unwrap(more, None, list))
         return refunds
 
     async def notes(self, order_id: int | str) -> list[dict[str, Any]]:
         """Customer and private notes; the notes endpoint is not paginated."""
-        result = await self._get(f"/orders/{order_id}/notes", {"type": "any"})
+        result = await self._get(f"/orders/{order_id}/notes", {"type": "any"}, detail=True)
         return self._unwrap(result, None, list)
 
     async def count(self, filters: OrderFilters = OrderFilters()) -> int:
@@ -256,10 +270,12 @@ class LegacyV2Client(WooCommerceClient):
         return {k: v for k, v in params.items() if v not in (None, "")}
 
     async def refunds(self, order_id: int | str) -> list[dict[str, Any]]:
-        return self._unwrap(await self._get(f"/orders/{order_id}/refunds"), "order_refunds", list)
+        return self._unwrap(
+            await self._get(f"/orders/{order_id}/refunds", detail=True), "order_refunds", list
+        )
 
     async def notes(self, order_id: int | str) -> list[dict[str, Any]]:
-        return self._unwrap(await self._get(f"/orders/{order_id}/notes"), "order_notes", list)
+        return self._unwrap(await self._get(f"/orders/{order_id}/notes", detail=True), "order_notes", list)
 
     async def count(self, filters: OrderFilters = OrderFilters()) -> int:
         params = {"status": ",".join(s for s in filters.statuses if s != "any")}

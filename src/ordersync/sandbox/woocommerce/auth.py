@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,7 +68,7 @@ class Authenticator:
     def __init__(self, keys: list[ApiKey], clock: Callable[[], datetime]):
         self.keys = {k.consumer_key: k for k in keys}
         self.clock = clock
-        self._nonces: dict[str, dict[str, int]] = {}
+        self._nonces: dict[str, tuple[set[str], deque[tuple[int, str]]]] = {}
         self._lock = threading.Lock()
 
     def identify(self, call: Call) -> ApiKey | None:
@@ -163,10 +164,10 @@ class Authenticator:
         if abs(now - stamp) > WINDOW_SECONDS:
             raise AuthFailure("Invalid timestamp." if not legacy else "Invalid timestamp")
         with self._lock:
-            used = self._nonces.setdefault(key.consumer_key, {})
-            for old, when in list(used.items()):
-                if now - when > WINDOW_SECONDS:
-                    del used[old]
-            if nonce in used:
+            seen, order = self._nonces.setdefault(key.consumer_key, (set(), deque()))
+            while order and now - order[0][0] > WINDOW_SECONDS:  # oldest first: O(1) per request
+                seen.discard(order.popleft()[1])
+            if nonce in seen:
                 raise AuthFailure("Invalid nonce - nonce has already been used.")
-            used[nonce] = stamp
+            seen.add(nonce)
+            order.append((now, nonce))

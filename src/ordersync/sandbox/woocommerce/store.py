@@ -96,6 +96,7 @@ class WooCommerceStore:
         self._note_id = 0
         self._v3: dict[str, dict[int, bytes]] = {}
         self._list_cache: dict[Any, list[int]] = {}
+        self._stats: tuple[int, dict[int, tuple[int, Order, Decimal]]] = (-1, {})
         generate(self, orders, seed)
 
     # ---- ids and time ------------------------------------------------------------------------
@@ -165,9 +166,7 @@ class WooCommerceStore:
                 "shipping_address": shipping,
             }
         person = self.customers[order.customer_id]
-        theirs = [o for o in self.orders.values() if o.customer_id == order.customer_id]
-        last = max(theirs, key=lambda o: (o.created, o.id))
-        spent = sum((o.total for o in theirs if o.status in ("completed", "processing")), ZERO)
+        count, last, spent = self._customer_stats()[order.customer_id]
         return {
             "id": order.customer_id,
             "created_at": self.renderer.zulu(person["created"]),
@@ -178,12 +177,29 @@ class WooCommerceStore:
             "role": "customer",
             "last_order_id": last.id,
             "last_order_date": self.renderer.zulu(last.created),
-            "orders_count": len(theirs),
+            "orders_count": count,
             "total_spent": f"{spent:.2f}",
             "avatar_url": "https://secure.gravatar.com/avatar/?s=96&d=mm&r=g",
             "billing_address": person["billing"],
             "shipping_address": {k: v for k, v in person["billing"].items() if k not in ("email", "phone")},
         }
+
+    def _customer_stats(self) -> dict[int, tuple[int, Order, Decimal]]:
+        """Per customer: order count, latest order and amount spent; recomputed only after a write,
+        so a legacy page does not scan the whole shop once per order."""
+        if self._stats[0] != self.version:
+            stats: dict[int, tuple[int, Order, Decimal]] = {}
+            for o in self.orders.values():
+                if not o.customer_id:
+                    continue
+                count, last, spent = stats.get(o.customer_id, (0, o, ZERO))
+                if (o.created, o.id) > (last.created, last.id):
+                    last = o
+                if o.status in ("completed", "processing"):
+                    spent += o.total
+                stats[o.customer_id] = (count + 1, last, spent)
+            self._stats = (self.version, stats)
+        return self._stats[1]
 
     def v3_refunds(self, order_id: int, base: str = DEFAULT_BASE) -> list[dict[str, Any]]:
         with self.lock:
