@@ -101,17 +101,7 @@ class Renderer:
             "meta_data": [{"id": i, "key": k, "value": v} for i, k, v in order.meta],
             "line_items": [self.v3_line(line) for line in order.lines],
             "tax_lines": [
-                {
-                    "id": order.tax_line_ids.get(rate, 0),
-                    "rate_code": RATES[rate].code,
-                    "rate_id": rate,
-                    "label": RATES[rate].label,
-                    "compound": False,
-                    "tax_total": money(cart),
-                    "shipping_tax_total": money(ship),
-                    "rate_percent": number(RATES[rate].percent),
-                    "meta_data": [],
-                }
+                _tax_line(order.tax_line_ids.get(rate, 0), rate, cart, ship)
                 for rate, cart, ship in order.tax_rows()
             ],
             "shipping_lines": [
@@ -284,17 +274,7 @@ class Renderer:
             ],
             "shipping_lines": [],
             "tax_lines": [
-                {
-                    "id": refund.tax_line_ids.get(rate, 0),
-                    "rate_code": RATES[rate].code,
-                    "rate_id": rate,
-                    "label": RATES[rate].label,
-                    "compound": False,
-                    "tax_total": money(-amount),
-                    "shipping_tax_total": "0.00",
-                    "rate_percent": number(RATES[rate].percent),
-                    "meta_data": [],
-                }
+                _tax_line(refund.tax_line_ids.get(rate, 0), rate, -amount, ZERO)
                 for rate, amount in sorted(per_rate.items())
             ],
             "fee_lines": [],
@@ -441,6 +421,20 @@ class Renderer:
             "note": note.text,
             "customer_note": note.customer_note,
         }
+
+
+def _tax_line(line_id: int, rate: int, tax: Decimal, shipping_tax: Decimal) -> dict[str, Any]:
+    return {
+        "id": line_id,
+        "rate_code": RATES[rate].code,
+        "rate_id": rate,
+        "label": RATES[rate].label,
+        "compound": False,
+        "tax_total": money(tax),
+        "shipping_tax_total": money(shipping_tax),
+        "rate_percent": number(RATES[rate].percent),
+        "meta_data": [],
+    }
 
 
 def _child_links(api: str, order_id: int, kind: str, child_id: int) -> dict[str, Any]:
