@@ -28,6 +28,7 @@ class FakeShop:
         self.pages: list[int] = []
         self.detail_paths: list[str] = []
         self.on_request: Callable[[int], None] | None = None
+        self.gone: set[int] = set()
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         self.in_flight += 1
@@ -38,6 +39,13 @@ class FakeShop:
         if path != "/wp-json/wc/v3/orders":
             self.detail_paths.append(path)
             order_id = int(path.split("/")[5])
+            if order_id in self.gone:
+                body = {
+                    "code": "woocommerce_rest_shop_order_invalid_id",
+                    "message": "Invalid ID.",
+                    "data": {"status": 404},
+                }
+                return httpx.Response(404, json=body)
             if path.endswith("/refunds"):
                 body = [{"id": 1000 + order_id, "amount": "1.00"}]
             else:
@@ -167,3 +175,19 @@ def test_filters_reach_the_query_in_the_forms_the_shop_reads() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         c.list_params(1, 10, OrderFilters(created_after=datetime(2026, 1, 1)))
     asyncio.run(c.aclose())
+
+
+def test_an_order_deleted_before_its_details_are_read_maps_without_them() -> None:
+    fake = FakeShop(20)
+    fake.gone = {5, 7}
+
+    async def run() -> dict[str, dict[str, object]]:
+        async with client(fake) as c:
+            page = await c.orders_page(1, 20)
+            done = await fetch_details(c, page, refunds=True, notes=True, limiter=asyncio.Semaphore(4))
+        assert done.attachments is not None
+        return orjson.loads(done.attachments)
+
+    merged = asyncio.run(run())
+    assert "5" not in merged and "7" not in merged  # 404s are skipped, not fatal
+    assert len(merged) == 18 and "_refunds" in merged["10"] and "_notes" in merged["10"]

@@ -20,6 +20,7 @@ import orjson
 import structlog
 
 from ordersync.aio import cancel_and_wait
+from ordersync.errors import NotFoundError
 from ordersync.platforms.woocommerce.client import ListPage, OrderFilters, WooCommerceClient
 
 log = structlog.get_logger("ordersync.woocommerce")
@@ -128,11 +129,17 @@ async def fetch_details(
     if not (refunds or notes) or not page.count:
         return PageWithDetails(page, None)
 
-    async def bounded(call: Callable[[], Awaitable[T]]) -> T:
+    async def bounded(call: Callable[[], Awaitable[T]]) -> T | None:
         async with limiter:
-            return await call()
+            try:
+                return await call()
+            except NotFoundError as exc:
+                # Deleted between the list and this request: the order maps from the list alone
+                # (refund amounts from its summary); the next run sees what became of it.
+                log.warning("woocommerce.detail_gone", url=exc.url, status=exc.status)
+                return None
 
-    jobs: list[tuple[str, str, asyncio.Task[list[dict[str, Any]]]]] = []
+    jobs: list[tuple[str, str, asyncio.Task[list[dict[str, Any]] | None]]] = []
     async with asyncio.TaskGroup() as group:
         for order in page.orders[: page.count]:
             order_id = order.get("id")
@@ -147,5 +154,7 @@ async def fetch_details(
                 jobs.append((key, "_notes", task))
     attached: dict[str, dict[str, Any]] = {}
     for key, field, task in jobs:
-        attached.setdefault(key, {})[field] = task.result()
+        found = task.result()
+        if found is not None:
+            attached.setdefault(key, {})[field] = found
     return PageWithDetails(page, orjson.dumps(attached) if attached else None)
