@@ -1932,3 +1932,35 @@ def test_seeds_with_a_free_order_build_a_consistent_shop(seed: int) -> None:
     for order in orders:
         check_money(order)
         check_refunds(order, shop.refunds(order["id"]) if order["refunds"] else [])
+
+
+def test_unknown_notes_and_refunds_are_404_in_each_versions_envelope() -> None:
+    store = WooCommerceStore(orders=20, seed=1)
+    app = create_app(store)
+    oid = store.order_ids()[0]
+
+    async def run() -> list[tuple[int, Any]]:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="https://shop.test",
+            auth=(DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET),
+        ) as client:
+            paths = [
+                f"{V3}/orders/{oid}/notes/99999",
+                f"{V3}/orders/{oid}/refunds/99999",
+                f"/wc-api/v2/orders/{oid}/notes/99999",
+                f"/wc-api/v2/orders/{oid}/refunds/99999",
+            ]
+            return [((r := await client.get(p)).status_code, r.json()) for p in paths]
+
+    note3, refund3, note2, refund2 = asyncio.run(run())
+    assert note3 == (
+        404,
+        {"code": "woocommerce_rest_invalid_id", "message": "Invalid resource ID.", "data": {"status": 404}},
+    )
+    assert refund3[0] == 404 and refund3[1]["code"] == "woocommerce_rest_invalid_id"
+    assert note2 == (
+        404,
+        {"errors": [{"code": "woocommerce_api_invalid_order_note_id", "message": "Invalid order note ID"}]},
+    )
+    assert refund2[0] == 404 and refund2[1]["errors"][0]["code"] == "woocommerce_api_invalid_order_refund_id"

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from ordersync.sandbox.woocommerce.catalog import CUSTOM_STATUSES, STATUS_LABELS
 from ordersync.sandbox.woocommerce.model import Order
-from ordersync.sandbox.woocommerce.responses import ApiError, Ctx, json_response, read_body
+from ordersync.sandbox.woocommerce.responses import ApiError, Ctx, find_by_id, json_response, read_body
 from ordersync.sandbox.woocommerce.store import StoreError, WooCommerceStore
 
 
@@ -209,10 +209,8 @@ class LegacyV2Api:
 
     def _note(self, ctx: Ctx) -> tuple[Order, Any]:
         order = self._order(ctx)
-        for note in order.notes:
-            if note.id == ctx.request.path_params["note"]:
-                return order, note
-        raise ApiError(404, "woocommerce_api_invalid_order_note_id", "Invalid order note ID")
+        missing = ApiError(404, "woocommerce_api_invalid_order_note_id", "Invalid order note ID")
+        return order, find_by_id(order.notes, ctx.request.path_params["note"], missing)
 
     async def get_note(self, ctx: Ctx) -> Response:
         _, note = self._note(ctx)
@@ -245,10 +243,8 @@ class LegacyV2Api:
 
     def _refund(self, ctx: Ctx) -> tuple[Order, Any]:
         order = self._order(ctx)
-        for refund in order.refunds:
-            if refund.id == ctx.request.path_params["refund"]:
-                return order, refund
-        raise ApiError(404, "woocommerce_api_invalid_order_refund_id", "Invalid order refund ID")
+        missing = ApiError(404, "woocommerce_api_invalid_order_refund_id", "Invalid order refund ID")
+        return order, find_by_id(order.refunds, ctx.request.path_params["refund"], missing)
 
     async def get_refund(self, ctx: Ctx) -> Response:
         _, refund = self._refund(ctx)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -112,3 +113,18 @@ class Ctx:
     def base(self) -> str:
         url = self.request.url
         return f"{url.scheme}://{url.netloc}"
+
+
+class _HasId(Protocol):
+    id: int
+
+
+Child = TypeVar("Child", bound=_HasId)
+
+
+def find_by_id(items: Iterable[Child], wanted: int, missing: ApiError) -> Child:
+    """A note or refund of an order by its id, or the API's own 404."""
+    for item in items:
+        if item.id == wanted:
+            return item
+    raise missing

@@ -19,6 +19,7 @@ from ordersync.sandbox.woocommerce.responses import (
     ApiError,
     Ctx,
     enum_message,
+    find_by_id,
     invalid_params,
     json_response,
     parse_date,
@@ -281,10 +282,8 @@ class RestV3Api:
 
     def _note(self, ctx: Ctx) -> tuple[Order, Any]:
         order = self.store.get(ctx.request.path_params["id"])
-        for note in order.notes:
-            if note.id == ctx.request.path_params["note"]:
-                return order, note
-        raise ApiError(404, "woocommerce_rest_invalid_id", "Invalid resource ID.")
+        missing = ApiError(404, "woocommerce_rest_invalid_id", "Invalid resource ID.")
+        return order, find_by_id(order.notes, ctx.request.path_params["note"], missing)
 
     async def get_note(self, ctx: Ctx) -> Response:
         order, note = self._note(ctx)
@@ -336,10 +335,8 @@ class RestV3Api:
 
     def _refund(self, ctx: Ctx) -> tuple[Order, Any]:
         order = self.store.get(ctx.request.path_params["id"])
-        for refund in order.refunds:
-            if refund.id == ctx.request.path_params["refund"]:
-                return order, refund
-        raise ApiError(404, "woocommerce_rest_invalid_id", "Invalid ID.")
+        missing = ApiError(404, "woocommerce_rest_invalid_id", "Invalid ID.")
+        return order, find_by_id(order.refunds, ctx.request.path_params["refund"], missing)
 
     async def get_refund(self, ctx: Ctx) -> Response:
         order, refund = self._refund(ctx)
