@@ -351,3 +351,21 @@ def test_both_platforms_land_in_one_duckdb_file(woo: Woo, tmp_path: Path) -> Non
     )
     assert [(p, c) for p, c, _ in sales] == [("webcommander", "AUD"), ("woocommerce", "EUR")]
     assert all(0 < n <= counts[p] for p, _, n in sales)
+
+
+def test_failing_detail_requests_stop_the_run_at_their_page_with_a_plain_error(
+    fresh_woo: Woo, tmp_path: Path
+) -> None:
+    from ordersync.errors import ServerError
+
+    ids = fresh_woo.store.order_ids()
+    broken = ids[150]  # on the second page of 100
+    fresh_woo.app.script(f"/orders/{broken}/notes", [Fault.server_error(500)] * 4)
+    with pytest.raises(ServerError) as caught:  # the error itself, not an ExceptionGroup
+        backfill(fresh_woo, tmp_path, concurrency=1)
+    assert f"/orders/{broken}/notes" in str(caught.value) and "shop 'woo'" in str(caught.value)
+    mirror = Mirror(tmp_path / "mirror.duckdb")
+    # The first page is whole and kept; nothing of the failing page or the pages after it.
+    assert sorted(r[0] for r in query(mirror, "SELECT order_id FROM orders")) == sorted(
+        str(i) for i in ids[:100]
+    )

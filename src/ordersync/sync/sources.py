@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
@@ -20,6 +20,9 @@ from ordersync.aio import cancel_and_wait
 from ordersync.config import HttpSettings, ShopConfig, WebCommanderShop, WooCommerceShop
 from ordersync.http import HttpPolicy
 from ordersync.models import Platform
+
+if TYPE_CHECKING:
+    from ordersync.platforms.woocommerce.extract import PageWithDetails
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ class WooCommerceSource:
         )
 
     async def pages(self, *, limit: int | None, since: datetime | None = None) -> AsyncIterator[RawPage]:
-        from ordersync.platforms.woocommerce.extract import PageWithDetails, fetch_details, iter_order_pages
+        from ordersync.platforms.woocommerce.extract import fetch_details, iter_order_pages
 
         filters = self.filters
         if since is not None:
@@ -134,9 +137,12 @@ class WooCommerceSource:
                     )
                 )
                 while len(window) > self.shop.concurrency:
-                    yield raw(await window.popleft())
+                    yield raw(await _details_of(window.popleft()))
+        except _DetailsFailed as failed:
+            # This page's details failed: it and every page after it are left out.
+            raise failed.error from None
         except Exception:
-            # A later page failed: the pages before it are whole, so hand them over before failing.
+            # A list page failed: the pages before it are whole, so hand them over before failing.
             while window:
                 try:
                     done = await window.popleft()
@@ -149,6 +155,21 @@ class WooCommerceSource:
                 yield raw(await window.popleft())
         finally:
             await cancel_and_wait(window)
+
+
+class _DetailsFailed(Exception):
+    """Marks an error of a page's refund or note requests, so it is not mistaken for a list error."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _details_of(task: asyncio.Task[PageWithDetails]) -> PageWithDetails:
+    try:
+        return await task
+    except Exception as exc:
+        raise _DetailsFailed(exc) from exc
 
 
 @asynccontextmanager

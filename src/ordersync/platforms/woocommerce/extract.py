@@ -140,18 +140,21 @@ async def fetch_details(
                 return None
 
     jobs: list[tuple[str, str, asyncio.Task[list[dict[str, Any]] | None]]] = []
-    async with asyncio.TaskGroup() as group:
-        for order in page.orders[: page.count]:
-            order_id = order.get("id")
-            if order_id is None:
-                continue  # the mapper quarantines it
-            key = str(order_id)
-            if refunds and needs_refunds(order, client.version):
-                task = group.create_task(bounded(lambda i=order_id: client.refunds(i)))
-                jobs.append((key, "_refunds", task))
-            if notes:
-                task = group.create_task(bounded(lambda i=order_id: client.notes(i)))
-                jobs.append((key, "_notes", task))
+    for order in page.orders[: page.count]:
+        order_id = order.get("id")
+        if order_id is None:
+            continue  # the mapper quarantines it
+        key = str(order_id)
+        if refunds and needs_refunds(order, client.version):
+            jobs.append((key, "_refunds", asyncio.create_task(bounded(lambda i=order_id: client.refunds(i)))))
+        if notes:
+            jobs.append((key, "_notes", asyncio.create_task(bounded(lambda i=order_id: client.notes(i)))))
+    try:
+        # gather raises the first error itself (a TaskGroup would wrap it in an ExceptionGroup).
+        await asyncio.gather(*(task for _, _, task in jobs))
+    except BaseException:
+        await cancel_and_wait(task for _, _, task in jobs)
+        raise
     attached: dict[str, dict[str, Any]] = {}
     for key, field, task in jobs:
         found = task.result()
