@@ -105,6 +105,13 @@ class WooCommerceShop(_ShopBase):
     refunds: bool = Field(True, description="read refund details (lines, taxes) of refunded orders")
     detail_concurrency: int = Field(8, ge=1, le=64, description="refund and note requests at once")
 
+    @field_validator("verify_tls")
+    @classmethod
+    def _ca_bundle(cls, value: bool | str) -> bool | str:
+        if isinstance(value, str) and not Path(value).expanduser().is_file():
+            raise ValueError(f"no CA bundle file at {value!r} (give a PEM file, true or false)")
+        return str(Path(value).expanduser()) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _auth_fits_scheme(self) -> WooCommerceShop:
         if self.auth in ("basic", "query") and not self.secure:

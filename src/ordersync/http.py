@@ -26,6 +26,7 @@ from ordersync.errors import (
     AuthError,
     BadResponseError,
     ClientRequestError,
+    ConfigError,
     HttpError,
     NotFoundError,
     ServerError,
@@ -316,7 +317,10 @@ def build_client(
 
     ``verify`` is a bool or the path of a CA bundle (a shop with a self-signed certificate)."""
     if isinstance(verify, str):
-        verify = ssl.create_default_context(cafile=verify)
+        try:
+            verify = ssl.create_default_context(cafile=verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"shop {policy.shop!r}: cannot load the CA bundle {verify!r}: {exc}") from None
     return httpx.AsyncClient(
         base_url=base_url,
         headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},

@@ -106,3 +106,27 @@ def test_basic_or_query_keys_over_plain_http_are_refused_by_the_config() -> None
     auto_http = WooCommerceShop.model_validate({**shop, "auth": "auto"})
     auto_https = WooCommerceShop.model_validate({**shop, "auth": "auto", "base_url": "https://shop.test"})
     assert (auto_http.auth_mode, auto_https.auth_mode) == ("oauth1", "basic")
+
+
+def test_a_missing_or_broken_ca_bundle_is_a_clear_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ordersync.config import HttpSettings, parse_settings
+    from ordersync.http import HttpPolicy
+    from ordersync.platforms.woocommerce.client import open_client
+
+    shop = {
+        "name": "w",
+        "platform": "woocommerce",
+        "base_url": "https://shop.test",
+        "consumer_key": KEY,
+        "consumer_secret": SECRET,
+        "verify_tls": str(tmp_path / "nope.pem"),
+    }
+    with pytest.raises(ConfigError, match="no CA bundle file at") as missing:
+        parse_settings({"shops": [shop]})
+    assert "verify_tls" in str(missing.value)
+    broken = tmp_path / "broken.pem"
+    broken.write_text("not a certificate")
+    settings = parse_settings({"shops": [{**shop, "verify_tls": str(broken)}]})
+    with pytest.raises(ConfigError, match="shop 'w': cannot load the CA bundle") as caught:
+        open_client(settings.shops[0], HttpPolicy(HttpSettings(), shop="w"))
+    assert SECRET not in str(caught.value)
