@@ -132,7 +132,8 @@ class LineItem(_Model):
 
 
 class TaxLine(_Model):
-    """Tax summed per rate for the whole order."""
+    """Tax summed per rate for the whole order. ``shipping_tax_total`` is None where the platform does
+    not split it out (legacy WooCommerce): ``tax_total`` then holds the rate's cart and shipping tax."""
 
     external_id: str | None = None
     rate_id: str | None = None
@@ -141,15 +142,17 @@ class TaxLine(_Model):
     rate_percent: Decimal | None = None
     compound: bool = False
     tax_total: Money = Decimal(0)
-    shipping_tax_total: Money = Decimal(0)
+    shipping_tax_total: Money | None = Decimal(0)
 
 
 class ShippingLine(_Model):
+    """``tax`` is None where the platform does not give it per line (legacy WooCommerce)."""
+
     external_id: str | None = None
     method_id: str | None = None
     method_title: str | None = None
     total: Money = Decimal(0)
-    tax: Money = Decimal(0)
+    tax: Money | None = Decimal(0)
     discount: Money = Decimal(0)
 
 
@@ -161,10 +164,12 @@ class FeeLine(_Model):
 
 
 class CouponLine(_Model):
+    """``discount_tax`` is None where the platform does not give it (legacy WooCommerce)."""
+
     external_id: str | None = None
     code: str
     discount: Money = Decimal(0)
-    discount_tax: Money = Decimal(0)
+    discount_tax: Money | None = Decimal(0)
 
 
 class Payment(_Model):
@@ -248,7 +253,7 @@ class Order(_Model):
     shipping: Address | None = None
     subtotal: Money
     discount_total: Money = Decimal(0)
-    discount_tax: Money = Decimal(0)
+    discount_tax: Money | None = Decimal(0)
     shipping_total: Money = Decimal(0)
     shipping_tax: Money = Decimal(0)
     fee_total: Money = Decimal(0)
