@@ -105,6 +105,13 @@ def test_both_platforms_in_one_run_and_one_file(tmp_path: Path) -> None:
         counts = dict(con.execute("SELECT platform, count(*) FROM orders GROUP BY platform").fetchall())
     assert counts["webcommander"] == 300 and 280 <= counts["woocommerce"] < 300  # a few are in the trash
     assert "cs_cli_test_secret_value" not in result.output
+    # Again: the embedded shops come up on other ports, yet nothing changed, so nothing is rewritten.
+    again = runner.invoke(app, ["backfill", "--config", str(config), "--no-progress", "--log-json"])
+    assert again.exit_code == 0, again.output
+    events = [json.loads(line) for line in again.stderr.splitlines() if line.startswith("{")]
+    done = {e["shop"]: e for e in events if e["event"] == "backfill.done"}
+    assert done["woo"]["loaded"] == 0 and done["woo"]["unchanged"] == counts["woocommerce"]
+    assert done["demo"]["loaded"] == 0
 
 
 def test_wrong_woocommerce_secret_exits_1_naming_shop_and_code_not_the_secret(tmp_path: Path) -> None:

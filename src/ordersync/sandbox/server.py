@@ -95,7 +95,11 @@ def shop_app(
     from ordersync.sandbox.woocommerce.app import create_app as create_woo_app
     from ordersync.sandbox.woocommerce.store import WooCommerceStore
 
-    woo = WooCommerceStore(orders=orders, seed=seed, timezone=shop.timezone, currency=shop.currency)
+    # Links in payloads name the configured URL, not the port the sandbox happens to get: payloads,
+    # and so content hashes, stay the same from run to run, as on a real shop.
+    woo = WooCommerceStore(
+        orders=orders, seed=seed, timezone=shop.timezone, currency=shop.currency, site_url=shop.base_url
+    )
     if prerender:
         woo.prerender(shop.base_url)
     key = ApiKey(shop.consumer_key.get_secret_value(), shop.consumer_secret.get_secret_value(), "read_write")

@@ -111,6 +111,10 @@ class Ctx:
 
     @property
     def base(self) -> str:
+        """The site URL links are built from: the shop's configured one, as WordPress uses its home
+        URL, else the address the request came to."""
+        if self.store.site_url:
+            return self.store.site_url
         url = self.request.url
         return f"{url.scheme}://{url.netloc}"
 

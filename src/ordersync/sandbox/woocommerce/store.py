@@ -79,11 +79,14 @@ class WooCommerceStore:
         timezone: str = "Europe/Berlin",
         currency: str = "EUR",
         clock: Callable[[], datetime] | None = None,
+        site_url: str | None = None,
     ):
         self.seed = seed
         self.timezone = timezone
         self.currency = currency
         self._clock = clock or _now
+        self.site_url = site_url.rstrip("/") if site_url else None
+        """WordPress's home URL, which every link in a payload names; None: the request's address."""
         self.renderer = Renderer(timezone)
         self.lock = threading.RLock()
         self.orders: dict[int, Order] = {}
