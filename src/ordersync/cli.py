@@ -256,6 +256,50 @@ def sandbox(
     serve_apps(served, host=host, ready=lambda line: out.print(escape(line), soft_wrap=True))
 
 
+db = typer.Typer(no_args_is_help=True, help="The state database: migrations and revision.")
+app.add_typer(db, name="db")
+
+
+@db.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Create or migrate the state database to this version's schema (safe to run again)."""
+    try:
+        settings = load_settings(config)
+        store = settings.state.open()
+        try:
+            before, after = store.upgrade()
+        finally:
+            store.dispose()
+    except ConfigError as exc:
+        raise _fail(exc, 2) from None
+    except Exception as exc:  # a database that cannot be reached or written
+        raise _fail(OrderSyncError(f"state store: {type(exc).__name__}: {exc}"), 1) from None
+    if before == after:
+        out.print(f"state store {escape(store.shown)} is at revision {after} (current)")
+    else:
+        out.print(f"state store {escape(store.shown)} upgraded from {before or '(empty)'} to {after}")
+
+
+@db.command("current")
+def db_current(config: ConfigOption = None) -> None:
+    """Show the state database's revision and whether it is the one this version needs."""
+    from ordersync.state.store import head_revision
+
+    try:
+        store = load_settings(config).state.open()
+        try:
+            current = store.current_revision()
+        finally:
+            store.dispose()
+    except ConfigError as exc:
+        raise _fail(exc, 2) from None
+    head = head_revision()
+    state = "current" if current == head else f"needs `ordersync db upgrade` to {head}"
+    out.print(f"state store {escape(store.shown)}: revision {current or '(empty)'} ({state})")
+    if current != head:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

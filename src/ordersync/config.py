@@ -30,6 +30,7 @@ from ordersync.errors import ConfigError
 
 if TYPE_CHECKING:
     from ordersync.mirror.store import Mirror
+    from ordersync.state.store import StateStore
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -162,6 +163,26 @@ class MirrorSettings(_Strict):
         )
 
 
+class StateSettings(_Strict):
+    """Where sync state lives: a SQLite file by default, PostgreSQL (``postgresql+psycopg://...``) in
+    production. The URL may hold a password, so it is kept as a secret."""
+
+    url: SecretStr = SecretStr("sqlite:///ordersync-state.db")
+
+    @field_validator("url")
+    @classmethod
+    def _usable(cls, value: SecretStr) -> SecretStr:
+        from ordersync.state.store import check_url
+
+        check_url(value.get_secret_value())
+        return value
+
+    def open(self) -> StateStore:
+        from ordersync.state.store import StateStore
+
+        return StateStore(self.url.get_secret_value())
+
+
 class EmbeddedSandbox(_Strict):
     """Start the sandbox shops inside the run itself, so the default job needs nothing else running."""
 
@@ -183,6 +204,7 @@ class Settings(_Strict):
         description="processes that map pages (0: map in the main process)",
     )
     mirror: MirrorSettings = MirrorSettings()
+    state: StateSettings = StateSettings()
     http: HttpSettings = HttpSettings()
     sandbox: EmbeddedSandbox = EmbeddedSandbox()
 

@@ -1,0 +1,1 @@
+"""Sync state in a SQLAlchemy database (SQLite by default, PostgreSQL in production), under Alembic."""

@@ -1,0 +1,108 @@
+"""The state tables: what a run must remember between runs and across a crash.
+
+Kept apart from the DuckDB mirror on purpose: the mirror is for analysts and may be rebuilt; this is
+the connector's own memory (where each stream stopped, which order is which in the other shop, what
+is still to be written, what could not be read), and it is changed only through migrations.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("shop", String(200), primary_key=True),
+    Column("stream", String(100), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    comment="Where each (shop, stream) stopped; moved only after the mirror holds what it covers.",
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source_shop", String(200), nullable=False),
+    Column("source_order_id", String(100), nullable=False),
+    Column("target_shop", String(200), nullable=False),
+    Column("target_order_id", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source_shop", "source_order_id", "target_shop"),
+    Index("ix_links_target", "target_shop", "target_order_id"),
+    comment="The same order in two shops, for replication and echo suppression.",
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("shop", String(200), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False),
+    Column("fetched", Integer, nullable=False, default=0),
+    Column("loaded", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("quarantined", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Index("ix_runs_shop_started", "shop", "started_at"),
+    comment="One row per backfill, sync or daemon run: when, what came of it, and why it failed.",
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("platform", String(50), nullable=False),
+    Column("shop", String(200), nullable=False),
+    Column("record_id", String(100)),
+    Column("path", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("source_url", Text),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("platform", "shop", "content_hash"),
+    comment="Records that could not be mapped, with the raw payload, until a mapping fix reads them.",
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("shop", String(200), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("result", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True)),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    comment="Writes to a shop, each once: pending until done, failed ones kept with their error.",
+)
