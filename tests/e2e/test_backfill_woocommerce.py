@@ -369,3 +369,41 @@ def test_failing_detail_requests_stop_the_run_at_their_page_with_a_plain_error(
     assert sorted(r[0] for r in query(mirror, "SELECT order_id FROM orders")) == sorted(
         str(i) for i in ids[:100]
     )
+
+
+class ArrivingOrders:
+    """Creates orders in the shop when page 2 is asked for, as checkouts do during a long backfill."""
+
+    def __init__(self, app: Any, store: WooCommerceStore, count: int):
+        self.app, self.store, self.count, self.done = app, store, count, False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self.done and b"page=2" in scope.get("query_string", b""):
+            self.done = True
+            for _ in range(self.count):
+                self.store.create_order(
+                    {
+                        "billing": {
+                            "first_name": "New",
+                            "last_name": "Customer",
+                            "country": "DE",
+                            "email": "new@example.test",
+                        },
+                        "line_items": [{"product_id": 11, "quantity": 1}],
+                        "set_paid": True,
+                    }
+                )
+        await self.app(scope, receive, send)
+
+
+def test_orders_arriving_during_the_run_extend_it_to_the_new_last_page(tmp_path: Path) -> None:
+    store = WooCommerceStore(orders=250, seed=9)
+    before = len(store.order_ids())
+    app = create_app(store)
+    arriving = ArrivingOrders(app, store, 160)  # 3 pages of 100 become 5
+    with SandboxServer(arriving) as server:
+        stats, mirror = backfill(Woo(store, app, server.base_url), tmp_path, notes="none", concurrency=2)
+    assert arriving.done and len(store.order_ids()) == before + 160
+    assert stats.fetched == stats.loaded == before + 160
+    got = sorted(r[0] for r in query(mirror, "SELECT order_id FROM orders"))
+    assert got == sorted(str(i) for i in store.order_ids())
