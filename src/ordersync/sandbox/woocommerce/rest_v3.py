@@ -46,6 +46,36 @@ _STATUS_ENUM = (
 ORDERBY = ("date", "id", "include", "title", "slug", "modified")
 
 
+def _paging(request: Request, errors: dict[str, tuple[str, str]]) -> tuple[int, int]:
+    """per_page (1..100, default 10) and page (>= 1) as WordPress validates them; problems go into
+    ``errors`` so one 400 names every bad parameter."""
+    values = []
+    for name, default, high in (("per_page", 10, 100), ("page", 1, None)):
+        raw = request.query_params.get(name)
+        if raw is None or raw == "":
+            values.append(default)
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            errors[name] = ("rest_invalid_type", f"{name} is not of type integer.")
+            values.append(default)
+            continue
+        if value < 1 or (high is not None and value > high):
+            bound = f"between 1 (inclusive) and {high} (inclusive)" if high else "greater than or equal to 1"
+            errors[name] = ("rest_out_of_bounds", f"{name} must be {bound}")
+        values.append(value)
+    return values[0], values[1]
+
+
+def _valid_paging(request: Request) -> tuple[int, int]:
+    errors: dict[str, tuple[str, str]] = {}
+    paging = _paging(request, errors)
+    if errors:
+        raise invalid_params(errors)
+    return paging
+
+
 class RestV3Api:
     def __init__(self, store: WooCommerceStore):
         self.store = store
@@ -55,26 +85,7 @@ class RestV3Api:
         errors: dict[str, tuple[str, str]] = {}
         query: dict[str, Any] = {}
 
-        def integer(name: str, default: int, low: int, high: int | None) -> int:
-            raw = params.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                errors[name] = ("rest_invalid_type", f"{name} is not of type integer.")
-                return default
-            if value < low or (high is not None and value > high):
-                bound = (
-                    f"between {low} (inclusive) and {high} (inclusive)"
-                    if high
-                    else f"greater than or equal to {low}"
-                )
-                errors[name] = ("rest_out_of_bounds", f"{name} must be {bound}")
-            return value
-
-        query["per_page"] = integer("per_page", 10, 1, 100)
-        query["page"] = integer("page", 1, 1, None)
+        query["per_page"], query["page"] = _paging(request, errors)
         statuses = [
             s for raw in params.getlist("status") + params.getlist("status[]") for s in raw.split(",") if s
         ]
@@ -296,30 +307,8 @@ class RestV3Api:
         self.store.delete_note(order.id, note.id)
         return json_response(self.store.renderer.v3_note(order, note, ctx.base))
 
-    @staticmethod
-    def _paging(request: Request) -> tuple[int, int]:
-        """per_page (1..100) and page (>= 1) as WordPress validates them."""
-        errors: dict[str, tuple[str, str]] = {}
-        values = {}
-        for name, default, high in (("per_page", 10, 100), ("page", 1, None)):
-            raw = request.query_params.get(name)
-            try:
-                value = default if raw in (None, "") else int(raw)
-            except ValueError:
-                errors[name] = ("rest_invalid_type", f"{name} is not of type integer.")
-                continue
-            if value < 1 or (high is not None and value > high):
-                bound = (
-                    f"between 1 (inclusive) and {high} (inclusive)" if high else "greater than or equal to 1"
-                )
-                errors[name] = ("rest_out_of_bounds", f"{name} must be {bound}")
-            values[name] = value
-        if errors:
-            raise invalid_params(errors)
-        return values["per_page"], values["page"]
-
     async def list_refunds(self, ctx: Ctx) -> Response:
-        per_page, page = self._paging(ctx.request)
+        per_page, page = _valid_paging(ctx.request)
         with self.store.lock:
             order = self.store.get(ctx.request.path_params["id"])
             refunds = self.store.refunds_newest_first(order)
@@ -349,7 +338,7 @@ class RestV3Api:
         return json_response(shown)
 
     async def all_refunds(self, ctx: Ctx) -> Response:
-        per_page, page = self._paging(ctx.request)
+        per_page, page = _valid_paging(ctx.request)
         with self.store.lock:
             pairs = self.store.all_refunds()
             chunk = pairs[(page - 1) * per_page : page * per_page]
