@@ -10,8 +10,8 @@ A field is either a path string (``billing.firstName``, read as text) or a mappi
 ``path`` (a path, or a list of alternative paths: the first non-null wins), ``paths`` (several values
 for one converter), ``const``, ``context`` (currency, shop, platform), ``convert`` (a converter name),
 ``table`` (a value table), ``object`` / ``each`` (a sub-spec for an object / a list of objects),
-``where`` (keep list entries where a path is ``present``/``absent``/``in`` or ``not_in`` a set, or
-has ``not_prefix``), ``pluck`` (a path
+``where`` (keep list entries where a path is ``present``/``absent``/``in`` a set, or does not
+start with ``not_prefix``), ``pluck`` (a path
 read from each kept entry), ``build`` (objects built from the current record, dropped by
 ``drop_if_zero``), ``default`` and ``required``.
 """
@@ -293,7 +293,7 @@ class _Compiler:
         if spec is None:
             return None
         if not isinstance(spec, dict) or len(spec) != 1:
-            raise self.fail(f"{where}.where", "give exactly one of present, absent, in, not_in, not_prefix")
+            raise self.fail(f"{where}.where", "give exactly one of present, absent, in, not_prefix")
         ((test, arg),) = spec.items()
         if test == "present":
             reader = _path_reader(arg)
@@ -306,11 +306,6 @@ class _Compiler:
             reader = _path_reader(path)
             values = {str(v).lower() for v in allowed}
             return lambda item: str(reader(item)).lower() in values
-        if test == "not_in" and isinstance(arg, dict) and len(arg) == 1:
-            ((path, refused),) = arg.items()
-            reader = _path_reader(path)
-            values = {str(v).lower() for v in refused}
-            return lambda item: str(reader(item)).lower() not in values
         if test == "not_prefix" and isinstance(arg, dict) and len(arg) == 1:
             ((path, prefix),) = arg.items()
             reader = _path_reader(path)
