@@ -46,8 +46,8 @@ class HttpError(OrderSyncError):
         self.code = code
         """The platform's error code (WooCommerce ``code``) when the body names one."""
         where = f"shop {shop!r}: " if shop else ""
-        code = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"{where}{message} ({code} from {url})")
+        answer = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{where}{message} ({answer} from {url})")
 
 
 class AuthError(HttpError):

@@ -128,41 +128,31 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _error_detail(response: httpx.Response) -> str:
-    """A short description of an error body, never more than a line."""
+def _error_info(response: httpx.Response) -> tuple[str, str | None]:
+    """A one-line description of an error body, and the platform's error code if it names one
+    (WooCommerce's ``code``, or ``errors[0].code`` on the legacy API); the body is parsed once."""
     if looks_like_html(response):
-        return "an HTML page instead of JSON"
+        return "an HTML page instead of JSON", None
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         text = response.text.strip().replace("\n", " ")
-        return f"body {text[:120]!r}" if text else "an empty body"
-    if isinstance(body, dict):
-        if isinstance(body.get("message"), str) and isinstance(body.get("code"), str):
-            return f"{body['message'][:200]} [{body['code']}]"
-        for key in ("message", "error", "code"):
-            if isinstance(body.get(key), str):
-                return body[key][:200]
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            return str(errors[0].get("message") or errors[0])[:200]
-    return "an unexpected error body"
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    """WooCommerce's ``code`` (v3) or ``errors[0].code`` (legacy), if the body is such JSON."""
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(body, dict):
-        if isinstance(body.get("code"), str):
-            return body["code"]
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            code = errors[0].get("code")
-            return code if isinstance(code, str) else None
-    return None
+        return (f"body {text[:120]!r}" if text else "an empty body"), None
+    if not isinstance(body, dict):
+        return "an unexpected error body", None
+    errors = body.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else None
+    code = body.get("code") if isinstance(body.get("code"), str) else None
+    if code is None and first is not None and isinstance(first.get("code"), str):
+        code = first["code"]
+    if isinstance(body.get("message"), str) and isinstance(body.get("code"), str):
+        return f"{body['message'][:200]} [{body['code']}]", code
+    for key in ("message", "error", "code"):
+        if isinstance(body.get(key), str):
+            return body[key][:200], code
+    if first is not None:
+        return str(first.get("message") or first)[:200], code
+    return "an unexpected error body", code
 
 
 @dataclass(frozen=True)
@@ -280,8 +270,7 @@ class HttpPolicy:
                 raise _Retryable(
                     BadResponseError(problem, url=shown, status=status, shop=self.shop)
                 ) from None
-        detail = _error_detail(response)
-        code = _error_code(response)
+        detail, code = _error_info(response)
         if action is Action.RETRY:
             error_cls = BadResponseError if looks_like_html(response) else ServerError
             raise _Retryable(
