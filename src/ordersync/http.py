@@ -304,12 +304,8 @@ def build_client(
 ) -> httpx.AsyncClient:
     """An AsyncClient with our timeouts, User-Agent and pool size; tests pass a MockTransport or ASGI app.
 
-    ``verify`` is a bool or the path of a CA bundle (a shop with a self-signed certificate)."""
-    if isinstance(verify, str):
-        try:
-            verify = ssl.create_default_context(cafile=verify)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"shop {policy.shop!r}: cannot load the CA bundle {verify!r}: {exc}") from None
+    ``verify`` is a bool, the path of a CA bundle (a shop with a self-signed certificate) or a context
+    from :func:`tls_verify`, for clients that share one."""
     return httpx.AsyncClient(
         base_url=base_url,
         headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
@@ -318,5 +314,15 @@ def build_client(
         transport=transport,
         follow_redirects=False,
         auth=auth,
-        verify=verify,
+        verify=tls_verify(verify, policy.shop),
     )
+
+
+def tls_verify(verify: bool | str | ssl.SSLContext, shop: str) -> bool | ssl.SSLContext:
+    """A CA bundle path loaded into an SSL context; a file that cannot be read is a config error."""
+    if not isinstance(verify, str):
+        return verify
+    try:
+        return ssl.create_default_context(cafile=verify)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"shop {shop!r}: cannot load the CA bundle {verify!r}: {exc}") from None

@@ -16,7 +16,7 @@ import httpx
 
 from ordersync.config import WooCommerceShop
 from ordersync.errors import BadResponseError
-from ordersync.http import HttpPolicy, JsonResponse, build_client, redact_url
+from ordersync.http import HttpPolicy, JsonResponse, build_client, redact_url, tls_verify
 from ordersync.platforms.woocommerce.auth import build_auth
 
 
@@ -74,12 +74,8 @@ def _header_int(headers: httpx.Headers, name: str) -> int | None:
 
 def public_url(url: httpx.URL) -> str:
     """The request URL without credentials or OAuth parameters: what the mirror may keep of it."""
-    kept = [
-        (k, v)
-        for k, v in url.params.multi_items()
-        if not k.startswith("oauth_") and k not in ("consumer_key", "consumer_secret")
-    ]
-    return redact_url(url.copy_with(params=kept))
+    kept = [(k, v) for k, v in url.params.multi_items() if k not in ("consumer_key", "consumer_secret")]
+    return redact_url(url.copy_with(params=kept))  # which drops the oauth_* parameters
 
 
 class WooCommerceClient:
@@ -108,14 +104,15 @@ class WooCommerceClient:
             legacy=self.version == "v2",
         )
         # Two pools: httpcore checks every pooled connection on each request, so lists and the many
-        # small refund/note requests each get a pool sized to their own concurrency.
+        # small refund/note requests each get a pool sized to their own concurrency. One TLS context.
+        verify = tls_verify(shop.verify_tls, policy.shop)
         self._http = build_client(
             shop.base_url,
             policy,
             transport=transport,
             max_connections=shop.concurrency + 1,
             auth=auth,
-            verify=shop.verify_tls,
+            verify=verify,
         )
         self._details = build_client(
             shop.base_url,
@@ -123,7 +120,7 @@ class WooCommerceClient:
             transport=transport,
             max_connections=shop.detail_concurrency,
             auth=auth,
-            verify=shop.verify_tls,
+            verify=verify,
         )
 
     async def __aenter__(self) -> WooCommerceClient:
