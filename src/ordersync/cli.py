@@ -200,6 +200,9 @@ def sandbox(
         float, typer.Option(help="Share of requests that hang past the client timeout.")
     ] = 0.0,
     rate_html: Annotated[float, typer.Option(help="Share of requests answered with an HTML 502 page.")] = 0.0,
+    max_page_size: Annotated[
+        int | None, typer.Option(help="WebCommander: cap on `max` per request, as a real host may.")
+    ] = None,
 ) -> None:
     """Serve sandbox WebCommander and WooCommerce shops on loopback until Ctrl-C (sync.example.yaml
     points at them). The WooCommerce shop speaks plain HTTP, so clients sign with OAuth 1.0a."""
@@ -231,7 +234,15 @@ def sandbox(
             access_token=DEFAULT_TOKEN,
             timezone=timezone,
         )
-        app_ = shop_app(shop, orders=orders, seed=seed, faults=faults, realistic=realistic, prerender=True)
+        app_ = shop_app(
+            shop,
+            orders=orders,
+            seed=seed,
+            faults=faults,
+            realistic=realistic,
+            prerender=True,
+            max_page_size=max_page_size,
+        )
         banner = (
             f"WebCommander sandbox: {{url}}/external/app/access/orders  uuid={DEFAULT_UUID}  "
             f"accessToken={DEFAULT_TOKEN}"

@@ -138,6 +138,7 @@ def test_sandbox_command_serves_both_shops(tmp_path: Path) -> None:
     import httpx
 
     from ordersync.platforms.woocommerce.auth import OAuth1Auth
+    from ordersync.sandbox.webcommander.app import DEFAULT_TOKEN, DEFAULT_UUID
     from ordersync.sandbox.woocommerce.app import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET
 
     ports = []
@@ -157,6 +158,8 @@ def test_sandbox_command_serves_both_shops(tmp_path: Path) -> None:
             str(ports[0]),
             "--woo-port",
             str(ports[1]),
+            "--max-page-size",
+            "3",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -171,6 +174,12 @@ def test_sandbox_command_serves_both_shops(tmp_path: Path) -> None:
                 break
         assert any("WebCommander sandbox" in line for line in lines)
         assert any(f"127.0.0.1:{ports[1]}/wp-json/wc/v3/orders" in line for line in lines)
+        capped = httpx.get(
+            f"http://127.0.0.1:{ports[0]}/external/app/access/orders",
+            params={"max": 10, "offset": 0},
+            headers={"uuid": DEFAULT_UUID, "accessToken": DEFAULT_TOKEN},
+        )
+        assert capped.status_code == 200 and len(capped.json()["orders"]) == 3  # --max-page-size
         auth = OAuth1Auth(DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET)
         listed = httpx.get(
             f"http://127.0.0.1:{ports[1]}/wp-json/wc/v3/orders", params={"per_page": 5}, auth=auth

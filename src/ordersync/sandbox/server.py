@@ -76,6 +76,7 @@ def shop_app(
     faults: FaultConfig | None = None,
     realistic: bool = False,
     prerender: bool = False,
+    max_page_size: int | None = None,
 ) -> FaultInjector:
     """A sandbox app for one configured shop, with that shop's credentials, timezone and currency."""
     if isinstance(shop, WebCommanderShop):
@@ -90,6 +91,7 @@ def shop_app(
             uuid=shop.uuid.get_secret_value(),
             access_token=shop.access_token.get_secret_value(),
             faults=faults,
+            max_page_size=max_page_size,
         )
     from ordersync.sandbox.woocommerce.app import ApiKey
     from ordersync.sandbox.woocommerce.app import create_app as create_woo_app
