@@ -1,9 +1,11 @@
-"""The ``ordersync`` command: backfill and the sandbox shops (sync, run and status come later)."""
+"""The ``ordersync`` command: backfill, incremental sync, the daemon, status, the sandbox shops and
+the state database."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,10 +17,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ordersync.config import Settings, load_settings
+from ordersync.config import Settings, ShopConfig, load_settings
 from ordersync.errors import ConfigError, OrderSyncError
 from ordersync.logging import configure_logging
-from ordersync.sync.backfill import BackfillStats, backfill_shop
+from ordersync.mirror.store import Mirror
+from ordersync.state.store import StateStore
+from ordersync.sync.backfill import backfill_shop
+from ordersync.sync.pipeline import ProgressCallback, RunStats
 
 app = typer.Typer(
     add_completion=False,
@@ -88,9 +93,9 @@ class _RichProgress:
         )
 
 
-def _summary(results: list[BackfillStats], mirror: Path, seconds: float) -> Table:
+def _summary(results: list[RunStats], mirror: Path, seconds: float, what: str = "backfill") -> Table:
     """Metrics down, shops across: stays readable in an 80-column terminal."""
-    table = Table(title=f"backfill into {mirror}", title_justify="left")
+    table = Table(title=f"{what} into {mirror}", title_justify="left")
     table.add_column("")
     for s in results:
         table.add_column(s.shop, justify="right")
@@ -105,6 +110,13 @@ def _summary(results: list[BackfillStats], mirror: Path, seconds: float) -> Tabl
     ]
     for label, attr in rows:
         table.add_row(label, *[f"{getattr(s, attr):,}" for s in results])
+    if any("resumed_from" in s.details for s in results):
+        table.add_row("resumed from", *[f"{s.details.get('resumed_from', '-')}" for s in results])
+    if any("disappeared" in s.details for s in results):
+        table.add_row("left the listing", *[f"{s.details.get('disappeared', '-')}" for s in results])
+    if any("notes_checked" in s.details for s in results):
+        table.add_row("open orders' notes read", *[f"{s.details.get('notes_checked', '-')}" for s in results])
+    table.add_row("requests", *[f"{s.details.get('requests', 0):,}" for s in results])
     table.add_row("seconds", *[f"{s.seconds:.2f}" for s in results])
     table.add_row("orders/s", *[f"{s.orders_per_second:,.0f}" for s in results])
     if len(results) > 1:
@@ -114,66 +126,142 @@ def _summary(results: list[BackfillStats], mirror: Path, seconds: float) -> Tabl
     return table
 
 
-@app.command()
-def backfill(
-    config: ConfigOption = None,
-    shop: Annotated[
-        list[str] | None, typer.Option("--shop", "-s", help="Only this shop (repeatable).")
-    ] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only orders created at or after this UTC date/time.")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many orders per shop.")] = None,
-    log_json: LogJson = False,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
-) -> None:
-    """Mirror every order of the configured shops into DuckDB (idempotent: re-running changes nothing)."""
-    configure_logging(json=log_json)
-    since_at = _parse_since(since)
+def _open_store(settings: Settings) -> StateStore:
+    """The state store ready for a run, or exit 2 naming what is wrong (never the URL's password)."""
+    try:
+        return settings.state.open_ready()
+    except ConfigError as exc:
+        raise _fail(exc, 2) from None
+    except Exception as exc:  # a database that cannot be reached
+        raise _fail(OrderSyncError(f"state store: {type(exc).__name__}: {exc}"), 2) from None
+
+
+def _progress(no_progress: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("orders"),
+        TextColumn("{task.fields[pages]} pages"),
+        TextColumn("{task.fields[rate]:,.0f} orders/s"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=no_progress,
+        transient=False,
+    )
+
+
+def _run_shops(
+    what: str,
+    config: Path | None,
+    shop: list[str] | None,
+    no_progress: bool,
+    run: Callable[[ShopConfig, Settings, Mirror, StateStore, ProgressCallback], Awaitable[RunStats]],
+) -> list[RunStats]:
+    """Load the config, open the store, serve the embedded sandbox if asked, run each shop in turn."""
     try:
         settings = load_settings(config)
         selected = [settings.shop(name) for name in shop] if shop else list(settings.shops)
     except ConfigError as exc:
         raise _fail(exc, 2) from None
+    store = _open_store(settings)
     mirror = settings.mirror.open()
-    results: list[BackfillStats] = []
+    results: list[RunStats] = []
     started = time.perf_counter()
-    with ExitStack() as stack:
-        if settings.sandbox.enabled:
-            settings = start_embedded_sandbox(settings, stack)
-            selected = [settings.shop(s.name) for s in selected]
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("orders"),
-            TextColumn("{task.fields[pages]} pages"),
-            TextColumn("{task.fields[rate]:,.0f} orders/s"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=no_progress,
-            transient=False,
-        )
-        try:
-            with progress:
-                for shop_config in selected:
-                    callback = _RichProgress(progress, shop_config.name)
-                    results.append(
-                        asyncio.run(
-                            backfill_shop(
-                                shop_config, settings, mirror, since=since_at, limit=limit, progress=callback
-                            )
-                        )
-                    )
-        except OrderSyncError as exc:
-            raise _fail(exc, 1) from None
-    out.print(_summary(results, settings.mirror.path, time.perf_counter() - started))
+    try:
+        with ExitStack() as stack:
+            if settings.sandbox.enabled:
+                settings = start_embedded_sandbox(settings, stack)
+                selected = [settings.shop(s.name) for s in selected]
+            try:
+                with _progress(no_progress) as progress:
+                    for shop_config in selected:
+                        callback = _RichProgress(progress, shop_config.name)
+                        results.append(asyncio.run(run(shop_config, settings, mirror, store, callback)))
+            except OrderSyncError as exc:
+                raise _fail(exc, 1) from None
+    finally:
+        store.dispose()
+    out.print(_summary(results, settings.mirror.path, time.perf_counter() - started, what))
     quarantined = sum(s.quarantined for s in results)
     if quarantined:
         console.print(
             f"[yellow]{quarantined} record(s) quarantined:[/] see the `quarantine` table in "
             f"{settings.mirror.path} (raw payload, reason and field path)."
         )
+    return results
+
+
+ShopOption = Annotated[list[str] | None, typer.Option("--shop", "-s", help="Only this shop (repeatable).")]
+NoProgress = Annotated[bool, typer.Option("--no-progress", help="No progress bar.")]
+
+
+@app.command()
+def backfill(
+    config: ConfigOption = None,
+    shop: ShopOption = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only orders created at or after this UTC date/time.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many orders per shop.")] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Start from the first page even if a backfill was cut short.")
+    ] = False,
+    log_json: LogJson = False,
+    no_progress: NoProgress = False,
+) -> None:
+    """Mirror every order of the configured shops into DuckDB. Idempotent (re-running rewrites only
+    what changed) and resumable (a backfill cut short starts again near where it stopped)."""
+    configure_logging(json=log_json)
+    since_at = _parse_since(since)
+
+    def run(
+        shop_config: ShopConfig,
+        settings: Settings,
+        mirror: Mirror,
+        store: StateStore,
+        progress: ProgressCallback,
+    ) -> Awaitable[RunStats]:
+        return backfill_shop(
+            shop_config,
+            settings,
+            mirror,
+            since=since_at,
+            limit=limit,
+            progress=progress,
+            store=store,
+            restart=restart,
+        )
+
+    _run_shops("backfill", config, shop, no_progress, run)
+
+
+@app.command()
+def sync(
+    config: ConfigOption = None,
+    shop: ShopOption = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="One run per shop, then exit (`ordersync run` keeps going).")
+    ] = True,
+    log_json: LogJson = False,
+    no_progress: NoProgress = False,
+) -> None:
+    """One incremental run per shop: what changed since the last run reaches the mirror. A shop never
+    backfilled is backfilled first."""
+    from ordersync.sync.incremental import sync_shop
+
+    configure_logging(json=log_json)
+
+    def run(
+        shop_config: ShopConfig,
+        settings: Settings,
+        mirror: Mirror,
+        store: StateStore,
+        progress: ProgressCallback,
+    ) -> Awaitable[RunStats]:
+        return sync_shop(shop_config, settings, mirror, store, progress=progress)
+
+    _run_shops("sync", config, shop, no_progress, run)
 
 
 @app.command()
@@ -309,6 +397,54 @@ def db_current(config: ConfigOption = None) -> None:
     out.print(f"state store {escape(store.shown)}: revision {current or '(empty)'} ({state})")
     if current != head:
         raise typer.Exit(1)
+
+
+@app.command("run")
+def run_command(
+    config: ConfigOption = None,
+    shop: Annotated[
+        list[str] | None, typer.Option("--shop", "-s", help="Only this shop (repeatable).")
+    ] = None,
+    log_json: LogJson = False,
+) -> None:
+    """Sync each shop on its schedule until SIGTERM or Ctrl-C (runs in flight stop at a checkpoint)."""
+    from ordersync.daemon import serve
+
+    configure_logging(json=log_json)
+    try:
+        serve(load_settings(config), shops=shop, sandbox=start_embedded_sandbox)
+    except ConfigError as exc:
+        raise _fail(exc, 2) from None
+    except OrderSyncError as exc:
+        raise _fail(exc, 1) from None
+
+
+@app.command("status")
+def status_command(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout, for scripts.")] = False,
+) -> None:
+    """Each shop's last run, lag, backfill, quarantine and outbox, from the state store alone."""
+    import json
+
+    from ordersync.status import collect, render
+
+    try:
+        settings = load_settings(config)
+        store = settings.state.open_ready()
+    except ConfigError as exc:
+        raise _fail(exc, 2) from None
+    except Exception as exc:  # a database that cannot be reached
+        raise _fail(OrderSyncError(f"state store: {type(exc).__name__}: {exc}"), 1) from None
+    now = datetime.now(UTC)
+    try:
+        statuses = collect(settings, store, now=now)
+    finally:
+        store.dispose()
+    if as_json:
+        typer.echo(json.dumps({"at": now.isoformat(), "shops": [s.to_json() for s in statuses]}, indent=2))
+    else:
+        out.print(render(statuses, now=now))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -50,6 +50,26 @@ class HttpSettings(_Strict):
     max_retry_after: float = Field(120.0, ge=0, description="longest Retry-After we agree to wait")
 
 
+class Schedule(_Strict):
+    """When the daemon syncs a shop: every ``interval`` seconds, or on a crontab line (UTC)."""
+
+    interval: float | None = Field(None, gt=0, description="seconds between the starts of two runs")
+    cron: str | None = Field(None, description="crontab expression, e.g. '*/5 * * * *' (UTC)")
+
+    @model_validator(mode="after")
+    def _one(self) -> Schedule:
+        if (self.interval is None) == (self.cron is None):
+            raise ValueError("give exactly one of interval (seconds) or cron")
+        if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"cron {self.cron!r} is not a crontab line: {exc}") from None
+        return self
+
+
 class _ShopBase(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     base_url: str
@@ -57,6 +77,7 @@ class _ShopBase(_Strict):
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
     page_size: int = Field(100, ge=1, le=1000)
     concurrency: int = Field(4, ge=1, le=32, description="pages fetched at once")
+    schedule: Schedule = Schedule(interval=300)
 
     @field_validator("base_url")
     @classmethod
@@ -105,6 +126,20 @@ class WooCommerceShop(_ShopBase):
     notes: Literal["all", "none"] = Field("all", description="read each order's notes into comments")
     refunds: bool = Field(True, description="read refund details (lines, taxes) of refunded orders")
     detail_concurrency: int = Field(8, ge=1, le=64, description="refund and note requests at once")
+    sync_overlap: float = Field(
+        60,
+        ge=1,
+        description="seconds the incremental sync re-lists before its cursor: covers orders modified "
+        "in the cursor's second and a shop clock that disagrees with ours",
+    )
+    notes_refresh: Literal["open", "none"] = Field(
+        "open",
+        description="re-read notes of open orders each sync: a new note does not change an order's "
+        "date_modified, so nothing else would notice it",
+    )
+    notes_refresh_days: int = Field(
+        30, ge=0, description="orders modified this recently count as open whatever their status"
+    )
 
     @field_validator("verify_tls")
     @classmethod
@@ -168,6 +203,11 @@ class StateSettings(_Strict):
     production. The URL may hold a password, so it is kept as a secret."""
 
     url: SecretStr = SecretStr("sqlite:///ordersync-state.db")
+    auto_upgrade: bool = Field(
+        False,
+        description="migrate the store at the start of a run instead of refusing an old revision "
+        "(the embedded sandbox default does; production runs `ordersync db upgrade` on purpose)",
+    )
 
     @field_validator("url")
     @classmethod
@@ -181,6 +221,20 @@ class StateSettings(_Strict):
         from ordersync.state.store import StateStore
 
         return StateStore(self.url.get_secret_value())
+
+    def open_ready(self) -> StateStore:
+        """The store, refused (``StateNotReadyError``) unless at this version's revision, or migrated
+        first when ``auto_upgrade`` is set."""
+        store = self.open()
+        try:
+            if self.auto_upgrade:
+                store.upgrade()
+            else:
+                store.require_current()
+        except Exception:
+            store.dispose()
+            raise
+        return store
 
 
 class EmbeddedSandbox(_Strict):

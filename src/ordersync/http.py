@@ -181,6 +181,8 @@ class HttpPolicy:
         self._sleep = sleep
         self._jitter = jitter
         self.retries = 0
+        self.requests = 0
+        """Every request sent, retries included: what a run cost the shop."""
 
     def timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.settings.timeout, connect=self.settings.connect_timeout)
@@ -239,6 +241,7 @@ class HttpPolicy:
 
     async def _once(self, client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> JsonResponse:
         shown = url
+        self.requests += 1
         try:
             response = await client.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:

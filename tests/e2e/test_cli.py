@@ -21,6 +21,7 @@ def write_config(tmp_path: Path, **overrides: object) -> Path:
         "sandbox": {"enabled": True, "orders": 300, "seed": 1},
         "workers": 2,
         "mirror": {"path": str(tmp_path / "cli.duckdb")},
+        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}", "auto_upgrade": True},
         "shops": [
             {
                 "name": "demo",
@@ -54,6 +55,32 @@ def test_backfill_with_embedded_sandbox_prints_a_summary_and_is_idempotent(tmp_p
     assert "sandbox-token-xyz" not in first.output + second.output
 
 
+def test_a_store_that_is_not_migrated_is_refused_before_any_request(tmp_path: Path) -> None:
+    config = write_config(tmp_path, state={"url": f"sqlite:///{tmp_path / 'new.db'}"})
+    for command in ("backfill", "sync"):
+        result = runner.invoke(app, [command, "--config", str(config), "--no-progress"])
+        assert result.exit_code == 2
+        message = " ".join(result.stderr.split())
+        assert "is at no revision" in message and "run `ordersync db upgrade` first" in message
+    assert not (tmp_path / "cli.duckdb").exists()
+    assert runner.invoke(app, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    assert runner.invoke(app, ["backfill", "--config", str(config), "--no-progress"]).exit_code == 0
+
+
+def test_sync_once_after_a_backfill_reads_only_what_changed(tmp_path: Path) -> None:
+    base = yaml.safe_load(write_config(tmp_path).read_text())
+    config = write_config(tmp_path, shops=[*base["shops"], WOO])
+    never_backfilled = runner.invoke(app, ["sync", "--once", "--config", str(config), "--no-progress"])
+    assert never_backfilled.exit_code == 0, never_backfilled.output
+    result = runner.invoke(app, ["sync", "--once", "--config", str(config), "--no-progress", "--log-json"])
+    assert result.exit_code == 0, result.output
+    assert "sync into" in result.stdout and "requests" in result.stdout
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    done = {e["shop"]: e for e in events if e["event"] == "run.done"}
+    assert done["demo"]["kind"] == "sync" and done["demo"]["mapped"] == 0 and done["demo"]["loaded"] == 0
+    assert done["woo"]["kind"] == "sync" and done["woo"]["loaded"] == 0 and done["woo"]["notes_checked"] > 0
+
+
 def test_bad_config_fails_before_any_request_naming_the_key(tmp_path: Path) -> None:
     config = write_config(tmp_path, workers=-1)
     result = runner.invoke(app, ["backfill", "--config", str(config)])
@@ -80,8 +107,9 @@ def test_log_json_writes_one_json_object_per_line(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
-    done = [e for e in events if e["event"] == "backfill.done"]
+    done = [e for e in events if e["event"] == "run.done"]
     assert done and done[0]["fetched"] == 20 and done[0]["shop"] == "demo" and "timestamp" in done[0]
+    assert done[0]["kind"] == "backfill" and done[0]["status"] == "ok"
 
 
 WOO = {
@@ -109,7 +137,7 @@ def test_both_platforms_in_one_run_and_one_file(tmp_path: Path) -> None:
     again = runner.invoke(app, ["backfill", "--config", str(config), "--no-progress", "--log-json"])
     assert again.exit_code == 0, again.output
     events = [json.loads(line) for line in again.stderr.splitlines() if line.startswith("{")]
-    done = {e["shop"]: e for e in events if e["event"] == "backfill.done"}
+    done = {e["shop"]: e for e in events if e["event"] == "run.done"}
     assert done["woo"]["loaded"] == 0 and done["woo"]["unchanged"] == counts["woocommerce"]
     assert done["demo"]["loaded"] == 0
 

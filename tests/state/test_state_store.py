@@ -5,8 +5,6 @@ Runs on SQLite always and on PostgreSQL when ``ORDERSYNC_TEST_POSTGRES_URL`` nam
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,20 +22,6 @@ from ordersync.state.store import StateNotReadyError, StateStore, head_revision
 from ordersync.state.tables import cursors, metadata, outbox, runs
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("ORDERSYNC_TEST_POSTGRES_URL") else [])
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    if request.param == "sqlite":
-        state = StateStore(f"sqlite:///{tmp_path / 'state' / 'state.db'}")
-    else:
-        state = StateStore(os.environ["ORDERSYNC_TEST_POSTGRES_URL"])
-        with state.engine.begin() as connection:  # a clean database for each test
-            metadata.drop_all(connection)
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-    yield state
-    state.dispose()
 
 
 def test_a_new_store_is_refused_until_upgraded_then_matches_the_tables(store: StateStore) -> None:

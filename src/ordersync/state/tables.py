@@ -66,6 +66,7 @@ runs = Table(
     Column("unchanged", Integer, nullable=False, default=0),
     Column("quarantined", Integer, nullable=False, default=0),
     Column("error", Text),
+    Column("details", JSON, comment="what else the run measured: requests, pages, notes re-read"),
     Index("ix_runs_shop_started", "shop", "started_at"),
     comment="One row per backfill, sync or daemon run: when, what came of it, and why it failed.",
 )
@@ -85,6 +86,7 @@ quarantine = Table(
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
     UniqueConstraint("platform", "shop", "content_hash"),
+    Index("ix_quarantine_record", "shop", "record_id"),
     comment="Records that could not be mapped, with the raw payload, until a mapping fix reads them.",
 )
 

@@ -1,98 +1,95 @@
-"""Full backfill of one shop: pages in, canonical orders and quarantined records out to the mirror.
+"""Full backfill of one shop, resumable: killed at any point and run again, it starts near where it
+stopped instead of from zero.
 
-Three stages overlap: the event loop fetches pages (a bounded window), worker processes map them into
-Arrow tables (``pagework.map_page``), and a thread writes batches of whole pages into DuckDB (one
-write in flight). A page is mapped completely before anything of it is written and batches hold whole
-pages only, so the mirror never holds part of a page. Results are taken in page order, so a failure
-leaves the mirror with every page before it and nothing after.
+Sources list orders oldest first (WebCommander by id, WooCommerce by creation date), so new orders join
+the end and a page's position stays valid between runs. The checkpoint is the position after the last
+batch DuckDB committed; a resumed run starts one page before it, in case orders were deleted in
+between. Orders read twice are harmless: the mirror rewrites an order only when its content changed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import multiprocessing
-import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from concurrent.futures import Executor
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import structlog
 
-from ordersync.config import Settings, ShopConfig
-from ordersync.mirror.batch import Batch
+from ordersync.config import Settings, ShopConfig, WebCommanderShop
+from ordersync.mapping import load_mapping
 from ordersync.mirror.store import Mirror
-from ordersync.sync.pagework import PageJob, PageResult, map_page, relax_gc
+from ordersync.state import records
+from ordersync.state.store import StateStore
+from ordersync.sync.pipeline import (
+    BatchDone,
+    ProgressCallback,
+    RunStats,
+    load_pages,
+    mapping_pool,
+)
+from ordersync.sync.prefilter import Prefilter
+from ordersync.sync.runlog import recorded_run
 from ordersync.sync.sources import open_source
 
 log = structlog.get_logger("ordersync.backfill")
 
-ProgressCallback = Callable[[int, int], None]
-"""Called after each page with (orders in the page, the shop's total as last reported)."""
+BackfillStats = RunStats
+
+BACKFILL = "backfill"
+"""Cursor stream of a backfill's checkpoint."""
+ORDERS = "orders"
+"""Cursor stream of WooCommerce's incremental sync: (date_modified_gmt, ids at that edge)."""
+SCAN = "scan"
+"""Cursor stream of WebCommander's last complete scan."""
 
 
-@dataclass
-class BackfillStats:
-    shop: str
-    pages: int = 0
-    fetched: int = 0
-    loaded: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-    skipped: int = 0
-    retries: int = 0
-    seconds: float = 0.0
-
-    @property
-    def orders_per_second(self) -> float:
-        return self.fetched / self.seconds if self.seconds else 0.0
+def _fingerprint(shop: ShopConfig, since: datetime | None) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed: the same listing, cut the same way."""
+    listing: dict[str, Any] = {"page_size": shop.page_size, "since": since.isoformat() if since else None}
+    if not isinstance(shop, WebCommanderShop):
+        listing |= {"api_version": shop.api_version, "statuses": list(shop.statuses)}
+    return listing
 
 
-def mapping_pool(workers: int) -> Executor | None:
-    """Worker processes for mapping; spawned, not forked, because the caller may run threads."""
-    if workers <= 0:
-        return None
-    return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=relax_gc
-    )
+def quarantine_records(table: pa.Table) -> list[records.Quarantined]:
+    return [
+        records.Quarantined(
+            platform=row["platform"],
+            shop=row["shop"],
+            record_id=row["record_id"],
+            path=row["path"],
+            reason=row["reason"],
+            payload=row["payload"],
+            content_hash=row["content_hash"],
+            source_url=row["source_url"],
+        )
+        for row in table.to_pylist()
+    ]
 
 
-class _Writer:
-    """Gathers mapped pages into batches and writes them in a thread, one write at a time."""
+class StateKeeper:
+    """What a run tells the state store as DuckDB commits its batches: the checkpoint, quarantined
+    records, and records that now map. Called from the writer thread, one batch at a time."""
 
-    def __init__(self, mirror: Mirror, stats: BackfillStats, batch_orders: int):
-        self.mirror = mirror
-        self.stats = stats
-        self.batch_orders = batch_orders
-        self.batch = Batch()
-        self._writing: asyncio.Task[None] | None = None
+    def __init__(self, store: StateStore, shop: ShopConfig, platform: str, checkpoint: dict[str, Any] | None):
+        self.store = store
+        self.shop = shop
+        self.platform = platform
+        self.checkpoint = checkpoint
+        self.quarantine_held = records.quarantine_count(store, shop.name) > 0
 
-    async def add(self, result: PageResult) -> None:
-        if self.batch.keys.intersection(result.keys):
-            await self.flush()  # the page repeats an order of this batch: write the batch first
-        self.batch.add_tables(result.tables, result.quarantine, result.keys)
-        if len(self.batch) >= self.batch_orders:
-            await self.flush()
-
-    async def flush(self) -> None:
-        await self.wait()
-        if len(self.batch):
-            batch, self.batch = self.batch, Batch()
-            self._writing = asyncio.create_task(self._write(batch))
-
-    async def _write(self, batch: Batch) -> None:
-        result = await asyncio.to_thread(self.mirror.write, batch)
-        self.stats.loaded += result.written
-        self.stats.unchanged += result.unchanged
-
-    async def wait(self) -> None:
-        if self._writing is not None:
-            task, self._writing = self._writing, None
-            await task
+    def __call__(self, done: BatchDone) -> None:
+        if done.quarantine.num_rows:
+            records.record_quarantine(self.store, quarantine_records(done.quarantine))
+            self.quarantine_held = True
+        if done.keys and self.quarantine_held:
+            records.release_quarantine(self.store, self.platform, self.shop.name, [k[2] for k in done.keys])
+        if self.checkpoint is not None and done.resume is not None:
+            self.checkpoint["position"] = done.resume
+            records.set_cursor(self.store, self.shop.name, BACKFILL, self.checkpoint)
 
 
 async def backfill_shop(
@@ -105,103 +102,120 @@ async def backfill_shop(
     progress: ProgressCallback | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     pool: Executor | None = None,
-) -> BackfillStats:
-    """Mirror every order of one shop; on a failure, the pages before it are still written."""
-    stats = BackfillStats(shop=shop.name)
-    started = time.perf_counter()
+    store: StateStore | None = None,
+    restart: bool = False,
+    kind: str = "backfill",
+) -> RunStats:
+    """Mirror every order of one shop; on a failure, the pages before it are still written.
+
+    With a state store the run is recorded, checkpointed and resumable (a ``limit`` run is a sample
+    and is not), quarantined records are kept in the store, and a complete run leaves the cursor the
+    incremental sync starts from.
+    """
+    stats = RunStats(shop=shop.name, kind=kind)
+    async with recorded_run(store, stats):
+        await _backfill(
+            shop, settings, mirror, stats, since, limit, progress, transport, pool, store, restart
+        )
+    return stats
+
+
+async def _backfill(
+    shop: ShopConfig,
+    settings: Settings,
+    mirror: Mirror,
+    stats: RunStats,
+    since: datetime | None,
+    limit: int | None,
+    progress: ProgressCallback | None,
+    transport: httpx.AsyncBaseTransport | None,
+    pool: Executor | None,
+    store: StateStore | None,
+    restart: bool,
+) -> None:
+    checkpoint: dict[str, Any] | None = None
+    start: int | None = None
+    if store is not None and limit is None:
+        fingerprint = _fingerprint(shop, since)
+        earlier = None if restart else records.get_cursor(store, shop.name, BACKFILL)
+        if earlier and not earlier.get("done") and earlier.get("fingerprint") == fingerprint:
+            checkpoint = earlier
+            start = _step_back(shop, int(earlier.get("position") or 0))
+            stats.details["resumed_from"] = start or 0
+            log.info("backfill.resume", shop=shop.name, position=earlier.get("position"), start=start)
+        else:
+            checkpoint = {"fingerprint": fingerprint, "started_at": datetime.now(UTC).isoformat()}
+        checkpoint |= {"done": False}
     own_pool = pool is None and settings.workers > 0
     if own_pool:
         pool = mapping_pool(settings.workers)
-    # The main process keeps the default GC: it holds few objects, and httpx responses (page bodies)
-    # sit in reference cycles that only a collection frees.
-    loop = asyncio.get_running_loop()
-    writer = _Writer(mirror, stats, settings.mirror.batch_orders)
-    in_flight: deque[asyncio.Future[PageResult]] = deque()
-    depth = max(2, 2 * settings.workers)
-
-    def absorb(result: PageResult) -> None:
-        stats.pages += 1
-        stats.fetched += result.fetched
-        stats.skipped += result.skipped
-        stats.quarantined += len(result.quarantined)
-        for record_id, path, reason in result.quarantined:
-            log.warning("order.quarantined", shop=shop.name, record_id=record_id, path=path, reason=reason)
-
-    async def take_oldest() -> None:
-        result = await in_flight.popleft()
-        absorb(result)
-        await writer.add(result)
-
     try:
         async with open_source(shop, settings.http, transport=transport) as (source, policy):
-            mirror.path.parent.mkdir(parents=True, exist_ok=True)
-            session = mirror.session()
-            await asyncio.to_thread(session.__enter__)
-            mirror.ensure_schema()
+            known = await asyncio.to_thread(mirror.known_hashes, source.platform.value, shop.name)
+            prefilter = (
+                Prefilter(known, load_mapping(source.mapping).version, source.orders_key) if known else None
+            )
             log.info(
                 "backfill.start",
                 shop=shop.name,
                 platform=source.platform.value,
                 limit=limit,
                 since=since.isoformat() if since else None,
+                start=start,
+                known=len(known),
                 workers=settings.workers,
             )
+            keeper = StateKeeper(store, shop, source.platform.value, checkpoint) if store else None
             try:
-                async for page in source.pages(limit=limit, since=since):
-                    job = PageJob(
-                        body=page.body,
-                        source_url=page.source_url,
-                        platform=source.platform,
-                        shop=shop.name,
-                        timezone=shop.timezone,
-                        currency=shop.currency,
-                        mapping=source.mapping,
-                        orders_key=source.orders_key,
-                        take=page.count,
-                        since=since,
-                        attachments=page.attachments,
-                    )
-                    future: Any = (
-                        loop.run_in_executor(pool, map_page, job)
-                        if pool is not None
-                        else loop.create_future()
-                    )
-                    if pool is None:
-                        future.set_result(map_page(job))
-                    in_flight.append(future)
-                    if progress is not None:
-                        progress(page.count, page.total)
-                    while len(in_flight) > depth:
-                        await take_oldest()
-                while in_flight:
-                    await take_oldest()
-            except Exception:
-                # The pages mapped before the failure are whole and come before it: keep them.
-                with contextlib.suppress(Exception):
-                    while in_flight:
-                        await take_oldest()
-                raise
+                await load_pages(
+                    source.pages(limit=limit, since=since, start=start),
+                    source,
+                    shop,
+                    settings,
+                    mirror,
+                    stats,
+                    since=since,
+                    progress=progress,
+                    pool=pool,
+                    prefilter=prefilter,
+                    on_batch=keeper,
+                )
             finally:
                 stats.retries = policy.retries
-                # Pages already mapped before a failure are kept; nothing of a failing page was added.
-                for future in in_flight:
-                    future.cancel()
-                await writer.flush()
-                await writer.wait()
-                await asyncio.to_thread(session.__exit__, None, None, None)
+                stats.details["requests"] = policy.requests
+            whole = start is None and since is None and limit is None
+            if whole and prefilter is not None and isinstance(shop, WebCommanderShop):
+                # Only a scan of the whole listing can tell an order is gone.
+                gone, back = await asyncio.to_thread(
+                    mirror.mark_presence, source.platform.value, shop.name, prefilter.seen
+                )
+                stats.details |= {"disappeared": gone, "reappeared": back}
+            if store is not None and checkpoint is not None:
+                _finish(store, shop, checkpoint, complete=whole or start is not None)
     finally:
         if own_pool and pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        stats.seconds = time.perf_counter() - started
-    log.info(
-        "backfill.done",
-        shop=shop.name,
-        fetched=stats.fetched,
-        loaded=stats.loaded,
-        unchanged=stats.unchanged,
-        quarantined=stats.quarantined,
-        skipped=stats.skipped,
-        retries=stats.retries,
-        seconds=round(stats.seconds, 3),
-    )
-    return stats
+
+
+def _step_back(shop: ShopConfig, position: int) -> int | None:
+    """One page before the checkpoint: orders deleted since then moved the rest one place up."""
+    if isinstance(shop, WebCommanderShop):
+        return max(position - shop.page_size, 0) or None
+    return max(position - 1, 1) if position > 1 else None
+
+
+def _finish(store: StateStore, shop: ShopConfig, checkpoint: dict[str, Any], *, complete: bool) -> None:
+    """Close the checkpoint; a backfill of the whole shop also starts the incremental cursor at the
+    time its first attempt began (changes after that are the incremental sync's)."""
+    finished = datetime.now(UTC)
+    checkpoint |= {"done": True, "finished_at": finished.isoformat()}
+    records.set_cursor(store, shop.name, BACKFILL, checkpoint)
+    if not complete or checkpoint["fingerprint"].get("since"):
+        return
+    began = checkpoint["started_at"]
+    if isinstance(shop, WebCommanderShop):
+        records.set_cursor(store, shop.name, SCAN, {"started_at": began, "finished_at": finished.isoformat()})
+        return
+    current = records.get_cursor(store, shop.name, ORDERS)
+    if current is None or current.get("modified", "") < began:
+        records.set_cursor(store, shop.name, ORDERS, {"modified": began, "edge": {}})

@@ -65,7 +65,7 @@ def _record_id(raw: Any) -> str | None:
     return None
 
 
-def _attach(raws: list[Any], attachments: dict[str, dict[str, Any]]) -> None:
+def attach(raws: list[Any], attachments: dict[str, dict[str, Any]]) -> None:
     """Details fetched beside the list join their order before hashing, so a new note or refund
     changes the order's content hash and gets it rewritten."""
     for raw in raws:
@@ -81,7 +81,7 @@ def map_page(job: PageJob) -> PageResult:
     if job.take is not None:
         raws = raws[: job.take]
     if job.attachments:
-        _attach(raws, orjson.loads(job.attachments))
+        attach(raws, orjson.loads(job.attachments))
     mapper = load_mapping(job.mapping)
     ctx = MappingContext(
         platform=job.platform, shop=job.shop, timezone=ZoneInfo(job.timezone), currency=job.currency

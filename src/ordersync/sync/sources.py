@@ -22,6 +22,7 @@ from ordersync.http import HttpPolicy
 from ordersync.models import Platform
 
 if TYPE_CHECKING:
+    from ordersync.platforms.woocommerce.client import ListPage
     from ordersync.platforms.woocommerce.extract import PageWithDetails
 
 
@@ -36,6 +37,8 @@ class RawPage:
     body: bytes
     attachments: bytes | None = None
     """Per-order details fetched beside the list (WooCommerce refunds and notes), merged by the worker."""
+    resume: int | None = None
+    """Where a run killed after this page may start again (an offset or a page number, per source)."""
 
 
 class Source(Protocol):
@@ -43,9 +46,11 @@ class Source(Protocol):
     mapping: str
     orders_key: str | None
 
-    def pages(self, *, limit: int | None, since: datetime | None = None) -> AsyncIterator[RawPage]:
+    def pages(
+        self, *, limit: int | None, since: datetime | None = None, start: int | None = None
+    ) -> AsyncIterator[RawPage]:
         """Raw pages; ``since`` may narrow the request where the API can filter (the worker filters
-        exactly either way)."""
+        exactly either way). ``start`` is a page's ``resume`` from an earlier run."""
         ...
 
 
@@ -62,8 +67,11 @@ class WebCommanderSource:
         self.shop = shop
         self.client = WebCommanderClient(shop, policy, transport=transport)
 
-    async def pages(self, *, limit: int | None, since: datetime | None = None) -> AsyncIterator[RawPage]:
-        """WebCommander has no date filter: every page is read and ``since`` applied while mapping."""
+    async def pages(
+        self, *, limit: int | None, since: datetime | None = None, start: int | None = None
+    ) -> AsyncIterator[RawPage]:
+        """WebCommander has no date filter: every page is read and ``since`` applied while mapping.
+        The listing is in id order, so new orders join its end and an offset stays a place to resume."""
         from ordersync.platforms.webcommander.extract import iter_order_pages
 
         async for page in iter_order_pages(
@@ -71,9 +79,16 @@ class WebCommanderSource:
             page_size=self.shop.page_size,
             concurrency=self.shop.concurrency,
             limit=limit,
+            start_offset=start or 0,
             keep_orders=False,
         ):
-            yield RawPage(source_url=page.url, total=page.total, count=page.count, body=page.body)
+            yield RawPage(
+                source_url=page.url,
+                total=page.total,
+                count=page.count,
+                body=page.body,
+                resume=page.offset + page.count,
+            )
 
 
 class WooCommerceSource:
@@ -95,13 +110,32 @@ class WooCommerceSource:
             statuses=tuple(shop.statuses), orderby="id" if shop.api_version == "v2" else "date"
         )
 
-    async def pages(self, *, limit: int | None, since: datetime | None = None) -> AsyncIterator[RawPage]:
-        from ordersync.platforms.woocommerce.extract import fetch_details, iter_order_pages
+    async def pages(
+        self, *, limit: int | None, since: datetime | None = None, start: int | None = None
+    ) -> AsyncIterator[RawPage]:
+        """Pages in creation order (oldest first), so new orders join the end and a page number stays
+        a place to resume."""
+        from ordersync.platforms.woocommerce.extract import iter_order_pages
 
         filters = self.filters
         if since is not None:
             # `after` is exclusive to the second; one second earlier keeps orders created at `since`.
             filters = replace(filters, created_after=since - timedelta(seconds=1))
+        lists = iter_order_pages(
+            self.client,
+            per_page=self.shop.page_size,
+            concurrency=self.shop.concurrency,
+            filters=filters,
+            limit=limit,
+            start_page=start or 1,
+        )
+        async for page in self.with_details(lists):
+            yield page
+
+    async def with_details(self, lists: AsyncIterator[ListPage]) -> AsyncIterator[RawPage]:
+        """Each list page with its orders' refunds and notes, pages kept in order; up to
+        ``concurrency`` pages have their details in flight at once."""
+        from ordersync.platforms.woocommerce.extract import fetch_details
 
         limiter = asyncio.Semaphore(self.shop.detail_concurrency)
         window: deque[asyncio.Task[PageWithDetails]] = deque()
@@ -115,16 +149,11 @@ class WooCommerceSource:
                 count=page.count,
                 body=page.body,
                 attachments=done.attachments,
+                resume=page.page + 1,
             )
 
         try:
-            async for page in iter_order_pages(
-                self.client,
-                per_page=self.shop.page_size,
-                concurrency=self.shop.concurrency,
-                filters=filters,
-                limit=limit,
-            ):
+            async for page in lists:
                 window.append(
                     asyncio.create_task(
                         fetch_details(

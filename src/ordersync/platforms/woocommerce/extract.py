@@ -35,12 +35,14 @@ async def iter_order_pages(
     concurrency: int,
     filters: OrderFilters = OrderFilters(),
     limit: int | None = None,
+    start_page: int = 1,
 ) -> AsyncIterator[ListPage]:
-    """Yield pages in order; ``limit`` stops after that many orders (the last page is cut to fit)."""
+    """Yield pages in order from ``start_page``; ``limit`` stops after that many orders (the last page
+    is cut to fit)."""
     if not 1 <= per_page <= 100:
         raise ValueError("per_page must be between 1 and 100 (WooCommerce refuses more)")
-    budget = _Budget(limit)
-    first = await client.orders_page(1, per_page, filters)
+    budget = _Budget(limit, start_page)
+    first = await client.orders_page(start_page, per_page, filters)
     yield budget.cut(first)
     if not first.count or budget.spent:
         return
@@ -54,7 +56,7 @@ async def iter_order_pages(
             yield budget.cut(page)
         return
     last = first.total_pages
-    next_page = 2
+    next_page = start_page + 1
     window: deque[asyncio.Task[ListPage]] = deque()
     try:
         while True:
@@ -80,8 +82,9 @@ async def iter_order_pages(
 class _Budget:
     """Counts orders handed out against ``--limit``."""
 
-    def __init__(self, limit: int | None):
+    def __init__(self, limit: int | None, start_page: int = 1):
         self.limit = limit
+        self.start_page = start_page
         self.given = 0
 
     @property
@@ -90,7 +93,7 @@ class _Budget:
 
     def planned(self, page: int, per_page: int) -> bool:
         """True when pages before ``page`` already hold the whole limit."""
-        return self.limit is not None and (page - 1) * per_page >= self.limit
+        return self.limit is not None and (page - self.start_page) * per_page >= self.limit
 
     def cut(self, page: ListPage) -> ListPage:
         if self.limit is not None and self.given + page.count > self.limit:

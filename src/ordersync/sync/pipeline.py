@@ -1,0 +1,253 @@
+"""Raw pages in, canonical orders and quarantined records out to the mirror: the engine of every run.
+
+Three stages overlap: the event loop fetches pages (a bounded window), worker processes map them into
+Arrow tables (``pagework.map_page``), and a thread writes batches of whole pages into DuckDB (one
+write in flight). A page is mapped completely before anything of it is written and batches hold whole
+pages only, so the mirror never holds part of a page. Results are taken in page order, so a failure
+leaves the mirror with every page before it and nothing after; ``on_batch`` hears of each batch once
+DuckDB has committed it, which is when a checkpoint may move past its pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import structlog
+
+from ordersync.config import Settings, ShopConfig
+from ordersync.mirror.batch import Batch, OrderKey, quarantine_table
+from ordersync.mirror.store import Mirror
+from ordersync.sync.pagework import PageJob, PageResult, map_page, relax_gc
+from ordersync.sync.prefilter import Prefilter
+from ordersync.sync.sources import RawPage, Source
+
+log = structlog.get_logger("ordersync.sync")
+
+ProgressCallback = Callable[[int, int], None]
+"""Called after each page with (orders in the page, the shop's total as last reported)."""
+
+
+@dataclass
+class RunStats:
+    shop: str
+    kind: str = "backfill"
+    pages: int = 0
+    fetched: int = 0
+    loaded: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+    mapped: int = 0
+    """Orders handed to the mapper: the others were skipped as unchanged before mapping."""
+    retries: int = 0
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+    """What else a run measured (resume point, requests, notes re-read); kept in the run history."""
+
+    @property
+    def orders_per_second(self) -> float:
+        return self.fetched / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """A batch DuckDB has committed: where the source may resume, what was quarantined, what loaded."""
+
+    resume: int | None
+    quarantine: pa.Table
+    keys: list[OrderKey]
+
+
+BatchCallback = Callable[[BatchDone], None]
+
+
+def mapping_pool(workers: int) -> Executor | None:
+    """Worker processes for mapping; spawned, not forked, because the caller may run threads."""
+    if workers <= 0:
+        return None
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=relax_gc
+    )
+
+
+@dataclass
+class _Mapped:
+    result: PageResult
+    resume: int | None
+    unchanged: int
+
+
+class _Writer:
+    """Gathers mapped pages into batches and writes them in a thread, one write at a time."""
+
+    def __init__(self, mirror: Mirror, stats: RunStats, batch_orders: int, on_batch: BatchCallback | None):
+        self.mirror = mirror
+        self.stats = stats
+        self.batch_orders = batch_orders
+        self.on_batch = on_batch
+        self.batch = Batch()
+        self.seen_since_flush = 0
+        self.resume: int | None = None
+        self.quarantine: list[pa.Table] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def add(self, mapped: _Mapped) -> None:
+        result = mapped.result
+        if self.batch.keys.intersection(result.keys):
+            await self.flush()  # the page repeats an order of this batch: write the batch first
+        self.batch.add_tables(result.tables, result.quarantine, result.keys)
+        if result.quarantine.num_rows:
+            self.quarantine.append(result.quarantine)
+        self.seen_since_flush += result.fetched + mapped.unchanged
+        self.resume = mapped.resume
+        # Unchanged pages write nothing, but still move the checkpoint now and then.
+        if len(self.batch) >= self.batch_orders or self.seen_since_flush >= 10 * self.batch_orders:
+            await self.flush()
+
+    async def flush(self) -> None:
+        await self.wait()
+        if len(self.batch) or self.seen_since_flush:
+            done = BatchDone(
+                resume=self.resume,
+                quarantine=pa.concat_tables(self.quarantine)
+                if self.quarantine
+                else quarantine_table([], _epoch()),
+                keys=list(self.batch.keys),
+            )
+            batch, self.batch = self.batch, Batch()
+            self.quarantine, self.seen_since_flush = [], 0
+            self._writing = asyncio.create_task(asyncio.to_thread(self._write, batch, done))
+
+    def _write(self, batch: Batch, done: BatchDone) -> None:
+        if len(batch):
+            result = self.mirror.write(batch)
+            self.stats.loaded += result.written
+            self.stats.unchanged += result.unchanged
+        if self.on_batch is not None:
+            self.on_batch(done)
+
+    async def wait(self) -> None:
+        if self._writing is not None:
+            task, self._writing = self._writing, None
+            await task
+
+
+def _epoch() -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def load_pages(
+    pages: AsyncIterator[RawPage],
+    source: Source,
+    shop: ShopConfig,
+    settings: Settings,
+    mirror: Mirror,
+    stats: RunStats,
+    *,
+    since: datetime | None = None,
+    progress: ProgressCallback | None = None,
+    pool: Executor | None = None,
+    prefilter: Prefilter | None = None,
+    on_batch: BatchCallback | None = None,
+) -> None:
+    """Map and write every page of ``pages``; on a failure, the pages before it are still written."""
+    loop = asyncio.get_running_loop()
+    writer = _Writer(mirror, stats, settings.mirror.batch_orders, on_batch)
+    in_flight: deque[tuple[asyncio.Future[PageResult], int | None, int]] = deque()
+    depth = max(2, 2 * settings.workers)
+
+    def absorb(result: PageResult, unchanged: int) -> None:
+        stats.pages += 1
+        stats.fetched += result.fetched + unchanged
+        stats.unchanged += unchanged
+        stats.skipped += result.skipped
+        stats.quarantined += len(result.quarantined)
+        for record_id, path, reason in result.quarantined:
+            log.warning("order.quarantined", shop=shop.name, record_id=record_id, path=path, reason=reason)
+
+    async def take_oldest() -> None:
+        future, resume, unchanged = in_flight[0]
+        result = await future
+        in_flight.popleft()
+        absorb(result, unchanged)
+        await writer.add(_Mapped(result, resume, unchanged))
+
+    def submit(job: PageJob | None) -> asyncio.Future[PageResult]:
+        if job is not None and pool is not None:
+            return loop.run_in_executor(pool, map_page, job)
+        future: asyncio.Future[PageResult] = loop.create_future()
+        future.set_result(map_page(job) if job is not None else _nothing())
+        return future
+
+    mirror.path.parent.mkdir(parents=True, exist_ok=True)
+    session = mirror.session()
+    await asyncio.to_thread(session.__enter__)
+    try:
+        mirror.ensure_schema()
+        try:
+            async for page in pages:
+                job: PageJob | None = PageJob(
+                    body=page.body,
+                    source_url=page.source_url,
+                    platform=source.platform,
+                    shop=shop.name,
+                    timezone=shop.timezone,
+                    currency=shop.currency,
+                    mapping=source.mapping,
+                    orders_key=source.orders_key,
+                    take=page.count,
+                    since=since,
+                    attachments=page.attachments,
+                )
+                unchanged = 0
+                stats.mapped += page.count
+                if prefilter is not None:
+                    changed, unchanged = prefilter.changed(page.body, page.count, page.attachments)
+                    stats.mapped -= unchanged
+                    # Only new or changed orders travel to a worker, as a bare list with details merged.
+                    job = (
+                        replace(job, body=orjson.dumps(changed), orders_key=None, take=None, attachments=None)
+                        if changed
+                        else None
+                    )
+                in_flight.append((submit(job), page.resume, unchanged))
+                if progress is not None:
+                    progress(page.count, page.total)
+                while len(in_flight) > depth:
+                    await take_oldest()
+            while in_flight:
+                await take_oldest()
+        except asyncio.CancelledError:
+            # Stopping (SIGTERM): keep what is already mapped, abandon the rest; the checkpoint has
+            # not moved past it, so the next run reads it again.
+            with contextlib.suppress(Exception):
+                while in_flight and in_flight[0][0].done() and not in_flight[0][0].cancelled():
+                    await take_oldest()
+            raise
+        except Exception:
+            # The pages mapped before the failure are whole and come before it: keep them.
+            with contextlib.suppress(Exception):
+                while in_flight:
+                    await take_oldest()
+            raise
+        finally:
+            for future, _, _ in in_flight:
+                future.cancel()
+            await writer.flush()
+            await writer.wait()
+    finally:
+        await asyncio.to_thread(session.__exit__, None, None, None)
+
+
+def _nothing() -> PageResult:
+    return PageResult(tables={}, quarantine=quarantine_table([], _epoch()), keys=[])

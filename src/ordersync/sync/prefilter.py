@@ -1,0 +1,43 @@
+"""Skipping orders whose raw payload is already in the mirror, before they are mapped.
+
+The mirror keeps each order's content hash (raw payload plus mapping version). A scan of an unchanged
+shop hashes what it receives and compares: only new or changed orders go to the mapping workers and
+into DuckDB. Hashing is the same as the worker's (``pagework.content_hash`` over the order's JSON with
+its attachments merged), so an order skipped here is one the mirror would have left alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ordersync.sync.pagework import attach, content_hash
+
+
+class Prefilter:
+    def __init__(self, known: dict[str, str], mapping_version: str, orders_key: str | None):
+        self.known = known
+        self.version = mapping_version
+        self.orders_key = orders_key
+        self.seen: set[str] = set()
+        """Every order id received, for marking the orders that left the listing."""
+
+    def changed(self, body: bytes, count: int, attachments: bytes | None) -> tuple[list[Any], int]:
+        """The page's new or changed raw orders (attachments merged) and how many were unchanged."""
+        data = orjson.loads(body)
+        raws = data[self.orders_key] if self.orders_key else data
+        raws = raws[:count]
+        if attachments:
+            attach(raws, orjson.loads(attachments))
+        changed: list[Any] = []
+        unchanged = 0
+        for raw in raws:
+            record_id = str(raw.get("id")) if isinstance(raw, dict) and raw.get("id") is not None else None
+            if record_id is not None:
+                self.seen.add(record_id)
+                if self.known.get(record_id) == content_hash(orjson.dumps(raw), self.version):
+                    unchanged += 1
+                    continue
+            changed.append(raw)
+        return changed, unchanged

@@ -1,0 +1,70 @@
+"""Every run leaves a row in the state store's history: when, what came of it, and why it failed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+
+from ordersync.state import records
+from ordersync.state.store import StateStore
+from ordersync.sync.pipeline import RunStats
+
+log = structlog.get_logger("ordersync.run")
+
+
+@asynccontextmanager
+async def recorded_run(store: StateStore | None, stats: RunStats) -> AsyncIterator[None]:
+    """Times the run into ``stats`` and records it; a run stopped by SIGTERM is 'abandoned'."""
+    started = time.perf_counter()
+    run_id = None
+    if store is not None:
+        # One process syncs a shop at a time (the daemon never overlaps a shop's runs), so a run
+        # still marked running was left by a process that died.
+        records.abandon_stale_runs(store, stats.shop)
+        run_id = records.start_run(store, stats.shop, stats.kind)
+    status, error = "failed", None
+    try:
+        yield
+        status = "ok"
+    except asyncio.CancelledError:
+        status, error = "abandoned", "stopped before the end; the next run starts from the last checkpoint"
+        raise
+    except Exception as exc:
+        error = str(exc)
+        raise
+    finally:
+        stats.seconds = time.perf_counter() - started
+        details = stats.details | {
+            "seconds": round(stats.seconds, 3),
+            "retries": stats.retries,
+            "mapped": stats.mapped,
+        }
+        if store is not None and run_id is not None:
+            records.finish_run(
+                store,
+                run_id,
+                status=status,
+                fetched=stats.fetched,
+                loaded=stats.loaded,
+                unchanged=stats.unchanged,
+                quarantined=stats.quarantined,
+                error=error,
+                details=details,
+            )
+        log.info(
+            "run.done",
+            shop=stats.shop,
+            kind=stats.kind,
+            status=status,
+            error=error,
+            fetched=stats.fetched,
+            loaded=stats.loaded,
+            unchanged=stats.unchanged,
+            quarantined=stats.quarantined,
+            skipped=stats.skipped,
+            **details,
+        )

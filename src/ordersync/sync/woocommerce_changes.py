@@ -1,0 +1,219 @@
+"""WooCommerce's incremental sync: what changed since the cursor, what was trashed, and new notes.
+
+The cursor is the newest ``date_modified_gmt`` the mirror holds (never later than the time the run
+started, so a shop clock running ahead cannot push it past changes still to come) plus the edge: the
+orders modified within ``sync_overlap`` seconds before it, with their ``date_modified``. Each run lists
+``modified_after`` the cursor minus the overlap, so orders modified in the cursor's own second, or
+stamped by a clock a few seconds behind ours, are listed again; orders whose stamp matches the edge are
+dropped before any refund or note is fetched for them (a closed range, de-duplicated).
+
+``status=any`` leaves out trashed orders, so a second pass lists ``status=trash`` over the same window:
+a trashed order becomes ``deleted`` in the mirror instead of staying as it was.
+
+A new note leaves ``date_modified`` alone, so notes of open orders (not in a final status, or modified
+in the last ``notes_refresh_days``) are read again each run, ``detail_concurrency`` at a time; an order
+whose note ids differ from the mirror's comments is read again whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import structlog
+
+from ordersync.aio import cancel_and_wait
+from ordersync.errors import NotFoundError
+from ordersync.mirror.store import Mirror
+from ordersync.platforms.woocommerce.client import ListPage, OrderFilters
+from ordersync.platforms.woocommerce.extract import iter_order_pages, needs_refunds
+from ordersync.sync.sources import RawPage, WooCommerceSource
+
+log = structlog.get_logger("ordersync.woocommerce.sync")
+
+FINAL_STATUSES = ("completed", "cancelled", "refunded", "failed", "deleted")
+"""Canonical statuses after which an order rarely gets notes; younger orders are re-read anyway."""
+
+
+def modified_at(order: dict[str, Any], version: str) -> datetime | None:
+    """``date_modified_gmt`` (v3, naive UTC) or ``updated_at`` (legacy, with ``Z``)."""
+    raw = order.get("date_modified_gmt" if version == "v3" else "updated_at")
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+class WooCommerceChanges:
+    """One incremental run's pages; ``next_cursor()`` once they are all written."""
+
+    def __init__(
+        self,
+        source: WooCommerceSource,
+        cursor: dict[str, Any],
+        *,
+        mirror: Mirror,
+        run_start: datetime,
+    ):
+        self.source = source
+        self.shop = source.shop
+        self.client = source.client
+        self.mirror = mirror
+        self.run_start = run_start
+        self.overlap = timedelta(seconds=self.shop.sync_overlap)
+        self.cursor = datetime.fromisoformat(cursor["modified"])
+        self.edge: dict[str, str] = dict(cursor.get("edge") or {})
+        self.listed: dict[str, datetime] = {}
+        self.stamps: dict[str, str] = {}
+        self.shrank = False
+        self.details: dict[str, Any] = {"edge_skipped": 0, "listed": 0}
+
+    # -- changed and trashed orders ------------------------------------------------------------------
+    def _passes(self) -> list[tuple[str, ...]]:
+        statuses = tuple(self.shop.statuses)
+        if "trash" in statuses:
+            return [statuses]
+        return [statuses, ("trash",)] if "any" in statuses else [statuses]
+
+    async def pages(self) -> AsyncIterator[RawPage]:
+        after = self.cursor - self.overlap
+        for statuses in self._passes():
+            filters = OrderFilters(statuses=statuses, modified_after=after, orderby="id", order="asc")
+            lists = iter_order_pages(
+                self.client, per_page=self.shop.page_size, concurrency=self.shop.concurrency, filters=filters
+            )
+            async for page in self.source.with_details(self._new_only(lists)):
+                yield page
+        if self.shop.notes == "all" and self.shop.notes_refresh == "open":
+            async for page in self._notes_refresh():
+                yield page
+
+    async def _new_only(self, lists: AsyncIterator[ListPage]) -> AsyncIterator[ListPage]:
+        first_total: int | None = None
+        async for page in lists:
+            if page.total is not None:
+                first_total = page.total if first_total is None else first_total
+                if page.total < first_total:
+                    # Orders left the window mid-run (trashed, deleted): pages shifted and one may
+                    # have been passed over, so the cursor stays where it was.
+                    self.shrank = True
+            kept = []
+            for order in page.orders[: page.count]:
+                key = str(order.get("id"))
+                stamp = order.get("date_modified_gmt" if self.client.version == "v3" else "updated_at")
+                when = modified_at(order, self.client.version)
+                self.details["listed"] += 1
+                if when is not None:
+                    self.listed[key] = when
+                    self.stamps[key] = str(stamp)
+                if self.edge.get(key) == stamp and stamp is not None:
+                    self.details["edge_skipped"] += 1
+                    continue
+                kept.append(order)
+            yield replace(page, orders=kept, count=len(kept), body=self._wrap(kept))
+
+    def _wrap(self, orders: list[dict[str, Any]]) -> bytes:
+        key = self.client.orders_key
+        return orjson.dumps({key: orders} if key else orders)
+
+    def next_cursor(self) -> dict[str, Any]:
+        """The cursor once every page is in the mirror: the newest stamp seen, capped at the run's
+        start, with the orders inside the overlap before it."""
+        newest = max(self.listed.values(), default=self.cursor)
+        moved = self.cursor if self.shrank else max(self.cursor, min(newest, self.run_start))
+        floor = moved - self.overlap
+        edge = {key: self.stamps[key] for key, when in self.listed.items() if when >= floor}
+        # Edge entries not listed again this run keep their place while still inside the window.
+        for key, stamp in self.edge.items():
+            if key not in self.listed and key in self.edge:
+                when = modified_at({"date_modified_gmt": stamp, "updated_at": stamp}, self.client.version)
+                if when is not None and when >= floor:
+                    edge.setdefault(key, stamp)
+        return {"modified": moved.isoformat(), "edge": edge}
+
+    # -- notes of open orders ------------------------------------------------------------------------
+    async def _notes_refresh(self) -> AsyncIterator[RawPage]:
+        started = time.perf_counter()
+        since = (
+            self.run_start - timedelta(days=self.shop.notes_refresh_days)
+            if self.shop.notes_refresh_days
+            else None
+        )
+        open_orders = await asyncio.to_thread(
+            self.mirror.open_orders,
+            "woocommerce",
+            self.shop.name,
+            final_statuses=FINAL_STATUSES,
+            modified_since=since,
+        )
+        wanted = {key: ids for key, ids in open_orders.items() if key not in self.listed}
+        limiter = asyncio.Semaphore(self.shop.detail_concurrency)
+
+        async def notes_of(key: str) -> tuple[str, list[dict[str, Any]] | None]:
+            async with limiter:
+                try:
+                    return key, await self.client.notes(key)
+                except NotFoundError:
+                    return key, None  # deleted for good; a scan of the whole shop would say so
+
+        tasks = [asyncio.create_task(notes_of(key)) for key in wanted]
+        try:
+            fetched = await asyncio.gather(*tasks)
+        except BaseException:
+            await cancel_and_wait(tasks)
+            raise
+        changed = {
+            key: notes
+            for key, notes in fetched
+            if notes is not None and {str(n.get("id")) for n in notes} != set(wanted[key])
+        }
+        self.details |= {
+            "notes_checked": len(wanted),
+            "notes_changed": len(changed),
+            "notes_seconds": round(time.perf_counter() - started, 3),
+        }
+        log.info(
+            "woocommerce.notes_refresh",
+            shop=self.shop.name,
+            **{k: self.details[k] for k in ("notes_checked", "notes_changed", "notes_seconds")},
+        )
+        keys = sorted(changed, key=int)
+        for start in range(0, len(keys), self.shop.page_size):
+            chunk = keys[start : start + self.shop.page_size]
+            yield await self._reread(chunk, changed)
+
+    async def _reread(self, keys: list[str], notes: dict[str, list[dict[str, Any]]]) -> RawPage:
+        """These orders whole again, with the notes just read and their refunds."""
+        if self.client.version == "v3":
+            page = await self.client.orders_page(
+                1,
+                len(keys),
+                OrderFilters(statuses=("any",), include=tuple(int(k) for k in keys), orderby="id"),
+            )
+            orders, url = page.orders, page.url
+        else:
+            orders = [await self.client.order(key) for key in keys]
+            url = f"{self.shop.base_url}{self.client.prefix}/orders"
+        attached: dict[str, dict[str, Any]] = {}
+        for order in orders:
+            key = str(order.get("id"))
+            extra: dict[str, Any] = {}
+            if self.shop.refunds and needs_refunds(order, self.client.version):
+                extra["_refunds"] = await self.client.refunds(key)
+            extra["_notes"] = notes.get(key, [])
+            attached[key] = extra
+        return RawPage(
+            source_url=url,
+            total=len(orders),
+            count=len(orders),
+            body=self._wrap(orders),
+            attachments=orjson.dumps(attached),
+        )

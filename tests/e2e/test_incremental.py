@@ -1,0 +1,365 @@
+"""Incremental sync against sandbox shops served on loopback: only what changed is read and written,
+orders changed in the cursor's second, during a run or under a skewed shop clock are caught, trashed
+orders become deleted, new notes of open orders arrive, and WebCommander orders that leave the listing
+are marked. Backfills cut short resume from their checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from ordersync.config import Settings, parse_settings
+from ordersync.errors import ServerError
+from ordersync.mirror.store import Mirror
+from ordersync.sandbox.faults import Fault, FaultInjector
+from ordersync.sandbox.server import SandboxServer
+from ordersync.sandbox.webcommander.app import DEFAULT_TOKEN, DEFAULT_UUID
+from ordersync.sandbox.webcommander.app import create_app as webcommander_app
+from ordersync.sandbox.webcommander.store import WebCommanderStore
+from ordersync.sandbox.woocommerce.app import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET
+from ordersync.sandbox.woocommerce.app import create_app as woocommerce_app
+from ordersync.sandbox.woocommerce.store import WooCommerceStore
+from ordersync.state import records
+from ordersync.state.store import StateStore
+from ordersync.sync.backfill import backfill_shop
+from ordersync.sync.incremental import sync_shop
+from ordersync.sync.pipeline import RunStats
+
+
+class Clock:
+    """The shop's clock: real time plus a skew the test sets (a shop whose clock disagrees with ours)."""
+
+    def __init__(self, skew: float = 0.0):
+        self.skew = timedelta(seconds=skew)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.skew
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, base_url: str, shop: dict[str, Any]):
+        self.settings: Settings = parse_settings(
+            {
+                "mirror": {"path": str(tmp_path / "mirror.duckdb"), "batch_orders": 300},
+                "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+                "http": {"max_retries": 1, "backoff_base": 0.01, "backoff_max": 0.02, "timeout": 5},
+                "workers": 0,
+                "shops": [{"base_url": base_url, **shop}],
+            }
+        )
+        self.shop = self.settings.shops[0]
+        self.mirror = Mirror(self.settings.mirror.path)
+        self.store = StateStore(self.settings.state.url.get_secret_value())
+        self.store.upgrade()
+
+    def backfill(self, **kwargs: Any) -> RunStats:
+        return asyncio.run(backfill_shop(self.shop, self.settings, self.mirror, store=self.store, **kwargs))
+
+    def sync(self) -> RunStats:
+        return asyncio.run(sync_shop(self.shop, self.settings, self.mirror, self.store))
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(self.mirror.path), read_only=True) as con:
+            return con.execute(sql).fetchall()
+
+
+# -- WooCommerce --------------------------------------------------------------------------------------
+def _woo_shop(**extra: Any) -> dict[str, Any]:
+    return {
+        "name": "woo",
+        "platform": "woocommerce",
+        "consumer_key": DEFAULT_CONSUMER_KEY,
+        "consumer_secret": DEFAULT_CONSUMER_SECRET,
+        "timezone": "Europe/Berlin",
+        "currency": "EUR",
+        "concurrency": 2,
+        "sync_overlap": 10,
+        **extra,
+    }
+
+
+class Woo:
+    def __init__(self, shop: WooCommerceStore, app: FaultInjector, harness: Harness, wrapper: Any = None):
+        self.shop, self.app, self.h, self.wrapper = shop, app, harness, wrapper
+
+    def mirrored(self) -> dict[str, tuple[str, str]]:
+        return {
+            oid: (status_raw, str(updated))
+            for oid, status_raw, updated in self.h.query(
+                "SELECT order_id, status_raw, strftime(updated_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S') "
+                "FROM orders"
+            )
+        }
+
+    def in_shop(self, trashed: set[int]) -> dict[str, tuple[str, str]]:
+        """Every order as the shop has it now: those ``status=any`` lists (the backfill's view) and
+        those trashed since the backfill (which the sync must see become deleted)."""
+        with self.shop.lock:
+            return {
+                str(o.id): (o.status, o.modified.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+                for o in self.shop.orders.values()
+                if o.status != "trash" or o.id in trashed
+            }
+
+    def assert_mirror_matches_shop(self, trashed: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        mirrored, shop = self.mirrored(), self.in_shop(trashed)
+        assert mirrored.keys() == shop.keys()
+        wrong = {k: (mirrored[k], shop[k]) for k in shop if mirrored[k] != shop[k]}
+        assert not wrong, f"{len(wrong)} orders differ from the shop: {dict(list(wrong.items())[:5])}"
+
+
+def _new_order(shop: WooCommerceStore, at: datetime | None = None) -> int:
+    return shop.create_order(
+        {
+            "billing": {
+                "first_name": "New",
+                "last_name": "Buyer",
+                "country": "DE",
+                "email": "n@example.test",
+            },
+            "line_items": [{"product_id": 11, "quantity": 1}],
+            "set_paid": True,
+        },
+        at=at,
+    ).id
+
+
+@pytest.fixture
+def woo_factory(tmp_path: Path) -> Iterator[Callable[..., Woo]]:
+    servers: list[SandboxServer] = []
+
+    def make(orders: int = 300, skew: float = 0.0, wrap: Any = None, **shop: Any) -> Woo:
+        store = WooCommerceStore(orders=orders, seed=5, clock=Clock(skew))
+        app = woocommerce_app(store)
+        wrapper = wrap(app, store) if wrap else None
+        server = SandboxServer(wrapper or app)
+        server.__enter__()
+        servers.append(server)
+        return Woo(store, app, Harness(tmp_path, server.base_url, _woo_shop(**shop)), wrapper)
+
+    yield make
+    for server in servers:
+        server.__exit__(None, None, None)
+
+
+def _open_order(shop: WooCommerceStore, exclude: set[int] = frozenset()) -> int:  # type: ignore[assignment]
+    return next(
+        o.id
+        for o in shop.orders.values()
+        if o.status in ("processing", "on-hold", "pending") and o.id not in exclude
+    )
+
+
+def test_woocommerce_sync_reads_only_what_changed_and_catches_every_kind_of_change(
+    woo_factory: Callable[..., Woo],
+) -> None:
+    woo = woo_factory()
+    first = woo.h.backfill()
+    assert first.fetched == first.loaded == len(woo.shop.order_ids())
+    quiet = woo.h.sync()
+    assert quiet.loaded == 0 and quiet.fetched == 0
+    # One list request per pass (changed, trashed); the rest are notes of open orders.
+    assert quiet.details["requests"] == 2 + quiet.details["notes_checked"]
+    assert quiet.details["notes_checked"] > 0
+
+    ids = woo.shop.order_ids()
+    woo.shop.update_order(
+        ids[0], {"status": "completed" if woo.shop.orders[ids[0]].status != "completed" else "on-hold"}
+    )
+    new_id = _new_order(woo.shop)
+    woo.shop.trash(ids[1])
+    noted = _open_order(woo.shop, {ids[0], ids[1]})
+    woo.shop.add_note(noted, "Customer called about delivery", customer_note=True)
+    assert woo.shop.orders[noted].modified < datetime.now(UTC) - timedelta(days=1)  # the note left it alone
+
+    changed = woo.h.sync()
+    woo.assert_mirror_matches_shop(trashed={ids[1]})
+    assert woo.h.query(f"SELECT status FROM orders WHERE order_id = '{ids[1]}'") == [("deleted",)]
+    assert woo.h.query(
+        f"SELECT count(*) FROM comments WHERE order_id = '{noted}' AND text = 'Customer called about delivery'"
+    ) == [(1,)]
+    assert new_id in woo.shop.order_ids()
+    assert changed.details["notes_changed"] == 1
+    assert changed.loaded == 4  # the status change, the new order, the trashed one, the new note
+
+    again = woo.h.sync()
+    woo.assert_mirror_matches_shop(trashed={ids[1]})
+    assert again.loaded == 0 and again.details["edge_skipped"] >= 3  # the overlap is listed, not re-read
+
+
+def test_woocommerce_orders_modified_in_the_cursors_second_are_caught(
+    woo_factory: Callable[..., Woo],
+) -> None:
+    woo = woo_factory(notes="none")
+    woo.h.backfill()
+    ids = woo.shop.order_ids()
+    at = woo.shop.now()
+    woo.shop.update_order(ids[0], {"customer_note": "first"}, at=at)
+    woo.h.sync()
+    cursor = records.get_cursor(woo.h.store, "woo", "orders")
+    assert cursor is not None and at <= datetime.fromisoformat(cursor["modified"]) < at + timedelta(seconds=1)
+    # Same second as the cursor, after the run: a half-open `modified_after` would miss these.
+    woo.shop.update_order(ids[1], {"customer_note": "second"}, at=at)
+    _new_order(woo.shop, at=at)
+    stats = woo.h.sync()
+    assert stats.loaded == 2
+    woo.assert_mirror_matches_shop()
+
+
+@pytest.mark.parametrize("skew", [-7.0, 7.0], ids=["shop-clock-behind", "shop-clock-ahead"])
+def test_woocommerce_changes_are_caught_when_the_shop_clock_disagrees(
+    woo_factory: Callable[..., Woo], skew: float
+) -> None:
+    woo = woo_factory(skew=skew, notes="none")
+    woo.h.backfill()
+    for round_ in range(3):
+        ids = woo.shop.order_ids()
+        woo.shop.update_order(ids[round_], {"customer_note": f"round {round_}"})
+        _new_order(woo.shop)
+        woo.h.sync()
+        cursor = records.get_cursor(woo.h.store, "woo", "orders")
+        assert cursor is not None
+        assert datetime.fromisoformat(cursor["modified"]) <= datetime.now(UTC)  # capped at the run's start
+        woo.assert_mirror_matches_shop()
+
+
+class ChangesDuringTheRun:
+    """Creates and modifies orders while a sync lists the changed orders, as a busy shop does."""
+
+    def __init__(self, app: Any, store: WooCommerceStore):
+        self.app, self.store, self.armed, self.done = app, store, False, False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        query = scope.get("query_string", b"") if scope["type"] == "http" else b""
+        if self.armed and not self.done and b"modified_after" in query:
+            self.done = True
+            ids = self.store.order_ids()
+            at = self.store.now()
+            for oid in ids[5:8]:
+                self.store.update_order(oid, {"customer_note": "during the run"}, at=at)
+            for _ in range(3):
+                _new_order(self.store, at=at)
+        await self.app(scope, receive, send)
+
+
+def test_woocommerce_orders_changed_during_a_run_are_caught_by_the_next(
+    woo_factory: Callable[..., Woo],
+) -> None:
+    woo = woo_factory(wrap=ChangesDuringTheRun, notes="none")
+    woo.h.backfill()
+    changer = woo.wrapper
+    changer.armed = True
+    woo.h.sync()
+    assert changer.done
+    woo.h.sync()
+    woo.assert_mirror_matches_shop()
+
+
+# -- WebCommander -------------------------------------------------------------------------------------
+class WebCommander:
+    def __init__(self, shop: WebCommanderStore, app: FaultInjector, harness: Harness):
+        self.shop, self.app, self.h = shop, app, harness
+
+    def assert_mirror_matches_shop(self, *, missing: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        rows = self.h.query("SELECT order_id, status_raw, payment_status_raw, missing_since FROM orders")
+        present = {oid: (status, payment) for oid, status, payment, gone in rows if gone is None}
+        gone = {oid for oid, *_, since in rows if since is not None}
+        shop = {str(o["id"]): (o["orderStatus"], o["paymentStatus"]) for o in self.shop.orders()}
+        assert present == shop
+        assert gone == missing
+
+
+@pytest.fixture
+def webcommander_factory(tmp_path: Path) -> Iterator[Callable[..., WebCommander]]:
+    servers: list[SandboxServer] = []
+
+    def make(orders: int = 1200, **shop: Any) -> WebCommander:
+        store = WebCommanderStore(orders=orders, seed=3)
+        app = webcommander_app(store)
+        server = SandboxServer(app)
+        server.__enter__()
+        servers.append(server)
+        fields = {
+            "name": "wc",
+            "platform": "webcommander",
+            "uuid": DEFAULT_UUID,
+            "access_token": DEFAULT_TOKEN,
+            "timezone": "Australia/Melbourne",
+            "currency": "AUD",
+            "page_size": 100,
+            **shop,
+        }
+        return WebCommander(store, app, Harness(tmp_path, server.base_url, fields))
+
+    yield make
+    for server in servers:
+        server.__exit__(None, None, None)
+
+
+def test_webcommander_scan_maps_only_changed_orders_and_marks_the_ones_that_left(
+    webcommander_factory: Callable[..., WebCommander],
+) -> None:
+    wc = webcommander_factory()
+    wc.h.backfill()
+    quiet = wc.h.sync()
+    assert (quiet.fetched, quiet.mapped, quiet.loaded) == (1200, 0, 0)
+
+    ids = [o["id"] for o in wc.shop.orders()]
+    wc.shop.set_status(
+        ids[3], "cancelled" if wc.shop.get(ids[3])["orderStatus"] != "cancelled" else "pending"
+    )
+    wc.shop.set_payment_status(ids[500], "refunded")
+    wc.shop.add_comment(ids[900], "Left at the door", visible=True)
+    removed = [wc.shop.get(ids[10]), wc.shop.get(ids[1100])]
+    for order in removed:
+        wc.shop.delete(order["id"])
+    changed = wc.h.sync()
+    assert (changed.mapped, changed.loaded) == (3, 3)
+    assert changed.details["disappeared"] == 2
+    wc.assert_mirror_matches_shop(missing={str(o["id"]) for o in removed})
+    events = wc.h.query(f"SELECT kind, status_before, status FROM order_events WHERE order_id = '{ids[3]}'")
+    assert [e[0] for e in events] == ["new", "changed"]
+
+    wc.shop.add_raw(removed[0])  # back in the listing, unchanged
+    back = wc.h.sync()
+    assert back.details["reappeared"] == 1 and back.mapped == 0
+    wc.assert_mirror_matches_shop(missing={str(removed[1]["id"])})
+
+
+def test_a_webcommander_backfill_cut_short_resumes_from_its_checkpoint(
+    webcommander_factory: Callable[..., WebCommander],
+) -> None:
+    wc = webcommander_factory(orders=2500, concurrency=2)
+    wc.app.script("offset=1700", [Fault.server_error(500)] * 2)
+    with pytest.raises(ServerError):
+        wc.h.backfill()
+    checkpoint = records.get_cursor(wc.h.store, "wc", "backfill")
+    assert checkpoint is not None and not checkpoint["done"] and 0 < checkpoint["position"] <= 1700
+    (failed,) = records.last_runs(wc.h.store, "wc")
+    assert failed.status == "failed" and "HTTP 500" in (failed.error or "")
+    resumed = wc.h.backfill()
+    assert resumed.details["resumed_from"] == checkpoint["position"] - 100  # one page back
+    assert resumed.fetched == 2500 - resumed.details["resumed_from"]
+    wc.assert_mirror_matches_shop()
+    assert wc.h.query("SELECT count(*), count(DISTINCT order_id) FROM orders") == [(2500, 2500)]
+    assert records.get_cursor(wc.h.store, "wc", "backfill")["done"] is True  # type: ignore[index]
+
+
+def test_a_woocommerce_backfill_cut_short_resumes_and_then_syncs(woo_factory: Callable[..., Woo]) -> None:
+    woo = woo_factory(orders=900, notes="none")
+    woo.app.script("page=6", [Fault.server_error(500)] * 2)
+    with pytest.raises(ServerError):
+        woo.h.backfill()
+    checkpoint = records.get_cursor(woo.h.store, "woo", "backfill")
+    assert checkpoint is not None and 1 < checkpoint["position"] <= 6
+    assert records.get_cursor(woo.h.store, "woo", "orders") is None  # no incremental start yet
+    resumed = woo.h.sync()  # a sync of a shop whose backfill was cut short finishes the backfill
+    assert resumed.kind == "backfill" and resumed.details["resumed_from"] == checkpoint["position"] - 1
+    assert records.get_cursor(woo.h.store, "woo", "orders") is not None
+    woo.assert_mirror_matches_shop()
