@@ -363,3 +363,20 @@ def test_a_woocommerce_backfill_cut_short_resumes_and_then_syncs(woo_factory: Ca
     assert resumed.kind == "backfill" and resumed.details["resumed_from"] == checkpoint["position"] - 1
     assert records.get_cursor(woo.h.store, "woo", "orders") is not None
     woo.assert_mirror_matches_shop()
+
+
+def test_quarantined_records_are_kept_in_the_state_store_until_they_map(
+    webcommander_factory: Callable[..., WebCommander],
+) -> None:
+    wc = webcommander_factory(orders=300)
+    good = wc.shop.orders()[0]
+    broken = {**good, "id": 999_001, "items": [{**good["items"][0], "price": "abc"}, *good["items"][1:]]}
+    wc.shop.add_raw(broken)
+    first = wc.h.backfill()
+    assert first.quarantined == 1 and records.quarantine_count(wc.h.store, "wc") == 1
+    again = wc.h.sync()  # the same bad payload: still one row, and it is not mapped again
+    assert again.mapped == 0 and records.quarantine_count(wc.h.store, "wc") == 1
+    wc.shop.add_raw({**good, "id": 999_001})  # the shop fixed it
+    fixed = wc.h.sync()
+    assert fixed.loaded == 1 and records.quarantine_count(wc.h.store, "wc") == 0
+    assert wc.h.query("SELECT count(*) FROM orders WHERE order_id = '999001'") == [(1,)]

@@ -44,7 +44,12 @@ async def sync_shop(
         return await backfill_shop(shop, settings, mirror, kind="sync", **kwargs)  # type: ignore[arg-type]
     cursor = await asyncio.to_thread(records.get_cursor, store, shop.name, ORDERS)
     checkpoint = await asyncio.to_thread(records.get_cursor, store, shop.name, BACKFILL)
-    if cursor is None or (checkpoint is not None and not checkpoint.get("done")):
+    cut_short = (
+        checkpoint is not None
+        and not checkpoint.get("done")
+        and not (checkpoint.get("fingerprint") or {}).get("since")  # a `--since` sample is not resumed here
+    )
+    if cursor is None or cut_short:
         log.info("sync.needs_backfill", shop=shop.name, resuming=checkpoint is not None)
         return await backfill_shop(shop, settings, mirror, **kwargs)  # type: ignore[arg-type]
     stats = RunStats(shop=shop.name, kind="sync")
