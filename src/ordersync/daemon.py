@@ -1,0 +1,252 @@
+"""``ordersync run``: sync every shop on its schedule until SIGTERM or Ctrl-C.
+
+One APScheduler job per shop. A shop's runs never overlap; ticks that fall due while a run is still
+going are coalesced into one run started as soon as it ends. Runs of different shops take turns on the
+DuckDB file: it has one writer, and two sessions of one process race on its catalog (the views each
+run re-creates). A failed run is recorded and logged by ``sync_shop`` and retried on the next tick.
+Stopping cancels the runs in flight; each records itself 'abandoned' with its checkpoint behind the
+last committed batch, so the next start resumes from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from ordersync.config import Schedule, Settings, ShopConfig
+from ordersync.errors import OrderSyncError
+from ordersync.state.store import StateStore
+from ordersync.sync.incremental import sync_shop
+from ordersync.sync.pipeline import mapping_pool
+
+log = structlog.get_logger("ordersync.daemon")
+
+CRON_GRACE = 60
+"""Seconds a cron tick may start late (a busy loop) and still run: crontab's own resolution."""
+
+
+def trigger_for(schedule: Schedule) -> tuple[BaseTrigger, int]:
+    """The trigger and its misfire grace: a late tick still runs until the next one is due."""
+    if schedule.interval is not None:
+        return IntervalTrigger(seconds=schedule.interval, timezone=UTC), max(1, math.ceil(schedule.interval))
+    assert schedule.cron is not None  # Schedule requires exactly one
+    return CronTrigger.from_crontab(schedule.cron, timezone="UTC"), CRON_GRACE
+
+
+def describe(schedule: Schedule) -> str:
+    return f"every {schedule.interval:g}s" if schedule.interval is not None else f"cron {schedule.cron} UTC"
+
+
+class _Daemon:
+    """The scheduler, the shared store and pool, and the runs in flight."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        shops: list[ShopConfig],
+        store: StateStore,
+        transport: httpx.AsyncBaseTransport | None,
+    ):
+        self.settings = settings
+        self.shops = shops
+        self.store = store
+        self.transport = transport
+        self.pool: Executor | None = mapping_pool(settings.workers)
+        self.mirror_turn = asyncio.Lock()
+        self.running: dict[asyncio.Task[Any], str] = {}
+        self.behind: set[str] = set()
+        self.stopping = False
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
+        self.scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
+        self.scheduler.add_listener(self._ended, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+
+    def start(self) -> None:
+        now = datetime.now(UTC)
+        for shop in self.shops:
+            trigger, grace = trigger_for(shop.schedule)
+            self.scheduler.add_job(
+                self.tick,
+                trigger,
+                args=[shop],
+                id=shop.name,
+                name=f"sync {shop.name}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=grace,
+                next_run_time=now,
+            )
+        self.scheduler.start()
+
+    async def tick(self, shop: ShopConfig) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.running[task] = shop.name
+        try:
+            async with self.mirror_turn:
+                await sync_shop(
+                    shop,
+                    self.settings,
+                    self.settings.mirror.open(),
+                    self.store,
+                    transport=self.transport,
+                    pool=self.pool,
+                )
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            # Our own stop: sync_shop has recorded the run 'abandoned'; end the job quietly.
+        except Exception as exc:
+            # sync_shop recorded and logged the run; this says the daemon carries on.
+            trace = not isinstance(exc, OrderSyncError)  # a bug, not a shop or config problem
+            log.error(
+                "daemon.run_failed",
+                shop=shop.name,
+                error=str(exc),
+                error_type=type(exc).__name__,
+                retry="next tick",
+                exc_info=trace,
+            )
+            if isinstance(exc, BrokenProcessPool) and self.pool is not None:
+                # A worker died (out of memory, killed): every later run would fail on this pool.
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = mapping_pool(self.settings.workers)
+        finally:
+            self.running.pop(task, None)
+
+    def _skipped(self, event: JobEvent) -> None:
+        if event.job_id not in self.behind:
+            log.info("daemon.tick_coalesced", shop=event.job_id, reason="the previous run is still going")
+        self.behind.add(event.job_id)
+
+    def _missed(self, event: JobEvent) -> None:
+        log.warning("daemon.tick_missed", shop=event.job_id, scheduled=event.scheduled_run_time.isoformat())
+
+    def _ended(self, event: JobEvent) -> None:
+        # Called once the scheduler no longer counts the run, so the catch-up run is not skipped.
+        if event.job_id in self.behind and not self.stopping:
+            self.behind.discard(event.job_id)
+            self.scheduler.modify_job(event.job_id, next_run_time=datetime.now(UTC))
+
+    async def stop(self) -> None:
+        """No new runs; cancel those in flight and wait until each has recorded itself."""
+        self.stopping = True
+        if self.scheduler.running:
+            self.scheduler.pause()  # at once: the shutdown itself is deferred to the next loop turn
+            self.scheduler.shutdown(wait=False)
+        tasks = list(self.running)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(0)  # let the scheduler's deferred shutdown run on this loop
+        if self.pool is not None:
+            await asyncio.to_thread(self.pool.shutdown, wait=True, cancel_futures=True)
+
+
+async def run_daemon(
+    settings: Settings,
+    *,
+    shops: Sequence[str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    store: StateStore | None = None,
+) -> None:
+    """Sync ``shops`` (names; all configured shops by default) on their schedules until SIGTERM or
+    SIGINT. The daemon owns ``store`` (opened with ``open_ready`` when not given) and disposes of it.
+
+    Raises ``ConfigError`` (``StateNotReadyError`` included) before anything is scheduled.
+    """
+    try:
+        selected = [settings.shop(name) for name in shops] if shops else list(settings.shops)
+        if store is None:
+            store = await asyncio.to_thread(settings.state.open_ready)
+    except BaseException:
+        if store is not None:
+            store.dispose()
+        raise
+    # The apscheduler logger warns in plain text about skipped and missed ticks; the daemon says so
+    # itself as structured events, so keep its lines for real errors.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stop.set()
+        for s in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(s)  # a second signal stops the process the default way
+
+    daemon: _Daemon | None = None
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        daemon = _Daemon(settings, selected, store, transport)
+        log.info(
+            "daemon.start",
+            shops=[
+                {"shop": s.name, "platform": s.platform, "schedule": describe(s.schedule)} for s in selected
+            ],
+            workers=settings.workers,
+            mirror=str(settings.mirror.path),
+            state=store.shown,
+        )
+        daemon.start()
+        await stop.wait()
+        log.info(
+            "daemon.stopping",
+            signal=received[0] if received else None,
+            running=sorted(daemon.running.values()),
+        )
+        await daemon.stop()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        if daemon is not None and not daemon.stopping:  # left by an error or a cancelled caller
+            await daemon.stop()
+        store.dispose()
+    log.info("daemon.stopped", signal=received[0] if received else None)
+
+
+def serve(
+    settings: Settings,
+    *,
+    shops: Sequence[str] | None = None,
+    sandbox: Callable[[Settings, ExitStack], Settings] | None = None,
+) -> None:
+    """What ``ordersync run`` does: check the shops and the store first (a refusal costs nothing),
+    start the embedded sandboxes when configured, then run the daemon until it is stopped."""
+    for name in shops or ():
+        settings.shop(name)
+    try:
+        store = settings.state.open_ready()
+    except OrderSyncError:
+        raise
+    except Exception as exc:  # a database that cannot be reached: say so without a traceback
+        raise OrderSyncError(f"state store: {type(exc).__name__}: {exc}") from None
+    with ExitStack() as stack:
+        stack.callback(store.dispose)  # the daemon disposes of it too; once more is harmless
+        if settings.sandbox.enabled and sandbox is not None:
+            settings = sandbox(settings, stack)
+        asyncio.run(run_daemon(settings, shops=shops, store=store))

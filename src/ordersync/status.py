@@ -1,0 +1,198 @@
+"""``ordersync status``: where each shop stands, read from the state store alone.
+
+The DuckDB file is never opened, so a status check neither waits for a run nor blocks one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from ordersync.config import Settings, WebCommanderShop
+from ordersync.state import records
+from ordersync.state.store import StateStore
+from ordersync.sync.backfill import BACKFILL, ORDERS, SCAN
+
+OUTBOX_DONE = frozenset({"done"})
+OUTBOX_DEAD = frozenset({"dead", "failed"})
+"""Outbox statuses that will not be tried again; everything neither done nor dead is still pending."""
+
+
+@dataclass(frozen=True)
+class LastRun:
+    kind: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    fetched: int
+    loaded: int
+    unchanged: int
+    quarantined: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    """A backfill whose checkpoint is not done: the next run resumes it from ``position``."""
+
+    position: int | None
+    started_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ShopStatus:
+    shop: str
+    platform: str
+    last_run: LastRun | None
+    last_success_at: datetime | None
+    cursor_at: datetime | None
+    """WooCommerce: the newest change the mirror holds; WebCommander: when the last full scan began."""
+    behind_seconds: float | None
+    """Now minus ``cursor_at``; a quiet WooCommerce shop looks behind even when every run succeeds."""
+    backfill: BackfillProgress | None
+    quarantined: int
+    outbox_pending: int
+    outbox_dead: int
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types: times as ISO 8601 UTC strings."""
+        return _plain(asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return records.aware(datetime.fromisoformat(value))
+    except ValueError:
+        return None
+
+
+def collect(settings: Settings, store: StateStore, *, now: datetime | None = None) -> list[ShopStatus]:
+    """One status per configured shop, in config order."""
+    now = now or datetime.now(UTC)
+    statuses = []
+    for shop in settings.shops:
+        last = records.last_runs(store, shop.name, 1)
+        ok = records.last_runs(store, shop.name, 1, status="ok")
+        cursors = records.shop_cursors(store, shop.name)
+        if isinstance(shop, WebCommanderShop):
+            cursor_at = _time(cursors.get(SCAN, {}).get("started_at"))
+        else:
+            cursor_at = _time(cursors.get(ORDERS, {}).get("modified"))
+        checkpoint = cursors.get(BACKFILL)
+        backfill = None
+        if checkpoint is not None and not checkpoint.get("done"):
+            position = checkpoint.get("position")
+            backfill = BackfillProgress(
+                position=int(position) if position is not None else None,
+                started_at=_time(checkpoint.get("started_at")),
+            )
+        outbox = records.outbox_depth(store, shop.name)
+        statuses.append(
+            ShopStatus(
+                shop=shop.name,
+                platform=shop.platform,
+                last_run=_last_run(last[0]) if last else None,
+                last_success_at=ok[0].finished_at if ok else None,
+                cursor_at=cursor_at,
+                behind_seconds=max(0.0, (now - cursor_at).total_seconds()) if cursor_at else None,
+                backfill=backfill,
+                quarantined=records.quarantine_count(store, shop.name),
+                outbox_pending=sum(n for s, n in outbox.items() if s not in OUTBOX_DONE | OUTBOX_DEAD),
+                outbox_dead=sum(n for s, n in outbox.items() if s in OUTBOX_DEAD),
+            )
+        )
+    return statuses
+
+
+def _last_run(run: records.RunRecord) -> LastRun:
+    return LastRun(
+        kind=run.kind,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        status=run.status,
+        fetched=run.fetched,
+        loaded=run.loaded,
+        unchanged=run.unchanged,
+        quarantined=run.quarantined,
+        error=run.error,
+    )
+
+
+def humanize(seconds: float) -> str:
+    """Two units at most (``45s``, ``2m 03s``, ``1h 02m``, ``3d 04h``): enough to judge a lag."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+_STATUS_STYLE = {"ok": "green", "running": "cyan", "failed": "red", "abandoned": "yellow"}
+
+
+def render(statuses: list[ShopStatus], *, now: datetime | None = None) -> Table:
+    """One row per shop in 100 columns (two lines each); the last failed runs' errors go below."""
+    now = now or datetime.now(UTC)
+
+    def ago(when: datetime | None) -> str:
+        return f"{humanize(max(0.0, (now - when).total_seconds()))} ago" if when else "never"
+
+    table = Table(
+        title="ordersync status",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("shop", min_width=20, overflow="fold")
+    table.add_column("last run", min_width=10, max_width=18)
+    for header in ("fetched\nloaded", "last ok\nago", "behind", "backfill\nat", "quar-\nantine", "outbox"):
+        table.add_column(header, justify="right", no_wrap=header != "behind")
+    errors = []
+    for s in statuses:
+        run = s.last_run
+        if run is None:
+            last, counts = "[dim]none yet[/]", ""
+        else:
+            style = _STATUS_STYLE.get(run.status, "white")
+            last = f"[{style}]{escape(run.status)}[/] {escape(run.kind)}\n[dim]{ago(run.started_at)}[/]"
+            counts = f"{run.fetched:,}\n{run.loaded:,}"
+            if run.error and run.status != "ok":
+                errors.append(f"{s.shop}: {run.error}")
+        if s.backfill is None:
+            backfill = ""
+        else:
+            backfill = f"{s.backfill.position:,}" if s.backfill.position is not None else "start"
+        outbox = f"{s.outbox_pending:,}" + (f"\n[red]{s.outbox_dead:,} dead[/]" if s.outbox_dead else "")
+        table.add_row(
+            f"{escape(s.shop)}\n[dim]{s.platform}[/]",
+            last,
+            counts,
+            humanize((now - s.last_success_at).total_seconds()) if s.last_success_at else "never",
+            humanize(s.behind_seconds) if s.behind_seconds is not None else "[dim]no cursor[/]",
+            backfill,
+            f"[yellow]{s.quarantined:,}[/]" if s.quarantined else "0",
+            outbox,
+        )
+    if errors:
+        table.caption = escape("\n".join(e if len(e) <= 300 else e[:299] + "…" for e in errors))
+        table.caption_justify = "left"
+    return table
