@@ -435,7 +435,7 @@ def status_command(
     except ConfigError as exc:
         raise _fail(exc, 2) from None
     except Exception as exc:  # a database that cannot be reached
-        raise _fail(OrderSyncError(f"state store: {type(exc).__name__}: {exc}"), 1) from None
+        raise _fail(OrderSyncError(f"state store: {type(exc).__name__}: {exc}"), 2) from None
     now = datetime.now(UTC)
     try:
         statuses = collect(settings, store, now=now)

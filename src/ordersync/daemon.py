@@ -36,7 +36,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ordersync.config import Schedule, Settings, ShopConfig
-from ordersync.errors import OrderSyncError
+from ordersync.errors import ConfigError, OrderSyncError
 from ordersync.state.store import StateStore
 from ordersync.sync.incremental import sync_shop
 from ordersync.sync.pipeline import mapping_pool
@@ -243,8 +243,8 @@ def serve(
         store = settings.state.open_ready()
     except OrderSyncError:
         raise
-    except Exception as exc:  # a database that cannot be reached: say so without a traceback
-        raise OrderSyncError(f"state store: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # a database that cannot be reached: unusable, like a bad config (exit 2)
+        raise ConfigError(f"state store: {type(exc).__name__}: {exc}") from None
     with ExitStack() as stack:
         stack.callback(store.dispose)  # the daemon disposes of it too; once more is harmless
         if settings.sandbox.enabled and sandbox is not None:

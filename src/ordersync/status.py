@@ -53,7 +53,9 @@ class ShopStatus:
     cursor_at: datetime | None
     """WooCommerce: the newest change the mirror holds; WebCommander: when the last full scan began."""
     behind_seconds: float | None
-    """Now minus ``cursor_at``; a quiet WooCommerce shop looks behind even when every run succeeds."""
+    """How old the mirror's view of the shop is: now minus the later of ``cursor_at`` and the start of
+    the last successful run (which saw every change made before it began), so a quiet shop whose
+    runs succeed is not shown as falling behind."""
     backfill: BackfillProgress | None
     quarantined: int
     outbox_pending: int
@@ -79,6 +81,11 @@ def _time(value: Any) -> datetime | None:
         return records.aware(datetime.fromisoformat(value))
     except ValueError:
         return None
+
+
+def _behind(now: datetime, cursor_at: datetime | None, last_ok_start: datetime | None) -> float | None:
+    known = [t for t in (cursor_at, last_ok_start) if t is not None]
+    return max(0.0, (now - max(known)).total_seconds()) if known else None
 
 
 def collect(settings: Settings, store: StateStore, *, now: datetime | None = None) -> list[ShopStatus]:
@@ -109,7 +116,7 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
                 last_run=_last_run(last[0]) if last else None,
                 last_success_at=ok[0].finished_at if ok else None,
                 cursor_at=cursor_at,
-                behind_seconds=max(0.0, (now - cursor_at).total_seconds()) if cursor_at else None,
+                behind_seconds=_behind(now, cursor_at, ok[0].started_at if ok else None),
                 backfill=backfill,
                 quarantined=records.quarantine_count(store, shop.name),
                 outbox_pending=sum(n for s, n in outbox.items() if s not in OUTBOX_DONE | OUTBOX_DEAD),

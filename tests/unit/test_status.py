@@ -139,7 +139,7 @@ def test_collect_reports_what_the_store_holds(store: StateStore, backend: str, t
     assert woo.last_run.started_at == NOW - timedelta(minutes=5)
     assert woo.last_success_at == NOW - timedelta(minutes=10) + timedelta(seconds=4)  # the failure is not it
     assert woo.cursor_at == datetime(2026, 11, 26, 11, 57, 57, tzinfo=UTC)
-    assert woo.behind_seconds == 123.0
+    assert woo.behind_seconds == 123.0  # the cursor is later than the last good run's start
     assert woo.backfill is None
     assert woo.quarantined == 2
     assert (woo.outbox_pending, woo.outbox_dead) == (3, 1)  # 'retry' is still to be written; 'done' is not
@@ -151,6 +151,11 @@ def test_collect_reports_what_the_store_holds(store: StateStore, backend: str, t
     assert (wc.quarantined, wc.outbox_pending, wc.outbox_dead) == (0, 0, 0)
 
     assert quiet.cursor_at is None and quiet.behind_seconds is None and quiet.backfill is None
+
+    # A quiet shop whose runs succeed is as current as its last good run, whatever its cursor says.
+    records.set_cursor(store, "woo", "orders", {"modified": "2026-11-20T00:00:00+00:00", "edge": {}})
+    (woo_again, *_) = collect(settings, store, now=NOW)
+    assert woo_again.behind_seconds == 600.0
 
     console = Console(width=100, record=True)
     console.print(render([woo, wc, quiet], now=NOW))
