@@ -18,12 +18,14 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("runs") as batch:
-        batch.add_column(sa.Column(
+        batch.add_column(
+            sa.Column(
                 "details",
                 sa.JSON(),
                 nullable=True,
                 comment="what else the run measured: requests, pages, notes re-read",
-            ))
+            )
+        )
     op.create_index("ix_quarantine_record", "quarantine", ["shop", "record_id"])
 
 
