@@ -193,10 +193,11 @@ def test_woocommerce_sync_reads_only_what_changed_and_catches_every_kind_of_chan
     assert again.loaded == 0 and again.details["edge_skipped"] >= 3  # the overlap is listed, not re-read
 
 
+@pytest.mark.parametrize("api_version", ["v3", "v2"])
 def test_woocommerce_orders_modified_in_the_cursors_second_are_caught(
-    woo_factory: Callable[..., Woo],
+    woo_factory: Callable[..., Woo], api_version: str
 ) -> None:
-    woo = woo_factory(notes="none")
+    woo = woo_factory(notes="none", api_version=api_version)
     woo.h.backfill()
     ids = woo.shop.order_ids()
     at = woo.shop.now()
@@ -207,9 +208,10 @@ def test_woocommerce_orders_modified_in_the_cursors_second_are_caught(
     # Same second as the cursor, after the run: a half-open `modified_after` would miss these.
     woo.shop.update_order(ids[1], {"customer_note": "second"}, at=at)
     _new_order(woo.shop, at=at)
+    woo.shop.trash(ids[2], at=at)
     stats = woo.h.sync()
-    assert stats.loaded == 2
-    woo.assert_mirror_matches_shop()
+    assert stats.loaded == 3
+    woo.assert_mirror_matches_shop(trashed={ids[2]})
 
 
 @pytest.mark.parametrize("skew", [-7.0, 7.0], ids=["shop-clock-behind", "shop-clock-ahead"])
@@ -349,6 +351,17 @@ def test_a_webcommander_backfill_cut_short_resumes_from_its_checkpoint(
     wc.assert_mirror_matches_shop()
     assert wc.h.query("SELECT count(*), count(DISTINCT order_id) FROM orders") == [(2500, 2500)]
     assert records.get_cursor(wc.h.store, "wc", "backfill")["done"] is True  # type: ignore[index]
+
+
+def test_backfill_restart_ignores_a_checkpoint(webcommander_factory: Callable[..., WebCommander]) -> None:
+    wc = webcommander_factory(orders=1500, concurrency=1)
+    wc.app.script("offset=1000", [Fault.server_error(500)] * 2)
+    with pytest.raises(ServerError):
+        wc.h.backfill()
+    assert records.get_cursor(wc.h.store, "wc", "backfill")["position"] > 0  # type: ignore[index]
+    again = wc.h.backfill(restart=True)
+    assert "resumed_from" not in again.details and again.fetched == 1500
+    wc.assert_mirror_matches_shop()
 
 
 def test_a_woocommerce_backfill_cut_short_resumes_and_then_syncs(woo_factory: Callable[..., Woo]) -> None:
