@@ -1964,3 +1964,19 @@ def test_unknown_notes_and_refunds_are_404_in_each_versions_envelope() -> None:
         {"errors": [{"code": "woocommerce_api_invalid_order_note_id", "message": "Invalid order note ID"}]},
     )
     assert refund2[0] == 404 and refund2[1]["errors"][0]["code"] == "woocommerce_api_invalid_order_refund_id"
+
+
+def test_the_date_header_comes_from_the_shops_clock_once() -> None:
+    """A shop whose clock runs ahead stamps orders and ``Date`` from that clock; the incremental sync
+    relies on the two agreeing. uvicorn's own Date (the test machine's clock) must not be sent too."""
+    from email.utils import parsedate_to_datetime
+
+    from ordersync.sandbox.server import SandboxServer
+
+    ahead = timedelta(hours=3)
+    store = WooCommerceStore(orders=3, seed=SEED, clock=lambda: datetime.now(UTC) + ahead)
+    with SandboxServer(create_app(store)) as server:
+        response = httpx.get(f"{server.base_url}{V3}/orders", auth=BASIC)
+    dates = response.headers.get_list("date")
+    assert response.status_code == 401 and len(dates) == 1  # plain HTTP: Basic is refused, still dated
+    assert abs(parsedate_to_datetime(dates[0]) - (datetime.now(UTC) + ahead)) < timedelta(seconds=5)

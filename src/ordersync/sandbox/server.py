@@ -20,7 +20,14 @@ from ordersync.sandbox.faults import FaultConfig, FaultInjector
 
 def _config(app: Any, host: str, **extra: Any) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=host, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30, **extra
+        app,
+        host=host,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+        date_header=False,  # the apps send the shop's own (sandbox/http_date.py)
+        **extra,
     )
 
 

@@ -5,7 +5,9 @@ started, so a shop clock running ahead cannot push it past changes still to come
 orders modified within ``sync_overlap`` seconds before it, with their ``date_modified``. Each run lists
 ``modified_after`` the cursor minus the overlap, so orders modified in the cursor's own second, or
 stamped by a clock a few seconds behind ours, are listed again; orders whose stamp matches the edge are
-dropped before any refund or note is fetched for them (a closed range, de-duplicated).
+dropped before any refund or note is fetched for them (a closed range, de-duplicated). Only settled
+stamps join the edge: a stamp in the second the shop answered (its ``Date``) could be followed by
+another change in that same second with the same stamp, so such an order is read again next run.
 
 ``status=any`` leaves out trashed orders, so a second pass lists ``status=trash`` over the same window:
 a trashed order becomes ``deleted`` in the mirror instead of staying as it was.
@@ -73,6 +75,7 @@ class WooCommerceChanges:
         self.edge: dict[str, str] = dict(cursor.get("edge") or {})
         self.listed: dict[str, datetime] = {}
         self.stamps: dict[str, str] = {}
+        self.settled: set[str] = set()
         self.shrank = False
         self.details: dict[str, Any] = {"edge_skipped": 0, "listed": 0}
 
@@ -114,6 +117,8 @@ class WooCommerceChanges:
                 if when is not None:
                     self.listed[key] = when
                     self.stamps[key] = str(stamp)
+                    if page.server_time is not None and when < page.server_time.replace(microsecond=0):
+                        self.settled.add(key)
                 if self.edge.get(key) == stamp and stamp is not None:
                     self.details["edge_skipped"] += 1
                     continue
@@ -130,7 +135,11 @@ class WooCommerceChanges:
         newest = max(self.listed.values(), default=self.cursor)
         moved = self.cursor if self.shrank else max(self.cursor, min(newest, self.run_start))
         floor = moved - self.overlap
-        edge = {key: self.stamps[key] for key, when in self.listed.items() if when >= floor}
+        edge = {
+            key: self.stamps[key]
+            for key, when in self.listed.items()
+            if when >= floor and key in self.settled
+        }
         # Edge entries not listed again this run keep their place while still inside the window.
         for key, stamp in self.edge.items():
             if key not in self.listed and key in self.edge:

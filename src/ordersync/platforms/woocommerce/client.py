@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -47,6 +48,8 @@ class ListPage:
     body: bytes
     orders: list[dict[str, Any]]
     url: str
+    server_time: datetime | None = None
+    """The shop's clock when it answered (``Date``), to the second; None without the header."""
 
 
 def _gmt(value: datetime) -> str:
@@ -62,6 +65,16 @@ def _zulu(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("filter times must be timezone-aware")
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _http_date(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _header_int(headers: httpx.Headers, name: str) -> int | None:
@@ -177,6 +190,7 @@ class WooCommerceClient:
             body=result.response.content,
             orders=orders,
             url=public_url(result.response.request.url),
+            server_time=_http_date(result.headers.get("date")),
         )
 
     async def order(self, order_id: int | str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ bodies use. Clients should rely on the status code, not on the wording.
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ordersync.sandbox.faults import FaultConfig, FaultInjector
+from ordersync.sandbox.http_date import DateHeader
 from ordersync.sandbox.webcommander.store import SandboxError, WebCommanderStore
 
 PREFIX = "/external/app/access"
@@ -161,4 +163,4 @@ def create_app(
     ]
     app = Starlette(routes=routes)
     app.state.store = store
-    return FaultInjector(app, faults)
+    return FaultInjector(DateHeader(app, lambda: datetime.now(UTC)), faults)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ordersync.sandbox.faults import FaultConfig, FaultInjector
+from ordersync.sandbox.http_date import DateHeader
 from ordersync.sandbox.woocommerce.auth import ApiKey, Authenticator, AuthFailure, Call
 from ordersync.sandbox.woocommerce.legacy_v2 import LegacyV2Api, legacy_error_code
 from ordersync.sandbox.woocommerce.responses import V2, V3, ApiError, Ctx, v2_error, v3_error
@@ -150,4 +151,4 @@ def create_app(
 
     app = Starlette(routes=routes, exception_handlers={404: no_route, 405: no_route})
     app.state.store = store
-    return FaultInjector(app, faults)
+    return FaultInjector(DateHeader(app, store.now), faults)
