@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import os
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +30,20 @@ def relax_gc() -> None:
     CPython rescan live objects so often that collection costs more than the mapping itself."""
     gc.set_threshold(50_000, 50, 100)
     gc.freeze()
+
+
+def worker_init(parent: int) -> None:
+    """Set up a mapping worker: relaxed GC, and an exit when the run that started it (``parent``, named
+    by the run itself: a worker still starting when the run died would see its new parent) dies. A run
+    killed with SIGKILL cannot shut its pool down, and spawned workers would otherwise live on."""
+    relax_gc()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -27,7 +28,7 @@ import structlog
 from ordersync.config import Settings, ShopConfig
 from ordersync.mirror.batch import Batch, OrderKey, quarantine_table
 from ordersync.mirror.store import Mirror
-from ordersync.sync.pagework import PageJob, PageResult, map_page, relax_gc
+from ordersync.sync.pagework import PageJob, PageResult, map_page, worker_init
 from ordersync.sync.prefilter import Prefilter
 from ordersync.sync.sources import RawPage, Source
 
@@ -76,7 +77,10 @@ def mapping_pool(workers: int) -> Executor | None:
     if workers <= 0:
         return None
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=relax_gc
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=worker_init,
+        initargs=(os.getpid(),),
     )
 
 
