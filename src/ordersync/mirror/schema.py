@@ -5,6 +5,9 @@ do on the JSON type, and it skips a validating cast that cost more than all othe
 
 Every order-level table carries (platform, shop, order_id): the upsert key. Child tables add
 ``position`` (the line's place in the order) so that a re-load reproduces rows in the same order.
+
+Tables and columns added after the first release are created with IF NOT EXISTS, so a mirror file
+written by an older version gains them the next time it is opened, keeping its rows.
 """
 
 from __future__ import annotations
@@ -213,6 +216,31 @@ QUARANTINE = [
 ]
 
 
+ORDERS_MAINTAINED = [("missing_since", "TIMESTAMPTZ")]
+"""Columns of ``orders`` the mirror keeps itself, not the batches: INSERT BY NAME leaves them NULL, so
+a rewritten order counts as present. ``missing_since`` is when the shop's listing stopped showing it."""
+
+ORDER_EVENTS = [
+    *KEY,
+    ("observed_at", "TIMESTAMPTZ"),
+    ("kind", "VARCHAR"),
+    ("status_before", "VARCHAR"),
+    ("status", "VARCHAR"),
+    ("payment_status_before", "VARCHAR"),
+    ("payment_status", "VARCHAR"),
+    ("total_before", MONEY),
+    ("total", MONEY),
+    ("refunded_total_before", MONEY),
+    ("refunded_total", MONEY),
+    ("updated_at", "TIMESTAMPTZ"),
+]
+"""Observed changes of an order, append-only: orders are rewritten whole, so their history lives here.
+``kind`` is 'new', 'changed', 'disappeared' or 'reappeared'; ``updated_at`` is the shop's own."""
+
+EVENT_FIELDS = ["status", "payment_status", "total", "refunded_total"]
+"""The order columns whose change is an event; other changes (a comment, an address) are not."""
+
+
 def arrow_type(sql_type: str) -> pa.DataType:
     if sql_type.startswith("DECIMAL("):
         precision, scale = sql_type[8:-1].split(",")
@@ -239,4 +267,8 @@ def create_statements() -> list[str]:
     statements.append(
         f"CREATE TABLE IF NOT EXISTS quarantine ({', '.join(f'{c} {t}' for c, t in QUARANTINE)})"
     )
+    statements.append(
+        f"CREATE TABLE IF NOT EXISTS order_events ({', '.join(f'{c} {t}' for c, t in ORDER_EVENTS)})"
+    )
+    statements.extend(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in ORDERS_MAINTAINED)
     return statements

@@ -3,28 +3,62 @@
 An order is replaced only when its content hash changed, so re-running a backfill over unchanged
 orders leaves the file's contents the same (``loaded_at`` included). Each batch is one transaction: a
 crash leaves the previous batch whole and this one absent.
+
+Orders are rewritten whole, so their history is kept apart in ``order_events``: one row each time a
+write or a presence check sees an order appear, change status, payment status or money, vanish from
+the shop's listing or come back. Orders that vanish are marked (``missing_since``), never deleted.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import structlog
 
 from ordersync.errors import MirrorLockedError
 from ordersync.mirror.batch import Batch
-from ordersync.mirror.schema import ORDER_TABLES, create_statements
+from ordersync.mirror.schema import EVENT_FIELDS, ORDER_EVENTS, ORDER_TABLES, create_statements
 from ordersync.mirror.views import create_view_statements
 
 log = structlog.get_logger("ordersync.mirror")
 
 _KEY_JOIN = "t.platform = c.platform AND t.shop = c.shop AND t.order_id = c.order_id"
+_EVENT_COLUMNS = ", ".join(name for name, _ in ORDER_EVENTS)
+# What an event copies from the row it is made of: all its columns but the key, observed_at and kind.
+_EVENT_DETAIL = ", ".join(
+    name for name, _ in ORDER_EVENTS if name not in ("platform", "shop", "order_id", "observed_at", "kind")
+)
+_FIELD_CHANGED = " OR ".join(f"o.{f} IS DISTINCT FROM b.{f}" for f in EVENT_FIELDS)
+_BEFORE_AFTER = ", ".join(f"o.{f} AS {f}_before, b.{f}" for f in EVENT_FIELDS)
+_SAME_AS_BEFORE = ", ".join(f"{f} AS {f}_before, {f}" for f in EVENT_FIELDS)
+
+_path_locks: dict[Path, threading.RLock] = {}
+_path_locks_guard = threading.Lock()
+
+
+def _path_lock(path: Path) -> threading.RLock:
+    """One lock per file for the whole process: a daemon running two shops holds two Mirror objects on
+    one file, and DuckDB shares the database between their connections, so their writes must take turns."""
+    key = path.resolve()
+    with _path_locks_guard:
+        return _path_locks.setdefault(key, threading.RLock())
+
+
+def _aware(now: datetime | None) -> datetime:
+    """The write's time; a naive one would be read as local time by TIMESTAMPTZ columns."""
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError(f"expected an aware datetime, got naive {now.isoformat()}")
+    return now
 
 
 @dataclass(frozen=True)
@@ -49,6 +83,7 @@ class Mirror:
         self.checkpoint_threshold = checkpoint_threshold
         self._ready = False
         self._session: duckdb.DuckDBPyConnection | None = None
+        self._lock = _path_lock(self.path)
 
     @contextmanager
     def session(self) -> Iterator[Mirror]:
@@ -104,69 +139,283 @@ class Mirror:
                 delay = min(delay * 2, 2.0)
         return con
 
+    @contextmanager
+    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """A connection for reads, or None when the file does not exist (reads must not create it).
+
+        Within a session, a cursor: its own transaction, so a read from another thread neither joins
+        a write in progress nor sees it half done. Outside one, a read-write connection, because a
+        read-only one is refused while another Mirror in this process holds the file read-write."""
+        if self._session is None and not self.path.exists():
+            yield None
+            return
+        self.ensure_schema()  # an older file gains the columns the reads filter on
+        if self._session is not None:
+            cursor = self._session.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+            return
+        with self.connect() as con:
+            yield con
+
     def ensure_schema(self) -> None:
+        """Create what is missing, upgrading an older file in place; once per Mirror."""
         if self._ready:
             return
-        if self._session is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connect() as con:
-            for statement in create_statements():
-                con.execute(statement)
-            for statement in create_view_statements():
-                con.execute(statement)
-        self._ready = True
+        with self._lock:
+            if self._session is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.connect() as con:
+                for statement in create_statements():
+                    con.execute(statement)
+                for statement in create_view_statements():
+                    con.execute(statement)
+            self._ready = True
 
     def write(self, batch: Batch, now: datetime | None = None) -> WriteResult:
-        """Upsert a batch: new or changed orders replace all their rows; unchanged ones are left alone."""
-        self.ensure_schema()
-        now = now or datetime.now(UTC)
+        """Upsert a batch: new or changed orders replace all their rows; unchanged ones are left alone.
+
+        Events, in the same transaction: 'new' for an order not in the mirror, 'changed' when a
+        rewritten order's status, payment status, total or refunded total differs from its stored row
+        (another change, such as a new comment, is no event).
+        An order marked missing that shows up in a batch is present again: its missing_since is
+        cleared and it gets one 'reappeared' event (instead of 'changed'), carrying any change of
+        those fields in its before/after columns.
+        """
+        now = _aware(now)
         tables, quarantine = batch.tables(now)
-        with self.connect() as con:
-            con.begin()
-            try:
-                con.register("b_orders", tables["orders"])
+        with self._lock:
+            self.ensure_schema()
+            with self.connect() as con:
+                con.begin()
+                try:
+                    result = self._write(con, batch, tables, quarantine, now)
+                    con.commit()
+                except BaseException:
+                    con.rollback()
+                    raise
+        return result
+
+    def _write(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        batch: Batch,
+        tables: dict[str, pa.Table],
+        quarantine: pa.Table,
+        now: datetime,
+    ) -> WriteResult:
+        con.register("b_orders", tables["orders"])
+        # _changed: the batch's orders this write touches. `rewrite`: the content changed, so all the
+        # order's rows are replaced. Unchanged orders are in it only when marked missing, to clear that.
+        # This join scans the whole orders table for every batch, so it reads few columns; the events
+        # fetch the stored values they need by `stored_row`, the row's id (stable within the
+        # transaction until the row is deleted).
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _changed AS
+            SELECT b.platform, b.shop, b.order_id, o.order_id IS NOT NULL AS existed,
+                   o.content_hash IS DISTINCT FROM b.content_hash AS rewrite,
+                   o.missing_since IS NOT NULL AS was_missing, o.rowid AS stored_row
+            FROM b_orders b
+            LEFT JOIN orders o
+              ON o.platform = b.platform AND o.shop = b.shop AND o.order_id = b.order_id
+            WHERE o.content_hash IS DISTINCT FROM b.content_hash OR o.missing_since IS NOT NULL
+            """
+        )
+        touched, stored, changed, replaced = con.execute(
+            "SELECT count(*), count(stored_row), count(*) FILTER (rewrite),"
+            " count(*) FILTER (rewrite AND existed) FROM _changed"
+        ).fetchall()[0]
+        if touched:
+            self._record_events(con, now, stored=stored > 0)
+        if touched > changed:
+            con.execute(
+                "UPDATE orders t SET missing_since = NULL"
+                f" FROM _changed c WHERE NOT c.rewrite AND {_KEY_JOIN}"
+            )
+        for table in ORDER_TABLES if changed else ():
+            if replaced:
+                # Only orders already in the mirror have rows to replace; a backfill of new orders
+                # skips these scans, which would otherwise grow with the mirror.
                 con.execute(
-                    """
-                    CREATE OR REPLACE TEMP TABLE _changed AS
-                    SELECT b.platform, b.shop, b.order_id, o.order_id IS NOT NULL AS existed FROM b_orders b
-                    LEFT JOIN orders o
-                      ON o.platform = b.platform AND o.shop = b.shop AND o.order_id = b.order_id
-                    WHERE o.content_hash IS DISTINCT FROM b.content_hash
-                    """
+                    f"DELETE FROM {table} t USING _changed c WHERE c.rewrite AND c.existed AND {_KEY_JOIN}"
                 )
-                changed, existed = con.execute(
-                    "SELECT count(*), count(*) FILTER (existed) FROM _changed"
-                ).fetchall()[0]
-                for table in ORDER_TABLES if changed else ():
-                    if existed:
-                        # Only orders already in the mirror have rows to replace; a backfill of new orders
-                        # skips these scans, which would otherwise grow with the mirror.
-                        con.execute(f"DELETE FROM {table} t USING _changed c WHERE c.existed AND {_KEY_JOIN}")
-                    con.register(f"b_{table}", tables[table])
-                    where = (
-                        ""
-                        if changed == batch.order_count
-                        else (f" WHERE EXISTS (SELECT 1 FROM _changed c WHERE {_KEY_JOIN})")
-                    )
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT t.* FROM b_{table} t{where}")
-                # An order that maps now leaves the quarantine; a newly bad record enters it once.
-                con.execute(
-                    "DELETE FROM quarantine q USING b_orders b "
-                    "WHERE q.platform = b.platform AND q.shop = b.shop AND q.record_id = b.order_id"
-                )
-                if quarantine.num_rows:
-                    con.register("b_quarantine", quarantine)
-                    con.execute(
-                        "INSERT INTO quarantine BY NAME SELECT n.* FROM b_quarantine n "
-                        "WHERE NOT EXISTS ("
-                        " SELECT 1 FROM quarantine q WHERE q.platform = n.platform AND q.shop = n.shop"
-                        " AND q.record_id IS NOT DISTINCT FROM n.record_id"
-                        " AND q.content_hash = n.content_hash)"
-                    )
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
+            con.register(f"b_{table}", tables[table])
+            where = (
+                ""
+                if changed == batch.order_count
+                else f" WHERE EXISTS (SELECT 1 FROM _changed c WHERE c.rewrite AND {_KEY_JOIN})"
+            )
+            con.execute(f"INSERT INTO {table} BY NAME SELECT t.* FROM b_{table} t{where}")
+        # An order that maps now leaves the quarantine; a newly bad record enters it once.
+        con.execute(
+            "DELETE FROM quarantine q USING b_orders b "
+            "WHERE q.platform = b.platform AND q.shop = b.shop AND q.record_id = b.order_id"
+        )
+        if quarantine.num_rows:
+            con.register("b_quarantine", quarantine)
+            con.execute(
+                "INSERT INTO quarantine BY NAME SELECT n.* FROM b_quarantine n "
+                "WHERE NOT EXISTS ("
+                " SELECT 1 FROM quarantine q WHERE q.platform = n.platform AND q.shop = n.shop"
+                " AND q.record_id IS NOT DISTINCT FROM n.record_id"
+                " AND q.content_hash = n.content_hash)"
+            )
         return WriteResult(
             written=changed, unchanged=batch.order_count - changed, quarantined=batch.quarantined
         )
+
+    def _record_events(self, con: duckdb.DuckDBPyConnection, now: datetime, *, stored: bool) -> None:
+        """Events of the orders in _changed, made before their stored rows are replaced.
+
+        The stored values are fetched by row id, which reads only those rows; with no stored row
+        (a backfill of new orders) every event is 'new' and the orders table is not read at all."""
+        if stored:
+            kind = (
+                "CASE WHEN NOT c.existed THEN 'new' WHEN c.was_missing THEN 'reappeared'"
+                f" WHEN {_FIELD_CHANGED} THEN 'changed' END"
+            )
+            before_after, join = _BEFORE_AFTER, "LEFT JOIN orders o ON o.rowid = c.stored_row"
+        else:
+            kind, join = "'new'", ""
+            before_after = ", ".join(f"NULL AS {f}_before, b.{f}" for f in EVENT_FIELDS)
+        con.execute(
+            f"""
+            INSERT INTO order_events ({_EVENT_COLUMNS})
+            SELECT * FROM (
+                SELECT b.platform, b.shop, b.order_id, ?::TIMESTAMPTZ AS observed_at, {kind} AS kind,
+                       {before_after}, b.updated_at
+                FROM _changed c
+                JOIN b_orders b ON b.platform = c.platform AND b.shop = c.shop AND b.order_id = c.order_id
+                {join}
+            ) WHERE kind IS NOT NULL
+            """,
+            [now],
+        )
+
+    def mark_presence(
+        self, platform: str, shop: str, seen_ids: Iterable[str], now: datetime | None = None
+    ) -> tuple[int, int]:
+        """Mark the shop's orders absent from its listing as missing, and clear those back in it.
+
+        Returns (newly disappeared, reappeared); each gets an event. Call it only after reading the
+        shop's whole listing: an order left out of a partial one would be marked missing. Orders are
+        never deleted, since a shop may hide an order for a while (or the mirror may be its only copy).
+        """
+        now = _aware(now)
+        ids = seen_ids if isinstance(seen_ids, list) else list(seen_ids)
+        # The ids go in as a registered Arrow table and are joined, not spliced into an IN list.
+        seen = pa.table({"order_id": pa.array(ids, type=pa.string())})
+        with self._lock:
+            self.ensure_schema()
+            with self.connect() as con:
+                con.begin()
+                try:
+                    con.register("b_seen", seen)
+                    gone, back = self._mark_presence(con, platform, shop, now)
+                    con.commit()
+                except BaseException:
+                    con.rollback()
+                    raise
+                finally:
+                    con.unregister("b_seen")  # a session would otherwise keep the ids until it ends
+        if gone or back:
+            log.info("mirror.presence", platform=platform, shop=shop, disappeared=gone, reappeared=back)
+        return gone, back
+
+    def _mark_presence(
+        self, con: duckdb.DuckDBPyConnection, platform: str, shop: str, now: datetime
+    ) -> tuple[int, int]:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _presence AS
+            WITH seen AS (SELECT DISTINCT order_id FROM b_seen)
+            SELECT o.platform, o.shop, o.order_id,
+                   CASE WHEN s.order_id IS NULL THEN 'disappeared' ELSE 'reappeared' END AS kind,
+                   {_SAME_AS_BEFORE}, o.updated_at
+            FROM orders o LEFT JOIN seen s ON s.order_id = o.order_id
+            WHERE o.platform = $platform AND o.shop = $shop
+              AND ((s.order_id IS NULL AND o.missing_since IS NULL)
+                   OR (s.order_id IS NOT NULL AND o.missing_since IS NOT NULL))
+            """,
+            {"platform": platform, "shop": shop},
+        )
+        gone, back = con.execute(
+            "SELECT count(*) FILTER (kind = 'disappeared'), count(*) FILTER (kind = 'reappeared')"
+            " FROM _presence"
+        ).fetchall()[0]
+        if gone or back:
+            con.execute(
+                f"INSERT INTO order_events ({_EVENT_COLUMNS}) "
+                f"SELECT platform, shop, order_id, $now::TIMESTAMPTZ, kind, {_EVENT_DETAIL} FROM _presence",
+                {"now": now},
+            )
+            con.execute(
+                "UPDATE orders t"
+                " SET missing_since = CASE c.kind WHEN 'disappeared' THEN $now::TIMESTAMPTZ END"
+                f" FROM _presence c WHERE {_KEY_JOIN}",
+                {"now": now},
+            )
+        return gone, back
+
+    def known_hashes(self, platform: str, shop: str) -> dict[str, str]:
+        """order_id -> content hash of the shop's orders and quarantined records, so a sync can skip
+        mapping payloads that did not change. A quarantined record wins over the order's row: it was
+        seen later (a write that maps the order clears its quarantine), so it is the current payload."""
+        with self._reader() as con:
+            if con is None:
+                return {}
+            params = {"platform": platform, "shop": shop}
+            orders = con.sql(
+                "SELECT order_id, content_hash FROM orders WHERE platform = $platform AND shop = $shop",
+                params=params,
+            ).to_arrow_table()
+            quarantined = con.sql(
+                "SELECT record_id, arg_max(content_hash, quarantined_at) FROM quarantine"
+                " WHERE platform = $platform AND shop = $shop AND record_id IS NOT NULL GROUP BY record_id",
+                params=params,
+            ).to_arrow_table()
+        known = dict(zip(orders.column(0).to_pylist(), orders.column(1).to_pylist(), strict=True))
+        known.update(zip(quarantined.column(0).to_pylist(), quarantined.column(1).to_pylist(), strict=True))
+        return known
+
+    def open_orders(
+        self,
+        platform: str,
+        shop: str,
+        *,
+        final_statuses: Iterable[str],
+        modified_since: datetime | None,
+    ) -> dict[str, frozenset[str]]:
+        """The shop's present orders still open (status not final) or modified since the given time,
+        each with the ids of the comments the mirror holds: a WooCommerce note does not change its
+        order, so a sync re-reads the notes of these and adds the ones not listed here."""
+        if modified_since is not None:
+            modified_since = _aware(modified_since)
+        with self._reader() as con:
+            if con is None:
+                return {}
+            table = con.sql(
+                """
+                SELECT o.order_id, list(c.comment_id) FILTER (c.comment_id IS NOT NULL) AS comment_ids
+                FROM orders o
+                LEFT JOIN comments c
+                  ON c.platform = o.platform AND c.shop = o.shop AND c.order_id = o.order_id
+                WHERE o.platform = $platform AND o.shop = $shop AND o.missing_since IS NULL
+                  AND (o.status IS NULL OR NOT list_contains($final::VARCHAR[], o.status)
+                       OR o.updated_at >= $since::TIMESTAMPTZ)
+                GROUP BY o.order_id
+                """,
+                params={
+                    "platform": platform,
+                    "shop": shop,
+                    "final": [str(s) for s in final_statuses],
+                    "since": modified_since,
+                },
+            ).to_arrow_table()
+        return {
+            order_id: frozenset(ids or ())
+            for order_id, ids in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True)
+        }

@@ -42,6 +42,48 @@ VIEWS: dict[str, str] = {
         SELECT platform, shop, status, payment_status, count(*) AS orders, sum(total) AS total
         FROM orders GROUP BY ALL
     """,
+    # Orders the shop's listing no longer shows (deleted there, or hidden): kept, with when they went.
+    "v_missing_orders": """
+        SELECT * FROM v_orders WHERE missing_since IS NOT NULL
+    """,
+    # One row per stay of an order in a status: from the event that put it there (first seen, status
+    # changed, back in the listing) to the next such event or its disappearance; payment or money
+    # changes within a status do not end a stay. `left_at` is NULL while the order is still in it, and
+    # `seconds_in_status` then runs to now. A stay begun when the mirror first saw the order
+    # (`first_seen`) started at an unknown earlier time: in a backfill, long before `entered_at`.
+    "v_order_events": """
+        WITH stays AS (
+            SELECT *,
+                   lead(observed_at) OVER w AS left_at,
+                   lead(kind) OVER w AS left_by,
+                   lead(status) OVER w AS next_status
+            FROM order_events
+            WHERE kind IN ('new', 'reappeared', 'disappeared') OR status IS DISTINCT FROM status_before
+            WINDOW w AS (
+                PARTITION BY platform, shop, order_id
+                -- a run writes before it checks presence, so at one instant writes' events come first
+                ORDER BY observed_at, CASE kind WHEN 'new' THEN 0 WHEN 'changed' THEN 1
+                                                WHEN 'reappeared' THEN 2 ELSE 3 END
+            )
+        )
+        SELECT platform, shop, order_id, kind, kind = 'new' AS first_seen,
+               status_before, status, payment_status, total, refunded_total, updated_at,
+               observed_at AS entered_at, left_at, left_by, next_status,
+               epoch(coalesce(left_at, now()) - observed_at) AS seconds_in_status
+        FROM stays
+        WHERE kind <> 'disappeared'
+    """,
+    # Per shop and status: how long finished stays lasted, and how many orders are in it now.
+    "v_status_durations": """
+        SELECT platform, shop, status,
+               count(*) FILTER (left_at IS NOT NULL) AS stays,
+               avg(seconds_in_status) FILTER (left_at IS NOT NULL) / 3600 AS avg_hours,
+               median(seconds_in_status) FILTER (left_at IS NOT NULL) / 3600 AS median_hours,
+               max(seconds_in_status) FILTER (left_at IS NOT NULL) / 3600 AS max_hours,
+               count(*) FILTER (left_at IS NULL) AS orders_in_status
+        FROM v_order_events
+        GROUP BY ALL
+    """,
 }
 
 
