@@ -1,11 +1,11 @@
 """``ordersync run``: sync every shop on its schedule until SIGTERM or Ctrl-C.
 
 One APScheduler job per shop. A shop's runs never overlap; ticks that fall due while a run is still
-going are coalesced into one run started as soon as it ends. Runs of different shops take turns on the
-DuckDB file: it has one writer, and two sessions of one process race on its catalog (the views each
-run re-creates). A failed run is recorded and logged by ``sync_shop`` and retried on the next tick.
-Stopping cancels the runs in flight; each records itself 'abandoned' with its checkpoint behind the
-last committed batch, so the next start resumes from there.
+going are coalesced into one run started as soon as it ends. Shops run side by side, so a slow shop
+does not hold the others back; the mirror serialises their DuckDB writes itself. A failed run is
+recorded and logged by ``sync_shop`` and retried on the next tick. Stopping cancels the runs in
+flight; each records itself 'abandoned' with its checkpoint behind the last committed batch, so the
+next start resumes from there.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ class _Daemon:
         self.store = store
         self.transport = transport
         self.pool: Executor | None = mapping_pool(settings.workers)
-        self.mirror_turn = asyncio.Lock()
         self.running: dict[asyncio.Task[Any], str] = {}
         self.behind: set[str] = set()
         self.stopping = False
@@ -105,15 +104,14 @@ class _Daemon:
         assert task is not None
         self.running[task] = shop.name
         try:
-            async with self.mirror_turn:
-                await sync_shop(
-                    shop,
-                    self.settings,
-                    self.settings.mirror.open(),
-                    self.store,
-                    transport=self.transport,
-                    pool=self.pool,
-                )
+            await sync_shop(
+                shop,
+                self.settings,
+                self.settings.mirror.open(),
+                self.store,
+                transport=self.transport,
+                pool=self.pool,
+            )
         except asyncio.CancelledError:
             if not self.stopping:
                 raise

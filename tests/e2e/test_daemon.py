@@ -175,20 +175,17 @@ def test_daemon_keeps_the_mirror_current_and_stops_cleanly(shops: Shops, tmp_pat
         _wait("both changes in the mirror", changed + 30, both_seen, process, log)
 
         # A change reaches the mirror within two intervals of the last run that finished before it,
-        # plus the run that carries it and the other shop's runs it waited for (shops take turns on
-        # the DuckDB file).
+        # plus the run that carries it.
         runs = {shop: [r for r in _runs(store, shop)[::-1] if r.finished_at] for shop in ("wc", "woo")}
-        for shop, other in (("wc", "woo"), ("woo", "wc")):
+        for shop in ("wc", "woo"):
             previous = max(_finished(r) for r in runs[shop] if _finished(r) <= changed_at)
             carrier = next(r for r in runs[shop] if _finished(r) > changed_at and r.loaded)
-            turns = sum(_seconds(r) for r in runs[other] if previous < _finished(r) <= carrier.started_at)
-            bound = 2 * INTERVAL + _seconds(carrier) + turns
+            bound = 2 * INTERVAL + _seconds(carrier)
             took = (_finished(carrier) - previous).total_seconds()
             observed = seen[shop] - changed + (changed_at - previous).total_seconds()
             print(
                 f"{shop}: loaded {took:.2f}s and seen {observed:.2f}s after the previous run ended "
-                f"(bound {bound:.2f}s: interval {INTERVAL}s, its run {_seconds(carrier):.2f}s, "
-                f"{other}'s turns {turns:.2f}s)"
+                f"(bound {bound:.2f}s: interval {INTERVAL}s, its run {_seconds(carrier):.2f}s)"
             )
             assert took <= bound, (shop, took, bound)
             assert observed <= bound + 0.5  # 0.5 s: this test's polling of the file between runs
@@ -338,12 +335,12 @@ def test_runs_of_a_shop_never_overlap_and_missed_ticks_coalesce(
     assert max(b - a for a, b in zip(ends, starts, strict=True)) < 0.1, fake.spans
 
 
-def test_shops_take_turns_on_the_mirror_and_a_failed_run_is_retried(
+def test_shops_run_side_by_side_and_a_failed_run_is_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = SlowSync(0.3, fail_first=True)
     monkeypatch.setattr(daemon, "sync_shop", fake)
     _run_for(_settings(tmp_path, ["a", "b"], interval=0.5), 2.5, fake.calls)
-    assert fake.max_total == 1  # one DuckDB writer at a time
+    assert fake.max_total == 2 and fake.max_per_shop == 1  # a slow shop does not hold the other back
     assert fake.calls[0] == "a" and fake.calls.count("a") >= 2  # the failure did not stop the shop
     assert fake.calls.count("b") >= 2

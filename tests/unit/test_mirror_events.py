@@ -279,6 +279,9 @@ def test_status_durations_from_a_known_sequence_of_events(tmp_path: Path) -> Non
         ("C", 2, "changed", "pending", "pending"),  # paid: still pending, the stay goes on
         ("C", 3, "disappeared", "pending", "pending"),
         ("C", 10, "reappeared", "pending", "pending"),
+        ("D", 0, "new", None, "on-hold"),
+        ("D", 1, "changed", "on-hold", "pending"),
+        ("D", 6, "changed", "pending", "processing"),
     ]
     with duckdb.connect(str(mirror.path)) as con:
         con.executemany(
@@ -297,10 +300,13 @@ def test_status_durations_from_a_known_sequence_of_events(tmp_path: Path) -> Non
         open_seconds = con.execute(
             "SELECT min(seconds_in_status) FROM v_order_events WHERE left_at IS NULL"
         ).fetchone()
+    # Stays that began before the mirror first saw the order (A, B, C pending; D on-hold) have no
+    # known start and count in no duration; D's pending stay (1h to 6h) and A's processing do.
     assert durations == [
         ("completed", 0, None, None, None, 1),
-        ("pending", 3, pytest.approx(8 / 3), 2.0, 4.0, 1),  # A 2h, B 4h, C 2h (until it vanished)
-        ("processing", 1, 3.0, 3.0, 3.0, 1),
+        ("on-hold", 0, None, None, None, 0),
+        ("pending", 1, 5.0, 5.0, 5.0, 1),
+        ("processing", 1, 3.0, 3.0, 3.0, 2),
     ]
     assert stays_of_c == [
         ("new", True, T0 + HOUR, T0 + 3 * HOUR, "disappeared"),

@@ -14,13 +14,14 @@ VIEWS: dict[str, str] = {
         LEFT JOIN order_addresses s
           ON s.platform = o.platform AND s.shop = o.shop AND s.order_id = o.order_id AND s.kind = 'shipping'
     """,
-    # Sales per day and shop, so both platforms compare in one query.
+    # Sales per day and shop, so both platforms compare in one query; orders gone from the shop's
+    # listing (v_missing_orders) are not sales.
     "v_daily_sales": """
         SELECT platform, shop, currency, CAST(created_at AS DATE) AS day,
                count(*) AS orders, sum(total) AS gross, sum(refunded_total) AS refunded,
                sum(total - refunded_total) AS net, sum(tax_total) AS tax
         FROM orders
-        WHERE status NOT IN ('cancelled', 'failed', 'deleted', 'draft')
+        WHERE status NOT IN ('cancelled', 'failed', 'deleted', 'draft') AND missing_since IS NULL
         GROUP BY ALL
     """,
     # Line items with the order's status and date, the usual starting point for product questions.
@@ -73,13 +74,16 @@ VIEWS: dict[str, str] = {
         FROM stays
         WHERE kind <> 'disappeared'
     """,
-    # Per shop and status: how long finished stays lasted, and how many orders are in it now.
+    # Per shop and status: how long finished stays lasted, and how many orders are in it now. A stay
+    # that began before the mirror first saw the order has no known start, so it is left out of the
+    # durations (a backfill would otherwise make every status look brief).
     "v_status_durations": """
         SELECT platform, shop, status,
-               count(*) FILTER (left_at IS NOT NULL) AS stays,
-               avg(seconds_in_status) FILTER (left_at IS NOT NULL) / 3600 AS avg_hours,
-               median(seconds_in_status) FILTER (left_at IS NOT NULL) / 3600 AS median_hours,
-               max(seconds_in_status) FILTER (left_at IS NOT NULL) / 3600 AS max_hours,
+               count(*) FILTER (left_at IS NOT NULL AND NOT first_seen) AS stays,
+               avg(seconds_in_status) FILTER (left_at IS NOT NULL AND NOT first_seen) / 3600 AS avg_hours,
+               median(seconds_in_status) FILTER (left_at IS NOT NULL AND NOT first_seen) / 3600
+                   AS median_hours,
+               max(seconds_in_status) FILTER (left_at IS NOT NULL AND NOT first_seen) / 3600 AS max_hours,
                count(*) FILTER (left_at IS NULL) AS orders_in_status
         FROM v_order_events
         GROUP BY ALL
