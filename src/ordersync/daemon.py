@@ -100,6 +100,8 @@ class _Daemon:
         self.scheduler.start()
 
     async def tick(self, shop: ShopConfig) -> None:
+        if self.stopping:
+            return  # a tick created in the loop turn that saw the signal: its pool is already gone
         task = asyncio.current_task()
         assert task is not None
         self.running[task] = shop.name

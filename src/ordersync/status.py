@@ -94,7 +94,10 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
     statuses = []
     for shop in settings.shops:
         last = records.last_runs(store, shop.name, 1)
-        ok = records.last_runs(store, shop.name, 1, status="ok")
+        # The last good run that covered the whole shop: a `--since` or `--limit` sample does not.
+        ok = [r for r in records.last_runs(store, shop.name, 20, status="ok") if not r.details.get("sample")][
+            :1
+        ]
         cursors = records.shop_cursors(store, shop.name)
         if isinstance(shop, WebCommanderShop):
             cursor_at = _time(cursors.get(SCAN, {}).get("started_at"))

@@ -120,3 +120,14 @@ def test_upgrading_from_the_first_revision_keeps_the_rows(store: StateStore) -> 
     assert (before, after) == ("0001", "0002")
     (run,) = records.last_runs(store, "woo")
     assert run.fetched == 1 and run.details == {}
+
+
+def test_a_bad_record_seen_twice_in_one_batch_or_changed_but_still_bad_is_one_row(
+    ready_store: StateStore,
+) -> None:
+    records.record_quarantine(ready_store, [_bad("h1"), _bad("h1")])  # PostgreSQL refused this once
+    assert records.quarantine_count(ready_store, "woo") == 1
+    records.record_quarantine(ready_store, [_bad("h2", reason="still no total")])  # same order, new payload
+    with ready_store.engine.connect() as connection:
+        rows = connection.execute(select(quarantine.c.content_hash, quarantine.c.reason)).all()
+    assert [tuple(r) for r in rows] == [("h2", "still no total")]

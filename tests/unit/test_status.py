@@ -219,3 +219,19 @@ def test_humanize() -> None:
         "1h 02m",
         "3d 04h",
     ]
+
+
+def test_a_sample_backfill_does_not_make_a_stalled_shop_look_current(tmp_path: Path) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
+    store.upgrade()
+    settings: Settings = parse_settings(_config(_url("sqlite", tmp_path)))
+    whole = records.start_run(store, "woo", "sync")
+    records.finish_run(store, whole, status="ok")
+    sample = records.start_run(store, "woo", "backfill")
+    records.finish_run(store, sample, status="ok", details={"sample": True})
+    with store.engine.begin() as connection:
+        for run_id, started in ((whole, NOW - timedelta(hours=5)), (sample, NOW - timedelta(minutes=1))):
+            connection.execute(update(runs).where(runs.c.id == run_id).values(started_at=started))
+    woo = collect(settings, store, now=NOW)[0]
+    assert woo.behind_seconds == 5 * 3600
+    store.dispose()

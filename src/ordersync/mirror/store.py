@@ -381,6 +381,17 @@ class Mirror:
         known.update(zip(quarantined.column(0).to_pylist(), quarantined.column(1).to_pylist(), strict=True))
         return known
 
+    def quarantined(self, platform: str, shop: str) -> pa.Table:
+        """The shop's quarantined records as the mirror holds them (for a state store that has none,
+        e.g. one created after the mirror)."""
+        with self._reader() as con:
+            if con is None:
+                return pa.table({})
+            return con.sql(
+                "SELECT * FROM quarantine WHERE platform = $platform AND shop = $shop",
+                params={"platform": platform, "shop": shop},
+            ).to_arrow_table()
+
     def open_orders(
         self,
         platform: str,

@@ -180,19 +180,33 @@ class Quarantined:
 
 
 def record_quarantine(store: StateStore, records: Sequence[Quarantined]) -> None:
-    """A record seen again with the same payload only moves ``last_seen``: nothing is kept twice."""
-    if not records:
+    """One row per bad record: seen again with the same payload, only ``last_seen`` moves; seen with
+    another payload that is still bad, the new one replaces it."""
+    latest: dict[tuple[str, str, str], Quarantined] = {}
+    for record in records:  # one statement may not touch a row twice (PostgreSQL refuses)
+        latest[(record.platform, record.shop, record.content_hash)] = record
+    if not latest:
         return
     now = _now()
     dialect = store.engine.dialect.name
     build = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    rows = [{**record.__dict__, "first_seen": now, "last_seen": now} for record in records]
+    rows = [{**record.__dict__, "first_seen": now, "last_seen": now} for record in latest.values()]
     statement = build(quarantine).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=["platform", "shop", "content_hash"],
         set_={"last_seen": now, "reason": statement.excluded.reason, "path": statement.excluded.path},
     )
     with store.engine.begin() as connection:
+        for record in latest.values():
+            if record.record_id is not None:
+                connection.execute(
+                    delete(quarantine).where(
+                        quarantine.c.platform == record.platform,
+                        quarantine.c.shop == record.shop,
+                        quarantine.c.record_id == record.record_id,
+                        quarantine.c.content_hash != record.content_hash,
+                    )
+                )
         connection.execute(statement)
 
 

@@ -74,12 +74,25 @@ class StateKeeper:
     """What a run tells the state store as DuckDB commits its batches: the checkpoint, quarantined
     records, and records that now map. Called from the writer thread, one batch at a time."""
 
-    def __init__(self, store: StateStore, shop: ShopConfig, platform: str, checkpoint: dict[str, Any] | None):
+    def __init__(
+        self,
+        store: StateStore,
+        shop: ShopConfig,
+        platform: str,
+        checkpoint: dict[str, Any] | None,
+        mirror: Mirror | None = None,
+    ):
         self.store = store
         self.shop = shop
         self.platform = platform
         self.checkpoint = checkpoint
         self.quarantine_held = records.quarantine_count(store, shop.name) > 0
+        if not self.quarantine_held and mirror is not None:
+            # Records the mirror quarantined before this store existed: the prefilter skips them as
+            # unchanged, so the store would never hear of them otherwise.
+            held = quarantine_records(mirror.quarantined(platform, shop.name))
+            records.record_quarantine(store, held)
+            self.quarantine_held = bool(held)
 
     def __call__(self, done: BatchDone) -> None:
         if done.quarantine.num_rows:
@@ -135,6 +148,8 @@ async def _backfill(
 ) -> None:
     checkpoint: dict[str, Any] | None = None
     start: int | None = None
+    if since is not None or limit is not None:
+        stats.details["sample"] = True  # not the whole shop: `status` does not count it as current
     if store is not None and limit is None:
         fingerprint = _fingerprint(shop, since)
         earlier = None if restart else records.get_cursor(store, shop.name, BACKFILL)
@@ -165,7 +180,7 @@ async def _backfill(
                 known=len(known),
                 workers=settings.workers,
             )
-            keeper = StateKeeper(store, shop, source.platform.value, checkpoint) if store else None
+            keeper = StateKeeper(store, shop, source.platform.value, checkpoint, mirror) if store else None
             try:
                 await load_pages(
                     source.pages(limit=limit, since=since, start=start),

@@ -58,7 +58,7 @@ async def sync_shop(
         async with open_source(shop, settings.http, transport=transport) as (source, policy):
             assert isinstance(source, WooCommerceSource)
             changes = WooCommerceChanges(source, cursor, mirror=mirror, run_start=run_start)
-            keeper = StateKeeper(store, shop, source.platform.value, None)
+            keeper = await asyncio.to_thread(StateKeeper, store, shop, source.platform.value, None, mirror)
             try:
                 # Usually a few orders: without a pool they are mapped here, which costs less than
                 # starting worker processes for them.

@@ -92,7 +92,11 @@ class _Mapped:
 
 
 class _Writer:
-    """Gathers mapped pages into batches and writes them in a thread, one write at a time."""
+    """Gathers mapped pages into batches and writes them in a thread, one write at a time.
+
+    A failed write (or checkpoint) stops all later writes: a later batch committed and checkpointed
+    after a lost one would move the checkpoint past orders the mirror never got.
+    """
 
     def __init__(self, mirror: Mirror, stats: RunStats, batch_orders: int, on_batch: BatchCallback | None):
         self.mirror = mirror
@@ -103,9 +107,12 @@ class _Writer:
         self.seen_since_flush = 0
         self.resume: int | None = None
         self.quarantine: list[pa.Table] = []
-        self._writing: asyncio.Task[None] | None = None
+        self.failed: BaseException | None = None
+        self._writing: asyncio.Task[tuple[int, int]] | None = None
 
     async def add(self, mapped: _Mapped) -> None:
+        if self.failed is not None:
+            return
         result = mapped.result
         if self.batch.keys.intersection(result.keys):
             await self.flush()  # the page repeats an order of this batch: write the batch first
@@ -120,7 +127,7 @@ class _Writer:
 
     async def flush(self) -> None:
         await self.wait()
-        if len(self.batch) or self.seen_since_flush:
+        if self.failed is None and (len(self.batch) or self.seen_since_flush):
             done = BatchDone(
                 resume=self.resume,
                 quarantine=pa.concat_tables(self.quarantine)
@@ -132,19 +139,39 @@ class _Writer:
             self.quarantine, self.seen_since_flush = [], 0
             self._writing = asyncio.create_task(asyncio.to_thread(self._write, batch, done))
 
-    def _write(self, batch: Batch, done: BatchDone) -> None:
+    def _write(self, batch: Batch, done: BatchDone) -> tuple[int, int]:
+        written = unchanged = 0
         if len(batch):
             result = self.mirror.write(batch)
-            self.stats.loaded += result.written
-            self.stats.unchanged += result.unchanged
+            written, unchanged = result.written, result.unchanged
         if self.on_batch is not None:
             self.on_batch(done)
+        return written, unchanged
 
     async def wait(self) -> None:
-        if self._writing is not None:
-            task, self._writing = self._writing, None
-            await task
-
+        """The write in flight, to its end: a thread cannot be cancelled, so a cancelled run still
+        waits for it (the batch commits and its checkpoint moves) before the session closes."""
+        if self._writing is None:
+            return
+        task = self._writing
+        try:
+            try:
+                written, unchanged = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.done():
+                    with contextlib.suppress(BaseException):
+                        await task
+                raise
+        except asyncio.CancelledError:
+            self._writing = None
+            raise
+        except BaseException as exc:
+            self._writing = None
+            self.failed = exc
+            raise
+        self._writing = None
+        self.stats.loaded += written  # counted here, on the loop, not in the writer thread
+        self.stats.unchanged += unchanged
 
 def _epoch() -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC)
@@ -197,7 +224,7 @@ async def load_pages(
     session = mirror.session()
     await asyncio.to_thread(session.__enter__)
     try:
-        mirror.ensure_schema()
+        await asyncio.to_thread(mirror.ensure_schema)
         try:
             async for page in pages:
                 job: PageJob | None = PageJob(
@@ -231,24 +258,31 @@ async def load_pages(
                     await take_oldest()
             while in_flight:
                 await take_oldest()
+            await writer.flush()
+            await writer.wait()
         except asyncio.CancelledError:
             # Stopping (SIGTERM): keep what is already mapped, abandon the rest; the checkpoint has
             # not moved past it, so the next run reads it again.
             with contextlib.suppress(Exception):
                 while in_flight and in_flight[0][0].done() and not in_flight[0][0].cancelled():
                     await take_oldest()
+                await writer.flush()
+            with contextlib.suppress(Exception):
+                await writer.wait()
             raise
         except Exception:
-            # The pages mapped before the failure are whole and come before it: keep them.
+            # The pages mapped before the failure are whole and come before it: keep them (unless a
+            # write failed: then nothing after the lost batch may be written).
             with contextlib.suppress(Exception):
                 while in_flight:
                     await take_oldest()
+                await writer.flush()
+            with contextlib.suppress(Exception):
+                await writer.wait()
             raise
         finally:
             for future, _, _ in in_flight:
                 future.cancel()
-            await writer.flush()
-            await writer.wait()
     finally:
         await asyncio.to_thread(session.__exit__, None, None, None)
 

@@ -26,13 +26,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 import structlog
 
 from ordersync.aio import cancel_and_wait
 from ordersync.errors import NotFoundError
 from ordersync.mirror.store import Mirror
-from ordersync.platforms.woocommerce.client import ListPage, OrderFilters
+from ordersync.platforms.woocommerce.client import ListPage, OrderFilters, public_url
 from ordersync.platforms.woocommerce.extract import iter_order_pages, needs_refunds
 from ordersync.sync.sources import RawPage, WooCommerceSource
 
@@ -76,6 +77,8 @@ class WooCommerceChanges:
         self.listed: dict[str, datetime] = {}
         self.stamps: dict[str, str] = {}
         self.settled: set[str] = set()
+        self.fresh: set[str] = set()
+        """Orders read whole this run (listed and not in the edge): their notes are current."""
         self.shrank = False
         self.details: dict[str, Any] = {"edge_skipped": 0, "listed": 0}
 
@@ -123,6 +126,7 @@ class WooCommerceChanges:
                     self.details["edge_skipped"] += 1
                     continue
                 kept.append(order)
+                self.fresh.add(key)
             yield replace(page, orders=kept, count=len(kept), body=self._wrap(kept))
 
     def _wrap(self, orders: list[dict[str, Any]]) -> bytes:
@@ -163,7 +167,7 @@ class WooCommerceChanges:
             final_statuses=FINAL_STATUSES,
             modified_since=since,
         )
-        wanted = {key: ids for key, ids in open_orders.items() if key not in self.listed}
+        wanted = {key: ids for key, ids in open_orders.items() if key not in self.fresh}
         limiter = asyncio.Semaphore(self.shop.detail_concurrency)
 
         async def notes_of(key: str) -> tuple[str, list[dict[str, Any]] | None]:
@@ -209,8 +213,13 @@ class WooCommerceChanges:
             )
             orders, url = page.orders, page.url
         else:
-            orders = [await self.client.order(key) for key in keys]
-            url = f"{self.shop.base_url}{self.client.prefix}/orders"
+            orders = []
+            for key in keys:
+                try:
+                    orders.append(await self.client.order(key))
+                except NotFoundError:
+                    log.warning("woocommerce.order_gone", shop=self.shop.name, order_id=key)
+            url = public_url(httpx.URL(f"{self.shop.base_url}{self.client.prefix}/orders"))
         attached: dict[str, dict[str, Any]] = {}
         for order in orders:
             key = str(order.get("id"))
