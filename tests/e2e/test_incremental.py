@@ -6,6 +6,7 @@ are marked. Backfills cut short resume from their checkpoint."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -483,3 +484,49 @@ def test_records_quarantined_before_the_state_store_existed_are_counted(
     # ...then synced with one: the unchanged bad record is not mapped again, yet the store learns of it.
     stats = wc.h.sync()
     assert stats.mapped == 0 and records.quarantine_count(wc.h.store, "wc") == 1
+
+
+class ShiftAfterFirstPage:
+    """After the first page of the changed-orders listing: two orders of that page are trashed and two
+    new ones created, so the total stays the same while every later order moves up two places."""
+
+    def __init__(self, app: Any, store: WooCommerceStore):
+        self.app, self.store, self.victims, self.done = app, store, list[int](), False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        query = scope.get("query_string", b"") if scope["type"] == "http" else b""
+        await self.app(scope, receive, send)
+        first_page = b"modified_after" in query and b"status=any" in query and b"offset=0&" in query + b"&"
+        if self.victims and not self.done and first_page:
+            self.done = True
+            for victim in self.victims:
+                self.store.trash(victim)
+                _new_order(self.store)
+
+
+def test_an_order_passed_over_when_the_window_shifts_is_read_by_the_next_run(
+    woo_factory: Callable[..., Woo],
+) -> None:
+    """Two orders of the first page leave the window after it was read, so the next pages start two
+    places later and one order is never listed. Its stamp is older than the cursor's overlap: were the
+    cursor to move, no later run would list it again."""
+    woo = woo_factory(
+        orders=400, wrap=ShiftAfterFirstPage, notes="none", refunds=False, page_size=50, sync_overlap=1
+    )
+    woo.h.backfill()
+    ids = woo.shop.order_ids()
+    passed_over = ids[50]  # the first of the second page, once two before it have gone
+    time.sleep(1.1)
+    woo.shop.update_order(passed_over, {"customer_note": "changed early"})
+    time.sleep(3)
+    for oid in ids[:120]:
+        if oid != passed_over:
+            woo.shop.update_order(oid, {"customer_note": "changed later"})
+    time.sleep(1.1)  # settled, and before the run's start
+    woo.wrapper.victims = ids[:2]
+    woo.h.sync()
+    assert woo.wrapper.done
+    note = woo.h.query(f"SELECT customer_note FROM orders WHERE order_id = '{passed_over}'")
+    assert note != [("changed early",)]  # the shift passed over it...
+    woo.h.sync()  # ...and the cursor held back, so this run lists it again
+    woo.assert_mirror_matches_shop(trashed=set(ids[:2]))

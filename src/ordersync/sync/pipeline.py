@@ -173,6 +173,7 @@ class _Writer:
         self.stats.loaded += written  # counted here, on the loop, not in the writer thread
         self.stats.unchanged += unchanged
 
+
 def _epoch() -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC)
 

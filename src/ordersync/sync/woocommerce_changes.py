@@ -9,6 +9,10 @@ dropped before any refund or note is fetched for them (a closed range, de-duplic
 stamps join the edge: a stamp in the second the shop answered (its ``Date``) could be followed by
 another change in that same second with the same stamp, so such an order is read again next run.
 
+The window is read in id order by offset, each page overlapping the previous one by an order: an order
+leaving the window mid-run moves the later ones up, and the overlap shows when one may have been
+passed over; the cursor then stays put and the next run lists the window again.
+
 ``status=any`` leaves out trashed orders, so a second pass lists ``status=trash`` over the same window:
 a trashed order becomes ``deleted`` in the mirror instead of staying as it was.
 
@@ -34,13 +38,20 @@ from ordersync.aio import cancel_and_wait
 from ordersync.errors import NotFoundError
 from ordersync.mirror.store import Mirror
 from ordersync.platforms.woocommerce.client import ListPage, OrderFilters, public_url
-from ordersync.platforms.woocommerce.extract import iter_order_pages, needs_refunds
+from ordersync.platforms.woocommerce.extract import needs_refunds
 from ordersync.sync.sources import RawPage, WooCommerceSource
 
 log = structlog.get_logger("ordersync.woocommerce.sync")
 
 FINAL_STATUSES = ("completed", "cancelled", "refunded", "failed", "deleted")
 """Canonical statuses after which an order rarely gets notes; younger orders are re-read anyway."""
+
+
+def _order_id(order: dict[str, Any]) -> int | None:
+    try:
+        return int(order.get("id"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
 
 
 def modified_at(order: dict[str, Any], version: str) -> datetime | None:
@@ -79,7 +90,7 @@ class WooCommerceChanges:
         self.settled: set[str] = set()
         self.fresh: set[str] = set()
         """Orders read whole this run (listed and not in the edge): their notes are current."""
-        self.shrank = False
+        self.shifted = False
         self.details: dict[str, Any] = {"edge_skipped": 0, "listed": 0}
 
     # -- changed and trashed orders ------------------------------------------------------------------
@@ -93,24 +104,43 @@ class WooCommerceChanges:
         after = self.cursor - self.overlap
         for statuses in self._passes():
             filters = OrderFilters(statuses=statuses, modified_after=after, orderby="id", order="asc")
-            lists = iter_order_pages(
-                self.client, per_page=self.shop.page_size, concurrency=self.shop.concurrency, filters=filters
-            )
-            async for page in self.source.with_details(self._new_only(lists)):
+            async for page in self.source.with_details(self._new_only(self._window(filters))):
                 yield page
         if self.shop.notes == "all" and self.shop.notes_refresh == "open":
             async for page in self._notes_refresh():
                 yield page
 
+    async def _window(self, filters: OrderFilters) -> AsyncIterator[ListPage]:
+        """The window's pages in id order, each starting on the previous page's last order.
+
+        Pages are read one after another by offset, overlapping by one order. An order that leaves
+        the window while it is read (trashed, deleted) moves every later order up one place, and
+        page numbers would pass one over unseen; the overlap shows it: the next page then starts
+        after the order it should start on. The run goes on, but its cursor stays where it was, so
+        the next run lists the same window again. Orders entering the window (new ones, or changed
+        during the run) only repeat an order, which is harmless.
+        """
+        size = max(self.shop.page_size, 2)
+        offset, last_id = 0, None
+        while True:
+            page = await self.client.orders_page(None, size, replace(filters, offset=offset))
+            orders = page.orders[: page.count]
+            if last_id is not None and orders:
+                first = _order_id(orders[0])
+                if first == last_id:
+                    orders = orders[1:]  # the overlap, already read
+                elif first is None or first > last_id:
+                    self.shifted = True
+                    log.warning("woocommerce.window_shifted", shop=self.shop.name, offset=offset)
+            if orders:
+                last_id = _order_id(orders[-1])
+            yield replace(page, orders=orders, count=len(orders))
+            if page.count < size:
+                return
+            offset += size - 1
+
     async def _new_only(self, lists: AsyncIterator[ListPage]) -> AsyncIterator[ListPage]:
-        first_total: int | None = None
         async for page in lists:
-            if page.total is not None:
-                first_total = page.total if first_total is None else first_total
-                if page.total < first_total:
-                    # Orders left the window mid-run (trashed, deleted): pages shifted and one may
-                    # have been passed over, so the cursor stays where it was.
-                    self.shrank = True
             kept = []
             for order in page.orders[: page.count]:
                 key = str(order.get("id"))
@@ -137,7 +167,7 @@ class WooCommerceChanges:
         """The cursor once every page is in the mirror: the newest stamp seen, capped at the run's
         start, with the orders inside the overlap before it."""
         newest = max(self.listed.values(), default=self.cursor)
-        moved = self.cursor if self.shrank else max(self.cursor, min(newest, self.run_start))
+        moved = self.cursor if self.shifted else max(self.cursor, min(newest, self.run_start))
         floor = moved - self.overlap
         edge = {
             key: self.stamps[key]

@@ -34,6 +34,8 @@ class OrderFilters:
     order: str | None = "asc"
     include: tuple[int, ...] = ()
     """Only these order ids (REST v3 only)."""
+    offset: int | None = None
+    """Rows to skip; overrides the page number (WP_Query's ``offset``)."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,8 @@ class RestV3Client(WooCommerceClient):
             params["order"] = filters.order
         if filters.include:
             params["include"] = ",".join(str(i) for i in filters.include)
+        if filters.offset is not None:
+            params["offset"] = filters.offset
         dated = False
         for name in ("created_after", "created_before", "modified_after", "modified_before"):
             value = getattr(filters, name)
@@ -279,6 +283,8 @@ class LegacyV2Client(WooCommerceClient):
             value = getattr(filters, name)
             if value is not None:
                 params[param] = _zulu(value)
+        if filters.offset is not None:
+            params["filter[offset]"] = filters.offset
         if filters.orderby and filters.orderby != "date":
             # WP_Query knows the post id only as "ID".
             params["filter[orderby]"] = "ID" if filters.orderby == "id" else filters.orderby

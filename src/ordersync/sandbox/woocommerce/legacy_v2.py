@@ -91,12 +91,17 @@ class LegacyV2Api:
         try:
             limit = int(params.get("filter[limit]", 10))
             page = max(1, int(params.get("page", 1)))
+            offset = int(params["filter[offset]"]) if params.get("filter[offset]") else None
         except ValueError:
             raise ApiError(400, "woocommerce_api_invalid_parameter", "Invalid parameter") from None
         key = (
             "v2",
             tuple(
-                sorted((k, v) for k, v in params.multi_items() if k != "page" and not k.startswith("oauth_"))
+                sorted(
+                    (k, v)
+                    for k, v in params.multi_items()
+                    if k not in ("page", "filter[offset]") and not k.startswith("oauth_")
+                )
             ),
         )
         ids = self.store.listing(key, lambda: self._select(params))
@@ -106,7 +111,8 @@ class LegacyV2Api:
         else:
             limit = max(limit, 1)
             pages = math.ceil(total / limit) if total else 0
-            chunk = ids[(page - 1) * limit : page * limit]
+            start = offset if offset is not None else (page - 1) * limit  # WP_Query: offset wins
+            chunk = ids[start : start + limit]
         with self.store.lock:
             orders = [self._render(ctx, self.store.orders[i]) for i in chunk if i in self.store.orders]
         headers = [("x-wc-total", str(total)), ("x-wc-totalpages", str(pages))]

@@ -124,6 +124,13 @@ class RestV3Api:
                 query[name] = [int(v) for v in values]
             except ValueError:
                 errors[name] = ("rest_invalid_type", f"{name}[0] is not of type integer.")
+        offset = params.get("offset")
+        query["offset"] = None
+        if offset not in (None, ""):
+            if not offset.isdigit():
+                errors["offset"] = ("rest_invalid_type", "offset is not of type integer.")
+            else:
+                query["offset"] = int(offset)  # WP_Query: an offset overrides the page
         customer = params.get("customer")
         query["customer"] = int(customer) if customer and customer.isdigit() else None
         query["search"] = params.get("search") or None
@@ -180,11 +187,15 @@ class RestV3Api:
 
     async def list_orders(self, ctx: Ctx) -> Response:
         q = self._query(ctx.request)
-        cache_key = ("v3", repr(sorted((k, str(v)) for k, v in q.items() if k not in ("page", "per_page"))))
+        cache_key = (
+            "v3",
+            repr(sorted((k, str(v)) for k, v in q.items() if k not in ("page", "per_page", "offset"))),
+        )
         ids = self.store.listing(cache_key, lambda: self._select(q))
         total = len(ids)
         pages = math.ceil(total / q["per_page"]) if total else 0
-        chunk = ids[(q["page"] - 1) * q["per_page"] : q["page"] * q["per_page"]]
+        start = q["offset"] if q["offset"] is not None else (q["page"] - 1) * q["per_page"]
+        chunk = ids[start : start + q["per_page"]]
         with self.store.lock:
             body = (
                 b"["
