@@ -38,10 +38,12 @@ class LastRun:
 
 @dataclass(frozen=True)
 class BackfillProgress:
-    """A backfill whose checkpoint is not done: the next run resumes it from ``position``."""
+    """A backfill whose checkpoint is not done: the next run resumes it from ``position``. ``kind`` is
+    'sync' for a WebCommander scan under way, which checkpoints the same way."""
 
     position: int | None
     started_at: datetime | None
+    kind: str = "backfill"
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
             backfill = BackfillProgress(
                 position=int(position) if position is not None else None,
                 started_at=_time(checkpoint.get("started_at")),
+                kind=str(checkpoint.get("kind") or "backfill"),
             )
         outbox = records.outbox_depth(store, shop.name)
         statuses.append(
@@ -191,6 +194,8 @@ def render(statuses: list[ShopStatus], *, now: datetime | None = None) -> Table:
             backfill = ""
         else:
             backfill = f"{s.backfill.position:,}" if s.backfill.position is not None else "start"
+            if s.backfill.kind != "backfill":
+                backfill = f"[dim]{escape(s.backfill.kind)}[/] {backfill}"
         outbox = f"{s.outbox_pending:,}" + (f"\n[red]{s.outbox_dead:,} dead[/]" if s.outbox_dead else "")
         table.add_row(
             f"{escape(s.shop)}\n[dim]{s.platform}[/]",

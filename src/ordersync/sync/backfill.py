@@ -159,7 +159,11 @@ async def _backfill(
             stats.details["resumed_from"] = start or 0
             log.info("backfill.resume", shop=shop.name, position=earlier.get("position"), start=start)
         else:
-            checkpoint = {"fingerprint": fingerprint, "started_at": datetime.now(UTC).isoformat()}
+            checkpoint = {
+                "fingerprint": fingerprint,
+                "started_at": datetime.now(UTC).isoformat(),
+                "kind": stats.kind,  # a WebCommander sync is a scan checkpointed like a backfill
+            }
         checkpoint |= {"done": False}
     own_pool = pool is None and settings.workers > 0
     if own_pool:
