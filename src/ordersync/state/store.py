@@ -8,16 +8,16 @@ both revisions and the command that fixes it, instead of failing later on a miss
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ordersync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -27,6 +27,9 @@ class StateNotReadyError(ConfigError):
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:
+    # Alembic is imported when a revision is read or applied, not by every run that imports this.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -35,6 +38,8 @@ def _alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None, "the package ships at least one migration"
     return head
@@ -56,11 +61,15 @@ class StateStore:
         self.engine.dispose()
 
     def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
 
     def upgrade(self, revision: str = "head") -> tuple[str | None, str | None]:
         """Apply migrations up to ``revision``; returns (before, after)."""
+        from alembic import command
+
         before = self.current_revision()
         with self.engine.begin() as connection:
             command.upgrade(_alembic_config(connection), revision)
