@@ -214,15 +214,12 @@ def backfill(
     what changed) and resumable (a backfill cut short starts again near where it stopped)."""
     configure_logging(json=log_json)
     since_at = _parse_since(since)
-
-    def run(
-        shop_config: ShopConfig,
-        settings: Settings,
-        mirror: Mirror,
-        store: StateStore,
-        progress: ProgressCallback,
-    ) -> Awaitable[RunStats]:
-        return backfill_shop(
+    _run_shops(
+        "backfill",
+        config,
+        shop,
+        no_progress,
+        lambda shop_config, settings, mirror, store, progress: backfill_shop(
             shop_config,
             settings,
             mirror,
@@ -231,9 +228,8 @@ def backfill(
             progress=progress,
             store=store,
             restart=restart,
-        )
-
-    _run_shops("backfill", config, shop, no_progress, run)
+        ),
+    )
 
 
 @app.command()
@@ -251,17 +247,15 @@ def sync(
     from ordersync.sync.incremental import sync_shop
 
     configure_logging(json=log_json)
-
-    def run(
-        shop_config: ShopConfig,
-        settings: Settings,
-        mirror: Mirror,
-        store: StateStore,
-        progress: ProgressCallback,
-    ) -> Awaitable[RunStats]:
-        return sync_shop(shop_config, settings, mirror, store, progress=progress)
-
-    _run_shops("sync", config, shop, no_progress, run)
+    _run_shops(
+        "sync",
+        config,
+        shop,
+        no_progress,
+        lambda shop_config, settings, mirror, store, progress: sync_shop(
+            shop_config, settings, mirror, store, progress=progress
+        ),
+    )
 
 
 @app.command()

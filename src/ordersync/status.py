@@ -24,19 +24,6 @@ OUTBOX_DEAD = frozenset({"dead", "failed"})
 
 
 @dataclass(frozen=True)
-class LastRun:
-    kind: str
-    started_at: datetime
-    finished_at: datetime | None
-    status: str
-    fetched: int
-    loaded: int
-    unchanged: int
-    quarantined: int
-    error: str | None
-
-
-@dataclass(frozen=True)
 class BackfillProgress:
     """A backfill whose checkpoint is not done: the next run resumes it from ``position``. ``kind`` is
     'sync' for a WebCommander scan under way, which checkpoints the same way."""
@@ -50,7 +37,8 @@ class BackfillProgress:
 class ShopStatus:
     shop: str
     platform: str
-    last_run: LastRun | None
+    last_run: records.RunRecord | None
+    """The latest run, whatever came of it (its ``details`` hold requests, cursor, notes read)."""
     last_success_at: datetime | None
     cursor_at: datetime | None
     """WooCommerce: the newest change the mirror holds; WebCommander: when the last full scan began."""
@@ -119,7 +107,7 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
             ShopStatus(
                 shop=shop.name,
                 platform=shop.platform,
-                last_run=_last_run(last[0]) if last else None,
+                last_run=last[0] if last else None,
                 last_success_at=ok[0].finished_at if ok else None,
                 cursor_at=cursor_at,
                 behind_seconds=_behind(now, cursor_at, ok[0].started_at if ok else None),
@@ -130,20 +118,6 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
             )
         )
     return statuses
-
-
-def _last_run(run: records.RunRecord) -> LastRun:
-    return LastRun(
-        kind=run.kind,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        status=run.status,
-        fetched=run.fetched,
-        loaded=run.loaded,
-        unchanged=run.unchanged,
-        quarantined=run.quarantined,
-        error=run.error,
-    )
 
 
 def humanize(seconds: float) -> str:
