@@ -174,6 +174,15 @@ def test_daemon_keeps_the_mirror_current_and_stops_cleanly(shops: Shops, tmp_pat
 
         _wait("both changes in the mirror", changed + 30, both_seen, process, log)
 
+        def carriers_recorded() -> bool:
+            # The mirror has the change once its batch commits; the run is recorded a moment later.
+            return all(
+                any(r.finished_at and _finished(r) > changed_at and r.loaded for r in _runs(store, shop))
+                for shop in ("wc", "woo")
+            )
+
+        _wait("the runs that carried the changes", time.monotonic() + 15, carriers_recorded, process, log)
+
         # A change reaches the mirror within two intervals of the last run that finished before it,
         # plus the run that carries it.
         runs = {shop: [r for r in _runs(store, shop)[::-1] if r.finished_at] for shop in ("wc", "woo")}
