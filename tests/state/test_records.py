@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 from alembic import command
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from ordersync.state import records
 from ordersync.state.store import StateStore, _alembic_config
@@ -61,12 +64,27 @@ def test_runs_are_recorded_with_their_outcome_and_times_come_back_aware(ready_st
 
 
 def test_a_run_left_running_by_a_dead_process_is_marked_abandoned(ready_store: StateStore) -> None:
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(gone.stdout)  # that process has exited
     dead = records.start_run(ready_store, "woo", "sync")
+    live = records.start_run(ready_store, "woo", "sync")  # this process: alive, e.g. the daemon
+    elsewhere = records.start_run(ready_store, "woo", "sync")
     other_shop = records.start_run(ready_store, "wc", "sync")
-    assert records.abandon_stale_runs(ready_store, "woo") == 1
+    with ready_store.engine.begin() as connection:
+        connection.execute(
+            update(runs)
+            .where(runs.c.id == dead)
+            .values(details={"pid": dead_pid, "host": socket.gethostname()})
+        )
+        connection.execute(
+            update(runs).where(runs.c.id == elsewhere).values(details={"pid": 1, "host": "another-host"})
+        )
+    assert records.abandon_stale_runs(ready_store, "woo") == 2
     with ready_store.engine.connect() as connection:
         statuses = dict(connection.execute(select(runs.c.id, runs.c.status)).all())
-    assert statuses == {dead: "abandoned", other_shop: "running"}
+    assert statuses == {dead: "abandoned", live: "running", elsewhere: "abandoned", other_shop: "running"}
 
 
 def test_quarantine_keeps_one_row_per_payload_and_releases_records_that_map(ready_store: StateStore) -> None:

@@ -8,6 +8,8 @@ handed back aware.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,6 +83,24 @@ class RunRecord:
     details: dict[str, Any]
 
 
+def _where() -> dict[str, Any]:
+    """Which process runs this: lets a later run tell a live run from one whose process died."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _alive(details: dict[str, Any] | None) -> bool:
+    """True only for a run of a process still alive on this host; other hosts cannot be asked."""
+    if not details or details.get("host") != socket.gethostname() or not isinstance(details.get("pid"), int):
+        return False
+    try:
+        os.kill(details["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
+
+
 def start_run(store: StateStore, shop: str, kind: str) -> int:
     with store.engine.begin() as connection:
         result = connection.execute(
@@ -94,6 +114,7 @@ def start_run(store: StateStore, shop: str, kind: str) -> int:
                 loaded=0,
                 unchanged=0,
                 quarantined=0,
+                details=_where(),
             )
             .returning(runs.c.id)
         )
@@ -156,14 +177,23 @@ def last_runs(store: StateStore, shop: str, limit: int = 1, *, status: str | Non
 
 
 def abandon_stale_runs(store: StateStore, shop: str) -> int:
-    """Runs left 'running' by a process that died: marked so history does not show them as live."""
+    """Runs left 'running' by a process that died are marked, so history does not show them as live.
+    A run whose process is still alive on this host (the daemon, while someone runs `sync` by hand)
+    is left alone."""
     with store.engine.begin() as connection:
-        result = connection.execute(
-            update(runs)
-            .where(runs.c.shop == shop, runs.c.status == "running")
-            .values(status="abandoned", finished_at=_now(), error="the process stopped before the run ended")
-        )
-        return result.rowcount or 0
+        rows = connection.execute(
+            select(runs.c.id, runs.c.details).where(runs.c.shop == shop, runs.c.status == "running")
+        ).all()
+        dead = [row.id for row in rows if not _alive(row.details)]
+        if dead:
+            connection.execute(
+                update(runs)
+                .where(runs.c.id.in_(dead))
+                .values(
+                    status="abandoned", finished_at=_now(), error="the process stopped before the run ended"
+                )
+            )
+        return len(dead)
 
 
 # -- quarantine --------------------------------------------------------------------------------------
