@@ -136,7 +136,7 @@ _STATUS_STYLE = {"ok": "green", "running": "cyan", "failed": "red", "abandoned":
 
 
 def render(statuses: list[ShopStatus], *, now: datetime | None = None) -> Table:
-    """One row per shop in 100 columns (two lines each); the last failed runs' errors go below."""
+    """One row per shop, readable in 80 columns (two lines each); the last failed runs' errors go below."""
     now = now or datetime.now(UTC)
 
     def ago(when: datetime | None) -> str:
@@ -149,7 +149,7 @@ def render(statuses: list[ShopStatus], *, now: datetime | None = None) -> Table:
         pad_edge=False,
         collapse_padding=True,
     )
-    table.add_column("shop", min_width=20, overflow="fold")
+    table.add_column("shop", min_width=12, overflow="fold")
     table.add_column("last run", min_width=10, max_width=18)
     for header in ("fetched\nloaded", "last ok\nago", "behind", "backfill\nat", "quar-\nantine", "outbox"):
         table.add_column(header, justify="right", no_wrap=header != "behind")

@@ -157,10 +157,11 @@ def test_collect_reports_what_the_store_holds(store: StateStore, backend: str, t
     (woo_again, *_) = collect(settings, store, now=NOW)
     assert woo_again.behind_seconds == 600.0
 
-    console = Console(width=100, record=True)
+    console = Console(width=80, record=True)  # a default terminal: every column must still show
     console.print(render([woo, wc, quiet], now=NOW))
     text = console.export_text()
-    assert all(len(line) <= 100 for line in text.splitlines())
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "outbox" in text and "antine" in text
     assert "2m 03s" in text and "1h 00m" in text and "750" in text and "no cursor" in text
     assert "woo: shop 'woo': HTTP 503" in text  # the failed run's error, under the table
 
