@@ -38,7 +38,6 @@ from ordersync.aio import cancel_and_wait
 from ordersync.errors import NotFoundError
 from ordersync.mirror.store import Mirror
 from ordersync.platforms.woocommerce.client import ListPage, OrderFilters, public_url
-from ordersync.platforms.woocommerce.extract import needs_refunds
 from ordersync.sync.sources import RawPage, WooCommerceSource
 
 log = structlog.get_logger("ordersync.woocommerce.sync")
@@ -107,7 +106,7 @@ class WooCommerceChanges:
             async for page in self.source.with_details(self._new_only(self._window(filters))):
                 yield page
         if self.shop.notes == "all" and self.shop.notes_refresh == "open":
-            async for page in self._notes_refresh():
+            async for page in self.source.with_details(self._notes_changed()):
                 yield page
 
     async def _window(self, filters: OrderFilters) -> AsyncIterator[ListPage]:
@@ -183,7 +182,9 @@ class WooCommerceChanges:
         return {"modified": moved.isoformat(), "edge": edge}
 
     # -- notes of open orders ------------------------------------------------------------------------
-    async def _notes_refresh(self) -> AsyncIterator[RawPage]:
+    async def _notes_changed(self) -> AsyncIterator[ListPage]:
+        """Open orders whose notes differ from their mirrored comments, listed again for the usual
+        refund and note requests (one more notes request each for the few that changed)."""
         started = time.perf_counter()
         since = (
             self.run_start - timedelta(days=self.shop.notes_refresh_days)
@@ -230,38 +231,26 @@ class WooCommerceChanges:
         )
         keys = sorted(changed, key=int)
         for start in range(0, len(keys), self.shop.page_size):
-            chunk = keys[start : start + self.shop.page_size]
-            yield await self._reread(chunk, changed)
+            yield await self._reread(keys[start : start + self.shop.page_size])
 
-    async def _reread(self, keys: list[str], notes: dict[str, list[dict[str, Any]]]) -> RawPage:
-        """These orders whole again, with the notes just read and their refunds."""
+    async def _reread(self, keys: list[str]) -> ListPage:
+        """These orders as a list page: one request on v3, one per order on the legacy API."""
         if self.client.version == "v3":
-            page = await self.client.orders_page(
-                1,
-                len(keys),
-                OrderFilters(statuses=("any",), include=tuple(int(k) for k in keys), orderby="id"),
-            )
-            orders, url = page.orders, page.url
-        else:
-            orders = []
-            for key in keys:
-                try:
-                    orders.append(await self.client.order(key))
-                except NotFoundError:
-                    log.warning("woocommerce.order_gone", shop=self.shop.name, order_id=key)
-            url = public_url(httpx.URL(f"{self.shop.base_url}{self.client.prefix}/orders"))
-        attached: dict[str, dict[str, Any]] = {}
-        for order in orders:
-            key = str(order.get("id"))
-            extra: dict[str, Any] = {}
-            if self.shop.refunds and needs_refunds(order, self.client.version):
-                extra["_refunds"] = await self.client.refunds(key)
-            extra["_notes"] = notes.get(key, [])
-            attached[key] = extra
-        return RawPage(
-            source_url=url,
+            filters = OrderFilters(statuses=("any",), include=tuple(int(k) for k in keys), orderby="id")
+            return await self.client.orders_page(1, len(keys), filters)
+        orders = []
+        for key in keys:
+            try:
+                orders.append(await self.client.order(key))
+            except NotFoundError:
+                log.warning("woocommerce.order_gone", shop=self.shop.name, order_id=key)
+        return ListPage(
+            page=1,
+            per_page=len(keys),
             total=len(orders),
+            total_pages=1,
             count=len(orders),
             body=self._wrap(orders),
-            attachments=orjson.dumps(attached),
+            orders=orders,
+            url=public_url(httpx.URL(f"{self.shop.base_url}{self.client.prefix}/orders")),
         )
