@@ -140,6 +140,20 @@ class Mirror:
         return con
 
     @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write transaction, this file's writes taking turns: committed whole or rolled back."""
+        with self._lock:
+            self.ensure_schema()
+            with self.connect() as con:
+                con.begin()
+                try:
+                    yield con
+                    con.commit()
+                except BaseException:
+                    con.rollback()
+                    raise
+
+    @contextmanager
     def _reader(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
         """A connection for reads, or None when the file does not exist (reads must not create it).
 
@@ -186,17 +200,8 @@ class Mirror:
         """
         now = _aware(now)
         tables, quarantine = batch.tables(now)
-        with self._lock:
-            self.ensure_schema()
-            with self.connect() as con:
-                con.begin()
-                try:
-                    result = self._write(con, batch, tables, quarantine, now)
-                    con.commit()
-                except BaseException:
-                    con.rollback()
-                    raise
-        return result
+        with self._transaction() as con:
+            return self._write(con, batch, tables, quarantine, now)
 
     def _write(
         self,
@@ -308,19 +313,12 @@ class Mirror:
         ids = seen_ids if isinstance(seen_ids, list) else list(seen_ids)
         # The ids go in as a registered Arrow table and are joined, not spliced into an IN list.
         seen = pa.table({"order_id": pa.array(ids, type=pa.string())})
-        with self._lock:
-            self.ensure_schema()
-            with self.connect() as con:
-                con.begin()
-                try:
-                    con.register("b_seen", seen)
-                    gone, back = self._mark_presence(con, platform, shop, now)
-                    con.commit()
-                except BaseException:
-                    con.rollback()
-                    raise
-                finally:
-                    con.unregister("b_seen")  # a session would otherwise keep the ids until it ends
+        with self._transaction() as con:
+            con.register("b_seen", seen)
+            try:
+                gone, back = self._mark_presence(con, platform, shop, now)
+            finally:
+                con.unregister("b_seen")  # a session would otherwise keep the ids until it ends
         if gone or back:
             log.info("mirror.presence", platform=platform, shop=shop, disappeared=gone, reappeared=back)
         return gone, back
