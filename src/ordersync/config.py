@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -100,10 +101,37 @@ class _ShopBase(_Strict):
         return ZoneInfo(self.timezone)
 
 
+class WebCommanderAdminApi(_Strict):
+    """WebCommander's v4 admin API (send-invoice, comments with visibility, cancel): OAuth2 client
+    credentials, a token from ``POST {base_url}/api/v4/oauth2/token``."""
+
+    base_url: str = Field(description="e.g. https://wcapi.mywebcommander.com")
+    client_id: SecretStr
+    client_secret: SecretStr
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+
 class WebCommanderShop(_ShopBase):
     platform: Literal["webcommander"]
     uuid: SecretStr
     access_token: SecretStr
+    admin_api: WebCommanderAdminApi | None = Field(
+        None, description="v4 admin API credentials; needed for invoices, customer-visible comments, cancel"
+    )
+    country_ids: dict[str, int] = Field(
+        default_factory=dict,
+        description="ISO country code -> WebCommander country id, for orders created here",
+    )
+    state_ids: dict[str, int] = Field(
+        default_factory=dict, description="'AU-VIC' (country-state code) -> WebCommander state id"
+    )
+    payment_gateway: str = Field("PIS", description="gateway code for payments recorded without one")
 
 
 class WooCommerceShop(_ShopBase):
@@ -139,6 +167,11 @@ class WooCommerceShop(_ShopBase):
     )
     notes_refresh_days: int = Field(
         30, ge=0, description="orders modified this recently count as open whatever their status"
+    )
+    gateway_refunds: bool = Field(
+        False,
+        description="refunds written here go through the payment gateway (api_refund); off, they are "
+        "recorded only, which is what a refund mirrored from another shop needs",
     )
 
     @field_validator("verify_tls")
@@ -245,6 +278,60 @@ class EmbeddedSandbox(_Strict):
     seed: int = 42
 
 
+ChangeKind = Literal["orders", "status", "payment_status", "comments", "refunds", "payments", "cancel"]
+
+
+class Route(_Strict):
+    """Which changes of one shop's orders are written into another shop.
+
+    ``orders`` replicates new orders (created at or after ``replicate_since``, by default the first
+    time the route runs) and links them; the other kinds flow only between linked orders."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    changes: list[ChangeKind] = Field(min_length=1)
+    products: dict[str, str] = Field(
+        default_factory=dict, description="source SKU -> target product id, ahead of a lookup by SKU"
+    )
+    replicate_since: datetime | None = Field(None, description="aware; older orders are not replicated")
+
+    @field_validator("replicate_since")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a timezone, e.g. 2026-01-01T00:00:00Z")
+        return value
+
+
+ConflictField = Literal["status", "payment_status"]
+
+
+class OutboxSettings(_Strict):
+    max_attempts: int = Field(
+        8, ge=1, le=100, description="failed tries before an operation is dead-lettered"
+    )
+    backoff_base: float = Field(30.0, ge=0, description="seconds before the first retry, doubled each time")
+    backoff_max: float = Field(3600.0, ge=0)
+    batch: int = Field(100, ge=1, description="operations taken per drain")
+
+
+class SyncSettings(_Strict):
+    """Write-back between shops: routes, the conflict policy per field, and the outbox."""
+
+    routes: list[Route] = Field(default_factory=list)
+    conflicts: dict[ConflictField, str] = Field(
+        default_factory=dict,
+        description="field -> 'latest' (the later change wins, the default) or the name of the shop "
+        "that is the source of truth",
+    )
+    outbox: OutboxSettings = OutboxSettings()
+
+    def policy(self, field: str) -> str:
+        return self.conflicts.get(field, "latest")  # type: ignore[call-overload]
+
+
 def _default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
@@ -261,6 +348,22 @@ class Settings(_Strict):
     state: StateSettings = StateSettings()
     http: HttpSettings = HttpSettings()
     sandbox: EmbeddedSandbox = EmbeddedSandbox()
+    sync: SyncSettings = SyncSettings()
+
+    @model_validator(mode="after")
+    def _routes_name_shops(self) -> Settings:
+        names = {shop.name for shop in self.shops}
+        for n, route in enumerate(self.sync.routes):
+            for end in (route.source, route.target):
+                if end not in names:
+                    known = ", ".join(sorted(names))
+                    raise ValueError(f"sync.routes[{n}]: no shop named {end!r} (known: {known})")
+            if route.source == route.target:
+                raise ValueError(f"sync.routes[{n}]: from and to are the same shop {route.source!r}")
+        for field, policy in self.sync.conflicts.items():
+            if policy != "latest" and policy not in names:
+                raise ValueError(f"sync.conflicts.{field}: {policy!r} is neither 'latest' nor a shop name")
+        return self
 
     @field_validator("shops")
     @classmethod

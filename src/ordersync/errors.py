@@ -45,6 +45,8 @@ class HttpError(OrderSyncError):
         self.shop = shop
         self.code = code
         """The platform's error code (WooCommerce ``code``) when the body names one."""
+        self.retry_after: float | None = None
+        """Seconds the server asked us to wait (Retry-After) before the last failure, if it did."""
         where = f"shop {shop!r}: " if shop else ""
         answer = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"{where}{message} ({answer} from {url})")

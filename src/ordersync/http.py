@@ -220,10 +220,16 @@ class HttpPolicy:
         params: dict[str, Any] | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
+        retry: bool = True,
+        allow_empty: bool = False,
     ) -> JsonResponse:
-        """Send with retries and return the decoded JSON body; a body that is not JSON is retried too."""
+        """Send with retries and return the decoded JSON body; a body that is not JSON is retried too.
+
+        ``retry=False`` sends once: for writes that are not idempotent, where a timeout or a 5xx may
+        still have taken effect, so only the outbox (which first looks for the effect) may try again.
+        ``allow_empty`` accepts an empty 2xx body (a 204) as ``None``."""
         kwargs: dict[str, Any] = {
-            "stop": stop_after_attempt(self.settings.max_retries + 1),
+            "stop": stop_after_attempt((self.settings.max_retries if retry else 0) + 1),
             "wait": self._wait,
             "retry": retry_if_exception_type(_Retryable),
             "before_sleep": self._before_sleep,
@@ -234,12 +240,17 @@ class HttpPolicy:
         try:
             async for attempt in AsyncRetrying(**kwargs):
                 with attempt:
-                    return await self._once(client, method, url, params=params, json=json, headers=headers)
+                    return await self._once(
+                        client, method, url, allow_empty, params=params, json=json, headers=headers
+                    )
         except _Retryable as exc:
+            exc.final.retry_after = exc.retry_after
             raise exc.final from None
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
-    async def _once(self, client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> JsonResponse:
+    async def _once(
+        self, client: httpx.AsyncClient, method: str, url: str, allow_empty: bool = False, **kwargs: Any
+    ) -> JsonResponse:
         shown = url
         self.requests += 1
         try:
@@ -264,6 +275,8 @@ class HttpPolicy:
                         "got an HTML page instead of JSON", url=shown, status=status, shop=self.shop
                     )
                 )
+            if allow_empty and not response.content.strip():
+                return JsonResponse(None, response)
             try:
                 return JsonResponse(orjson.loads(response.content), response)
             except orjson.JSONDecodeError:
