@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -26,6 +27,7 @@ import structlog
 from ordersync.errors import MirrorLockedError
 from ordersync.mirror.batch import Batch
 from ordersync.mirror.schema import EVENT_FIELDS, ORDER_EVENTS, ORDER_TABLES, create_statements
+from ordersync.mirror.sync_state import replace_sync_state, sync_create_statements, sync_state_tables
 from ordersync.mirror.views import create_view_statements
 
 log = structlog.get_logger("ordersync.mirror")
@@ -182,7 +184,8 @@ class Mirror:
             if self._session is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.connect() as con:
-                for statement in create_statements():
+                # The sync tables before the views, which read them.
+                for statement in [*create_statements(), *sync_create_statements()]:
                     con.execute(statement)
                 for statement in create_view_statements():
                     con.execute(statement)
@@ -299,6 +302,18 @@ class Mirror:
             """,
             [now],
         )
+
+    def write_sync_state(
+        self,
+        links: list[dict[str, Any]],
+        operations: list[dict[str, Any]],
+        conflicts: list[dict[str, Any]],
+    ) -> None:
+        """Replace the mirror's copy of the write-back state (links, outbox operations, conflicts) in one
+        transaction; the state database is the original, this copy is for analysts' views."""
+        tables = sync_state_tables(links, operations, conflicts)
+        with self._transaction() as con:
+            replace_sync_state(con, tables)
 
     def mark_presence(
         self, platform: str, shop: str, seen_ids: Iterable[str], now: datetime | None = None

@@ -88,6 +88,29 @@ VIEWS: dict[str, str] = {
         FROM v_order_events
         GROUP BY ALL
     """,
+    # One row per link between an order and its copy in another shop, with both orders as the mirror
+    # holds them. LEFT JOINs: a link whose order is not mirrored yet still shows, with NULLs. Links
+    # name shops, not platforms; shop names are unique across the config, so (shop, order_id) is enough.
+    "v_order_links": """
+        SELECT l.source_shop, l.source_order_id, s.platform AS source_platform, s.number AS source_number,
+               s.status AS source_status, s.payment_status AS source_payment_status,
+               s.total AS source_total, s.currency AS source_currency,
+               l.target_shop, l.target_order_id, t.platform AS target_platform, t.number AS target_number,
+               t.status AS target_status, t.payment_status AS target_payment_status,
+               t.total AS target_total, t.currency AS target_currency,
+               l.created_at AS linked_at
+        FROM sync_links l
+        LEFT JOIN orders s ON s.shop = l.source_shop AND s.order_id = l.source_order_id
+        LEFT JOIN orders t ON t.shop = l.target_shop AND t.order_id = l.target_order_id
+    """,
+    # Each write-back operation and its outcome, with the order it wrote to (in `shop`) and the order
+    # it came from, by number, as analysts know them; NULL where that order is not mirrored (yet).
+    "v_sync_operations": """
+        SELECT op.*, t.number AS order_number, t.status AS order_status, s.number AS source_number
+        FROM sync_operations op
+        LEFT JOIN orders t ON t.shop = op.shop AND t.order_id = op.order_id
+        LEFT JOIN orders s ON s.shop = op.source_shop AND s.order_id = op.source_order_id
+    """,
 }
 
 

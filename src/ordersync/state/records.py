@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ordersync.state.store import StateStore
@@ -43,14 +43,20 @@ def get_cursor(store: StateStore, shop: str, stream: str) -> dict[str, Any] | No
 
 def set_cursor(store: StateStore, shop: str, stream: str, value: dict[str, Any]) -> None:
     """Insert or replace; one statement on either backend, so two writers cannot both insert."""
-    values = {"shop": shop, "stream": stream, "value": value, "updated_at": _now()}
-    dialect = store.engine.dialect.name
-    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(cursors).values(**values)
-    statement = upsert.on_conflict_do_update(
-        index_elements=["shop", "stream"], set_={"value": value, "updated_at": values["updated_at"]}
-    )
     with store.engine.begin() as connection:
-        connection.execute(statement)
+        set_cursor_in(connection, shop, stream, value)
+
+
+def set_cursor_in(connection: Connection, shop: str, stream: str, value: dict[str, Any]) -> None:
+    """``set_cursor`` inside the caller's transaction, beside the work the cursor covers."""
+    values = {"shop": shop, "stream": stream, "value": value, "updated_at": _now()}
+    dialect = connection.dialect.name
+    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(cursors).values(**values)
+    connection.execute(
+        upsert.on_conflict_do_update(
+            index_elements=["shop", "stream"], set_={"value": value, "updated_at": values["updated_at"]}
+        )
+    )
 
 
 def delete_cursor(store: StateStore, shop: str, stream: str) -> None:

@@ -105,6 +105,47 @@ outbox = Table(
     Column("result", JSON),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("done_at", DateTime(timezone=True)),
+    Column("order_id", String(100), comment="the target order (none for a replication)"),
+    Column("origin", String(20), comment="route or manual"),
+    Column("source_shop", String(200)),
+    Column("source_order_id", String(100)),
+    Column("changed_at", DateTime(timezone=True), comment="when the source change happened"),
+    Column("sent_at", DateTime(timezone=True), comment="set before a send: it may have taken effect"),
+    Column("baseline", JSON, comment="the target's ids before the send, to recognise its effect"),
+    Column("lease_until", DateTime(timezone=True), comment="a worker holds it until then"),
+    Column("claimed_by", JSON, comment="pid and host of that worker"),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    Index("ix_outbox_target", "shop", "order_id"),
     comment="Writes to a shop, each once: pending until done, failed ones kept with their error.",
+)
+
+tracked = Table(
+    "tracked_orders",
+    metadata,
+    Column("shop", String(200), primary_key=True),
+    Column("order_id", String(100), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    comment="What a linked order looked like when last routed, and the effects ordersync wrote into it "
+    "that its next extraction will show (so they are not echoed back).",
+)
+
+conflicts = Table(
+    "conflicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("field", String(50), nullable=False),
+    Column("shop_a", String(200), nullable=False),
+    Column("order_a", String(100), nullable=False),
+    Column("value_a", Text),
+    Column("changed_a", DateTime(timezone=True)),
+    Column("shop_b", String(200), nullable=False),
+    Column("order_b", String(100), nullable=False),
+    Column("value_b", Text),
+    Column("changed_b", DateTime(timezone=True)),
+    Column("policy", String(200), nullable=False),
+    Column("winner_shop", String(200), nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("detected_at", DateTime(timezone=True), nullable=False),
+    comment="Both shops changed the same field of a linked order: who won, by which policy.",
 )

@@ -1,0 +1,351 @@
+"""The outbox worker: applies queued operations once each, with retries, dead letters and no echo.
+
+For each claimed operation: fetch the target order; if an earlier attempt was sent (``sent_at``),
+look for its effect first and record that instead of sending again; skip what is already true;
+settle a conflict with a change the target made meanwhile; commit the baseline and ``sent_at``; send
+once; then, in one transaction, mark it done, remember the effect on the target's tracked state (so
+its next extraction does not route it back) and, for a replication, link the two orders.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from ordersync.config import Settings
+from ordersync.errors import ClientRequestError, HttpError, NotFoundError
+from ordersync.models import Order
+from ordersync.operations import (
+    AddComment,
+    Applied,
+    CancelOrder,
+    CreateOrder,
+    CreateRefund,
+    Operation,
+    OperationRejected,
+    RecordPayment,
+    SetPaymentStatus,
+    SetStatus,
+    marker,
+)
+from ordersync.state import links as state_links
+from ordersync.state import outbox
+from ordersync.state.store import StateStore
+from ordersync.writeback.effects import already_true, baseline_of, find_effect
+from ordersync.writeback.observe import from_order
+from ordersync.writeback.tracking import amount_sig, expect_effect, know, state_of, text_sig
+from ordersync.writeback.writer import Writer
+
+log = structlog.get_logger("ordersync.outbox")
+
+WAIT_FOR_CREATE = timedelta(seconds=30)
+
+
+@dataclass
+class DrainStats:
+    done: int = 0
+    found: int = 0
+    already: int = 0
+    retried: int = 0
+    dead: int = 0
+    superseded: int = 0
+    deferred: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            k: v
+            for k, v in {
+                "done": self.done,
+                "found": self.found,
+                "already": self.already,
+                "retried": self.retried,
+                "dead": self.dead,
+                "superseded": self.superseded,
+                "deferred": self.deferred,
+            }.items()
+            if v
+        }
+
+
+def _summary(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, HttpError) else str(exc)
+
+
+class Drainer:
+    def __init__(
+        self,
+        settings: Settings,
+        store: StateStore,
+        writers: dict[str, Writer],
+        *,
+        jitter: Any = random.random,
+    ):
+        self.settings = settings
+        self.store = store
+        self.writers = writers
+        self.jitter = jitter
+        self.stats = DrainStats()
+
+    # -- driving ------------------------------------------------------------------------------------
+    async def drain(self, ids: list[int] | None = None, *, max_rounds: int = 100) -> DrainStats:
+        """Apply what is due (or just ``ids``) until nothing due is left."""
+        lease = timedelta(seconds=self.settings.http.timeout * 4 + 60)
+        for _ in range(max_rounds):
+            rows = outbox.claim(
+                self.store,
+                lease=lease,
+                limit=self.settings.sync.outbox.batch,
+                ids=ids,
+                shops=list(self.writers),
+            )
+            if not rows:
+                break
+            for row in rows:
+                await self._one(row)
+            if ids is not None:
+                break
+        return self.stats
+
+    async def _one(self, row: outbox.OutboxRow) -> None:
+        op = row.op
+        try:
+            if isinstance(op, CreateOrder):
+                await self._create(row, op)
+            else:
+                await self._update(row, op)
+        except OperationRejected as exc:
+            self._dead(row, exc.reason)
+        except (ClientRequestError, NotFoundError) as exc:
+            self._dead(row, _summary(exc))  # the shop refused the request itself: sending it again won't help
+        except Exception as exc:
+            self._retry(row, exc)
+
+    # -- outcomes -----------------------------------------------------------------------------------
+    def _dead(self, row: outbox.OutboxRow, reason: str) -> None:
+        outbox.fail(self.store, row.id, reason, retry_at=None)
+        self.stats.dead += 1
+        log.warning("outbox.dead", id=row.id, shop=row.shop, kind=row.kind, order=row.order_id, reason=reason)
+
+    def _retry(self, row: outbox.OutboxRow, exc: Exception) -> None:
+        settings = self.settings.sync.outbox
+        error = _summary(exc)
+        if row.attempts >= settings.max_attempts:
+            outbox.fail(self.store, row.id, f"gave up after {row.attempts} attempts: {error}", retry_at=None)
+            self.stats.dead += 1
+            log.warning(
+                "outbox.dead", id=row.id, shop=row.shop, kind=row.kind, attempts=row.attempts, error=error
+            )
+            return
+        delay = min(settings.backoff_max, settings.backoff_base * 2 ** (row.attempts - 1))
+        delay *= 0.5 + self.jitter() / 2
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.settings.http.max_retry_after))
+        outbox.fail(self.store, row.id, error, retry_at=datetime.now(UTC) + timedelta(seconds=delay))
+        self.stats.retried += 1
+        self.stats.errors.append(error)
+        log.info(
+            "outbox.retry",
+            id=row.id,
+            shop=row.shop,
+            kind=row.kind,
+            attempt=row.attempts,
+            in_s=round(delay, 1),
+        )
+
+    # -- updates of an existing order ---------------------------------------------------------------
+    async def _update(self, row: outbox.OutboxRow, op: Operation) -> None:
+        writer = self.writers[row.shop]
+        key_marker = marker(row.key)
+        current = await writer.fetch(op.order_id)  # type: ignore[union-attr]
+        if row.sent_at is not None:
+            found = find_effect(op, current, row.baseline or {}, key_marker)
+            if found is not None:
+                self._finish(row, op, Applied(ids=found, found=True), current)
+                self.stats.found += 1
+                return
+        if already_true(op, current):
+            self._finish(row, op, Applied(ids={}, found=True), current, already=True)
+            self.stats.already += 1
+            return
+        if self._loses_conflict(row, op, current):
+            return
+        outbox.mark_sending(self.store, row.id, baseline=baseline_of(current))
+        applied = await writer.apply(op, key_marker, current)
+        self._finish(row, op, applied, current)
+        self.stats.done += 1
+
+    def _finish(
+        self, row: outbox.OutboxRow, op: Operation, applied: Applied, current: Order, *, already: bool = False
+    ) -> None:
+        result = applied.model_dump(mode="json", exclude_none=True)
+        if already:
+            result["already"] = True
+        with self.store.engine.begin() as connection:
+            outbox.complete(connection, row.id, result)
+            if row.origin == "route":
+                # A person's push is their change to this shop and may flow on; a routed one must not.
+                states = state_links.tracked_states(connection, row.shop, [current.external_id])
+                state = states.get(current.external_id) or state_of(from_order(current))
+                _remember(state, op, applied)
+                state_links.save_state(connection, row.shop, current.external_id, state)
+        log.info(
+            "outbox.done", id=row.id, shop=row.shop, kind=row.kind, order=row.order_id, found=applied.found
+        )
+
+    def _loses_conflict(self, row: outbox.OutboxRow, op: Operation, current: Order) -> bool:
+        """A routed status change meets a target that changed the same field since ordersync last saw
+        it (and the change has not been routed yet): the conflict policy decides, and it is recorded."""
+        if (
+            row.origin != "route"
+            or not isinstance(op, (SetStatus, SetPaymentStatus))
+            or row.source_shop is None
+        ):
+            return False
+        field_name = "status" if isinstance(op, SetStatus) else "payment_status"
+        with self.store.engine.connect() as connection:
+            state = state_links.tracked_states(connection, row.shop, [current.external_id]).get(
+                current.external_id
+            )
+        if state is None:
+            return False
+        now_value = (
+            current.status.value
+            if isinstance(op, SetStatus)
+            else (current.payment_status.value if current.payment_status else None)
+        )
+        if state.get(field_name) == now_value:
+            return False
+        policy = self.settings.sync.policy(field_name)
+        if policy == "latest":
+            target_time = current.updated_at
+            op_wins = row.changed_at is None or target_time is None or row.changed_at > target_time
+        else:
+            op_wins = policy != row.shop
+        winner = row.source_shop if op_wins else row.shop
+        with self.store.engine.begin() as connection:
+            state_links.record_conflict(
+                connection,
+                field=field_name,
+                shop_a=row.source_shop,
+                order_a=row.source_order_id or "",
+                value_a=op.status.value if op.status else op.value,
+                changed_a=row.changed_at,
+                shop_b=row.shop,
+                order_b=current.external_id,
+                value_b=now_value,
+                changed_b=current.updated_at,
+                policy=policy,
+                winner_shop=winner,
+                outcome=f"{winner} kept its {field_name}",
+            )
+            if not op_wins:
+                outbox.set_status(
+                    connection,
+                    row.id,
+                    outbox.SUPERSEDED,
+                    f"conflict: {row.shop} changed {field_name} too ({policy})",
+                )
+        log.warning("outbox.conflict", id=row.id, field=field_name, winner=winner, policy=policy)
+        if not op_wins:
+            self.stats.superseded += 1
+        return not op_wins
+
+    # -- replication ----------------------------------------------------------------------------------
+    async def _create(self, row: outbox.OutboxRow, op: CreateOrder) -> None:
+        writer = self.writers[row.shop]
+        key_marker = marker(row.key)
+        if op.order is None:
+            source = self.writers.get(op.source_shop)
+            if source is None:
+                raise OperationRejected(f"the source shop {op.source_shop!r} is not configured")
+            op = op.model_copy(update={"order": await source.fetch(op.source_order_id)})
+        if row.sent_at is not None:
+            created = await writer.find_created(key_marker, row.sent_at - timedelta(minutes=5))
+            if created is not None:
+                await self._finish_create(row, op, Applied(ids={"order_id": created}, found=True))
+                self.stats.found += 1
+                return
+        outbox.mark_sending(self.store, row.id, baseline={}, payload=outbox.dump_op(op))
+        applied = await writer.apply(op, key_marker, None)
+        await self._finish_create(row, op, applied)
+        self.stats.done += 1
+
+    async def _finish_create(self, row: outbox.OutboxRow, op: CreateOrder, applied: Applied) -> None:
+        created = applied.ids.get("order_id")
+        if not created:
+            raise OperationRejected("the shop answered the order creation without an order id")
+        assert op.order is not None
+        target_state: dict[str, Any] | None = None
+        try:
+            target_state = state_of(from_order(await self.writers[row.shop].fetch(created)))
+        except Exception as exc:
+            log.warning("outbox.created_fetch_failed", shop=row.shop, order=created, error=_summary(exc))
+        route = next(
+            (r for r in self.settings.sync.routes if r.source == op.source_shop and r.target == row.shop),
+            None,
+        )
+        with self.store.engine.begin() as connection:
+            outbox.complete(
+                connection, row.id, applied.model_dump(mode="json", exclude_none=True), order_id=created
+            )
+            state_links.add_link(connection, op.source_shop, op.source_order_id, row.shop, created)
+            state_links.save_state(
+                connection, op.source_shop, op.source_order_id, state_of(from_order(op.order))
+            )
+            if target_state is not None:
+                state_links.save_state(connection, row.shop, created, target_state)
+            if route is not None and "comments" in route.changes:
+                for comment in op.order.comments:
+                    follow = AddComment(
+                        order_id=created, text=comment.text, customer_visible=comment.customer_visible
+                    )
+                    outbox.enqueue(
+                        connection,
+                        key=f"{op.source_shop}/{op.source_order_id}/comment/{comment.external_id}->{row.shop}",
+                        shop=row.shop,
+                        op=follow,
+                        origin="route",
+                        source_shop=op.source_shop,
+                        source_order_id=op.source_order_id,
+                    )
+                    if target_state is not None:
+                        expect_effect(target_state, "comment", text_sig(comment.text))
+                if target_state is not None:
+                    state_links.save_state(connection, row.shop, created, target_state)
+        log.info(
+            "outbox.replicated",
+            id=row.id,
+            source=f"{op.source_shop}/{op.source_order_id}",
+            target=f"{row.shop}/{created}",
+        )
+
+
+def _remember(state: dict[str, Any], op: Operation, applied: Applied) -> None:
+    """Record on the target's tracked state what this operation changed there."""
+    if isinstance(op, SetStatus) and op.status is not None:
+        state["status"] = op.status.value
+    elif isinstance(op, CancelOrder):
+        state["status"] = "cancelled"
+    elif isinstance(op, SetPaymentStatus) and op.status is not None:
+        state["payment_status"] = op.status.value
+    elif isinstance(op, AddComment):
+        if applied.ids.get("comment_id"):
+            know(state, "comments", applied.ids["comment_id"])
+        else:
+            expect_effect(state, "comment", text_sig(op.text))
+    elif isinstance(op, CreateRefund):
+        if applied.ids.get("refund_id"):
+            know(state, "refunds", applied.ids["refund_id"])
+        else:
+            expect_effect(state, "refund", amount_sig(op.amount))
+    elif isinstance(op, RecordPayment):
+        if applied.ids.get("payment_id"):
+            know(state, "payments", applied.ids["payment_id"])
+        else:
+            expect_effect(state, "payment", amount_sig(op.amount))

@@ -1,0 +1,111 @@
+"""What routing needs to know of an order: its statuses and the ids of its comments, refunds and
+payments, read from the mirror (orders changed since the last routing) or from a canonical order
+(what a writer fetched)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ordersync.models import Order, PaymentStatus
+
+
+@dataclass(frozen=True)
+class Observed:
+    order_id: str
+    status: str
+    payment_status: str | None
+    currency: str
+    created_at: datetime
+    updated_at: datetime | None
+    number: str | None = None
+    loaded_at: datetime | None = None
+    comments: list[tuple[str, str, bool]] = field(default_factory=list)
+    """(id, text, customer visible)"""
+    refunds: list[tuple[str, Decimal, str | None]] = field(default_factory=list)
+    """(id, amount, reason)"""
+    payments: list[tuple[str, Decimal, str | None]] = field(default_factory=list)
+    """(id, amount, gateway) of payments that went through"""
+
+
+def from_order(order: Order) -> Observed:
+    return Observed(
+        order_id=order.external_id,
+        number=order.number,
+        status=order.status.value,
+        payment_status=order.payment_status.value if order.payment_status else None,
+        currency=order.currency,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+        comments=[(c.external_id or f"text:{c.text}", c.text, c.customer_visible) for c in order.comments],
+        refunds=[(r.external_id or f"amount:{r.amount}", r.amount, r.reason) for r in order.refunds],
+        payments=[
+            (p.external_id or f"amount:{p.amount}", p.amount, p.gateway)
+            for p in order.payments
+            if p.status == PaymentStatus.PAID
+        ],
+    )
+
+
+_ORDERS = """
+    SELECT order_id, number, status, payment_status, currency, created_at, updated_at, loaded_at
+    FROM orders
+    WHERE platform = $platform AND shop = $shop AND loaded_at > $after
+      AND (created_at >= $since OR list_contains($ids, order_id))
+    ORDER BY loaded_at, order_id
+"""
+
+
+def changed_orders(
+    con: Any,
+    platform: str,
+    shop: str,
+    *,
+    after: datetime,
+    created_since: datetime,
+    linked: list[str],
+) -> list[Observed]:
+    """Orders the mirror rewrote after ``after`` that routing cares about: linked ones, and ones
+    created since ``created_since`` (replication candidates)."""
+    params = {"platform": platform, "shop": shop, "after": after, "since": created_since, "ids": linked}
+    heads = con.execute(_ORDERS, params).fetchall()
+    if not heads:
+        return []
+    ids = [row[0] for row in heads]
+    scope = {"platform": platform, "shop": shop, "ids": ids}
+    children: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    queries = {
+        "comments": "SELECT order_id, comment_id, text, customer_visible FROM comments",
+        "refunds": "SELECT order_id, refund_id, amount, reason FROM refunds",
+        "payments": "SELECT order_id, payment_id, amount, gateway FROM payments WHERE status = 'paid' AND",
+    }
+    for kind, select in queries.items():
+        joiner = " " if select.endswith("AND") else " WHERE "
+        sql = (
+            f"{select}{joiner}platform = $platform AND shop = $shop AND list_contains($ids, order_id)"
+            " ORDER BY order_id, position"
+        )
+        for order_id, item_id, a, b in con.execute(sql, scope).fetchall():
+            if kind == "comments":
+                children[order_id][kind].append((item_id or f"text:{a}", a, bool(b)))
+            else:
+                children[order_id][kind].append((item_id or f"amount:{a}", Decimal(a), b))
+    return [
+        Observed(
+            order_id=row[0],
+            number=row[1],
+            status=row[2],
+            payment_status=row[3],
+            currency=row[4],
+            created_at=row[5],
+            updated_at=row[6],
+            loaded_at=row[7],
+            comments=children[row[0]]["comments"],
+            refunds=children[row[0]]["refunds"],
+            payments=children[row[0]]["payments"],
+        )
+        for row in heads
+    ]

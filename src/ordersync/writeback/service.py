@@ -1,0 +1,172 @@
+"""Write-back as the commands and the daemon use it: route the shops just synced, drain the outbox,
+and show the result in the mirror."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+
+from ordersync.config import Settings, ShopConfig, WebCommanderShop
+from ordersync.http import HttpPolicy
+from ordersync.operations import Operation
+from ordersync.state import links as state_links
+from ordersync.state import outbox
+from ordersync.state.store import StateStore
+from ordersync.writeback.drain import Drainer, DrainStats
+from ordersync.writeback.routing import RouteStats, route_shop
+from ordersync.writeback.writer import Writer
+
+log = structlog.get_logger("ordersync.writeback")
+
+
+def open_writer(
+    shop: ShopConfig, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> Writer:
+    policy = HttpPolicy(settings.http, shop=shop.name)
+    if isinstance(shop, WebCommanderShop):
+        from ordersync.platforms.webcommander.writer import WebCommanderWriter
+
+        return WebCommanderWriter(shop, policy, transport=transport)
+    from ordersync.platforms.woocommerce.writer import WooCommerceWriter
+
+    return WooCommerceWriter(shop, policy, transport=transport)
+
+
+@asynccontextmanager
+async def open_writers(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[dict[str, Writer]]:
+    """A writer per configured shop: a replication reads its source through one."""
+    async with AsyncExitStack() as stack:
+        writers: dict[str, Writer] = {}
+        for shop in settings.shops:
+            writer = open_writer(shop, settings, transport)
+            stack.push_async_callback(writer.aclose)
+            writers[shop.name] = writer
+        yield writers
+
+
+@dataclass
+class WriteBackStats:
+    routed: dict[str, RouteStats] = field(default_factory=dict)
+    drained: DrainStats = field(default_factory=DrainStats)
+
+    def summary(self) -> str:
+        queued = sum(r.queued for r in self.routed.values())
+        conflicts = sum(r.conflicts for r in self.routed.values())
+        parts = [f"{queued} queued"] if queued else []
+        if conflicts:
+            parts.append(f"{conflicts} conflict(s)")
+        parts += [f"{v} {k}" for k, v in self.drained.as_dict().items()]
+        return ", ".join(parts) if parts else "nothing to write"
+
+
+def has_work(settings: Settings, store: StateStore) -> bool:
+    if settings.sync.routes:
+        return True
+    return bool(outbox.rows(store, statuses=list(outbox.OPEN), limit=1))
+
+
+async def write_back(
+    settings: Settings,
+    store: StateStore,
+    mirror: Any,
+    shops: list[ShopConfig],
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> WriteBackStats:
+    """Route what ``shops`` changed, apply what is due, and publish links and outcomes to the mirror."""
+    stats = WriteBackStats()
+    for shop in shops:
+        stats.routed[shop.name] = route_shop(settings, store, mirror, shop)
+    async with open_writers(settings, transport) as writers:
+        stats.drained = await Drainer(settings, store, writers).drain()
+    publish(store, mirror)
+    return stats
+
+
+async def push(
+    settings: Settings,
+    store: StateStore,
+    shop: str,
+    op: Operation,
+    *,
+    key: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> outbox.OutboxRow:
+    """A person's operation through the same outbox: queued under ``key`` (a script re-running with
+    the same key gets the first outcome, never a second effect) and applied now."""
+    import uuid
+
+    key = key or f"manual/{uuid.uuid4()}"
+    with store.engine.begin() as connection:
+        outbox.enqueue(connection, key=key, shop=shop, op=op, origin="manual")
+        row = outbox.by_key(connection, key)
+    assert row is not None
+    if row.status in outbox.OPEN:
+        async with open_writers(settings, transport) as writers:
+            await Drainer(settings, store, writers).drain(ids=[row.id])
+    with store.engine.connect() as connection:
+        final = outbox.get(connection, row.id)
+    assert final is not None
+    return final
+
+
+def describe(row: outbox.OutboxRow) -> str:
+    """A short human description of an operation: 'refund 12.50 EUR', 'status completed'."""
+    p = row.payload
+    kind = row.kind
+    if kind == "set_status":
+        return f"status {p.get('value')}"
+    if kind == "set_payment_status":
+        return f"payment status {p.get('value')}"
+    if kind == "add_comment":
+        text = str(p.get("text", ""))
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        return f"{'customer ' if p.get('customer_visible') else ''}comment {shown!r}"
+    if kind == "create_refund":
+        return f"refund {p.get('amount')} {p.get('currency') or ''}".strip()
+    if kind == "record_payment":
+        return f"payment {p.get('amount')} {p.get('currency') or ''}".strip()
+    if kind == "create_order":
+        return f"replicate {p.get('source_shop')}/{p.get('source_order_id')}"
+    return kind.replace("_", " ")
+
+
+def publish(store: StateStore, mirror: Any) -> None:
+    """Copy links, operations and conflicts into the mirror (small tables, replaced whole)."""
+    if not hasattr(mirror, "write_sync_state"):
+        return
+    with store.engine.connect() as connection:
+        links = [vars(link) for link in state_links.all_links(connection)]
+        conflicts = state_links.all_conflicts(connection)
+    operations = [
+        {
+            "id": row.id,
+            "idempotency_key": row.key,
+            "shop": row.shop,
+            "kind": row.kind,
+            "order_id": row.order_id,
+            "origin": row.origin,
+            "source_shop": row.source_shop,
+            "source_order_id": row.source_order_id,
+            "status": row.status,
+            "attempts": row.attempts,
+            "last_error": row.last_error,
+            "result": None if row.result is None else __import__("json").dumps(row.result),
+            "summary": describe(row),
+            "created_at": row.created_at,
+            "next_attempt_at": row.next_attempt_at,
+            "done_at": row.done_at,
+        }
+        for row in outbox.rows(store)
+    ]
+    try:
+        mirror.write_sync_state(links, operations, conflicts)
+    except Exception as exc:
+        log.warning("writeback.publish_failed", error=str(exc))
