@@ -122,6 +122,7 @@ def create_app(
         r3("/orders/{id:int}/refunds", v3.create_refund, ["POST"]),
         r3("/orders/{id:int}/refunds/{refund:int}", v3.get_refund, ["GET"], action="GET1"),
         r3("/orders/{id:int}/refunds/{refund:int}", v3.delete_refund, ["DELETE"]),
+        r3("/orders/{id:int}/actions/send_order_details", v3.send_order_details, ["POST"]),
         r3("/refunds", v3.all_refunds, ["GET"]),
         r3("/products", v3.products, ["GET"]),
         r2("/orders", v2.list_orders, ["GET"]),
@@ -140,6 +141,7 @@ def create_app(
         r2("/orders/{id:int}/refunds", v2.create_refund, ["POST"]),
         r2("/orders/{id:int}/refunds/{refund:int}", v2.get_refund, ["GET"]),
         r2("/orders/{id:int}/refunds/{refund:int}", v2.delete_refund, ["DELETE"]),
+        r2("/products", v2.products, ["GET"]),
     ]
 
     async def no_route(request: Request, exc: Exception) -> Response:

@@ -1,5 +1,10 @@
 """The sandbox's legacy API v2 (``/wc-api/v2``, the Legacy REST API plugin): envelopes, filters with
-their quirks, ``X-WC-*`` totals and port-less ``Link`` headers."""
+their quirks, ``X-WC-*`` totals and port-less ``Link`` headers.
+
+Writes keep the plugin's ways: ``PUT orders/<id>`` with a status the shop does not know answers 200 and
+makes the order ``pending`` (``WC_Order::set_status``); ``order_meta`` sets only visible keys (no
+leading underscore) with scalar values, and ``filter[meta]=true`` shows only those; an order naming a
+product that does not exist is refused whole."""
 
 from __future__ import annotations
 
@@ -11,10 +16,10 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from starlette.responses import Response
 
-from ordersync.sandbox.woocommerce.catalog import CUSTOM_STATUSES, STATUS_LABELS
+from ordersync.sandbox.woocommerce.catalog import BY_ID, BY_SKU, CUSTOM_STATUSES, STATUS_LABELS, Product
 from ordersync.sandbox.woocommerce.model import Order
 from ordersync.sandbox.woocommerce.responses import ApiError, Ctx, find_by_id, json_response, read_body
-from ordersync.sandbox.woocommerce.store import StoreError, WooCommerceStore
+from ordersync.sandbox.woocommerce.store import ALL_STATUSES, StoreError, WooCommerceStore
 
 
 def legacy_date(raw: str) -> datetime:
@@ -46,7 +51,13 @@ class LegacyV2Api:
         return order
 
     def _render(self, ctx: Ctx, order: Order) -> dict[str, Any]:
-        return self.store.renderer.v2_order(order, ctx.base, self.store.v2_customer(order))
+        body = self.store.renderer.v2_order(order, ctx.base, self.store.v2_customer(order))
+        if ctx.request.query_params.get("filter[meta]") == "true":
+            # WC_API_Resource::maybe_add_meta: hidden (underscore) keys are left out.
+            visible = {k: v for _, k, v in order.meta if not k.startswith("_")}
+            if visible:
+                body["order_meta"] = visible
+        return body
 
     def _select(self, params: Any) -> list[int]:
         raw_status = params.get("status")
@@ -189,16 +200,48 @@ class LegacyV2Api:
         for line in out.get("fee_lines") or []:
             if isinstance(line, dict) and "title" in line:
                 line["name"] = line["title"]
+        meta = given.get("order_meta")
+        if isinstance(meta, dict):
+            out["meta_data"] = [
+                {"key": k, "value": v}
+                for k, v in meta.items()
+                if isinstance(k, str) and not k.startswith("_") and isinstance(v, str | int | float | bool)
+            ]
         return out
 
+    @staticmethod
+    def _check_products(body: dict[str, Any]) -> None:
+        """``set_line_item`` refuses a line without a valid product, and the order is not created."""
+        for item in body.get("line_items") or []:
+            if not isinstance(item, dict) or ("product_id" not in item and "sku" not in item):
+                raise ApiError(400, "woocommerce_api_invalid_product_id", "Product ID or SKU is required")
+            if item.get("sku"):
+                product = BY_SKU.get(str(item["sku"]))
+            else:
+                product = BY_ID.get(int(item["product_id"])) if str(item["product_id"]).isdigit() else None
+            if product is None:
+                raise ApiError(400, "woocommerce_invalid_product", "Product is invalid.")
+
     async def create_order(self, ctx: Ctx) -> Response:
-        order = self.store.create_order(self._as_v3(await read_body(ctx.request, legacy=True)))
+        body = self._as_v3(await read_body(ctx.request, legacy=True))
+        self._check_products(body)
+        order = self.store.create_order(body)
         return json_response({"order": self._render(ctx, order)}, 201)
 
     async def update_order(self, ctx: Ctx) -> Response:
         order = self._order(ctx)
-        self.store.update_order(order.id, self._as_v3(await read_body(ctx.request, legacy=True)))
+        body = self._as_v3(await read_body(ctx.request, legacy=True))
+        if "status" in body and body["status"] not in ALL_STATUSES:
+            body["status"] = "pending"  # WC_Order::set_status, without a word to the caller
+        self.store.update_order(order.id, body)
         return json_response({"order": self._render(ctx, order)})
+
+    async def products(self, ctx: Ctx) -> Response:
+        """``GET products`` with ``filter[sku]``: the SKU query covers variations too."""
+        sku = ctx.request.query_params.get("filter[sku]")
+        found = [p for p in BY_SKU.values() if not sku or p.sku == sku]
+        headers = {"X-WC-Total": str(len(found)), "X-WC-TotalPages": "1" if found else "0"}
+        return json_response({"products": [_v2_product(p) for p in found]}, headers=headers)
 
     async def delete_order(self, ctx: Ctx) -> Response:
         order = self._order(ctx)
@@ -275,6 +318,23 @@ class LegacyV2Api:
         order, refund = self._refund(ctx)
         self.store.delete_refund(order.id, refund.id)
         return json_response({"message": "Permanently deleted refund"})
+
+
+def _v2_product(product: Product) -> dict[str, Any]:
+    return {
+        "title": product.name,
+        "id": product.id,
+        "type": "variation" if product.parent_id else "simple",
+        "status": "publish",
+        "virtual": product.virtual,
+        "sku": product.sku,
+        "price": f"{product.price:.2f}",
+        "regular_price": f"{product.price:.2f}",
+        "tax_class": product.tax_class,
+        "parent_id": product.parent_id,
+        "variations": [],
+        "parent": [],
+    }
 
 
 def legacy_error_code(code: str) -> str:

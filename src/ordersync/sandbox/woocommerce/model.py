@@ -93,6 +93,8 @@ class Refund:
     tax_line_ids: dict[int, int]
     meta_id: int
     full: bool
+    meta: list[tuple[int, str, Any]] = field(default_factory=list)
+    """(meta id, key, value) sent as ``meta_data`` with the refund, after ``_refund_type``."""
 
     @property
     def tax(self) -> Decimal:

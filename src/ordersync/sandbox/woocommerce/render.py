@@ -255,7 +255,8 @@ class Renderer:
             "refunded_by": 1,
             "refunded_payment": False,
             "meta_data": [
-                {"id": refund.meta_id, "key": "_refund_type", "value": "full" if refund.full else "partial"}
+                {"id": refund.meta_id, "key": "_refund_type", "value": "full" if refund.full else "partial"},
+                *({"id": i, "key": k, "value": v} for i, k, v in refund.meta),
             ],
             "line_items": [
                 {

@@ -1,7 +1,9 @@
 """The sandbox WooCommerce shop's state: orders, refunds and notes, and the writes WooCommerce allows.
 
 Writes behave as on WooCommerce 11: status changes, edits and refunds bump ``date_modified``; adding a
-note does not. A refund needs ``api_refund: false`` with the offline gateways (otherwise HTTP 500,
+note does not. ``POST orders`` with a product id, variation id or SKU the shop does not have still
+creates the order, with an empty line item (no product, nothing to pay), as real shops do.
+A refund needs ``api_refund: false`` with the offline gateways (otherwise HTTP 500,
 ``data`` a bare number), cannot exceed what is left, reads per-rate line taxes from ``refund_tax``
 (a ``taxes`` key is ignored), and a refund of everything left sets the order ``refunded``. Orders and
 refunds draw ids from one sequence (WordPress posts), so order ids have gaps.
@@ -25,6 +27,7 @@ from ordersync.sandbox.woocommerce.catalog import (
     PAID_STATUSES,
     STATUS_LABELS,
     VARIABLE_PARENTS,
+    Product,
 )
 from ordersync.sandbox.woocommerce.generator import customers, generate, order_key
 from ordersync.sandbox.woocommerce.model import (
@@ -44,6 +47,8 @@ from ordersync.sandbox.woocommerce.render import Renderer, encode
 
 ALL_STATUSES = (*STATUS_LABELS, *CUSTOM_STATUSES)
 DEFAULT_BASE = "http://127.0.0.1"
+NO_PRODUCT = Product(0, "", "", ZERO)
+"""What a line item holds when the product it named does not exist: nothing, at no price."""
 
 
 class StoreError(Exception):
@@ -59,6 +64,13 @@ class StoreError(Exception):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        raise StoreError(400, "rest_invalid_param", "Invalid parameter(s): line_items") from None
 
 
 def _money(value: Any, field: str) -> Decimal:
@@ -97,6 +109,8 @@ class WooCommerceStore:
         self._item_id = 0
         self._meta_id = 100
         self._note_id = 0
+        self.sent_emails: list[dict[str, Any]] = []
+        """Emails the shop sent through order actions: order id, recipient, template, time."""
         self._v3: dict[str, dict[int, bytes]] = {}
         self._list_cache: dict[Any, list[int]] = {}
         self._stats: tuple[int, dict[int, tuple[int, Order, Decimal]]] = (-1, {})
@@ -442,17 +456,21 @@ class WooCommerceStore:
     def _new_line(self, item: Any) -> Line:
         if not isinstance(item, dict):
             raise StoreError(400, "rest_invalid_param", "Invalid parameter(s): line_items")
-        product = None
-        if item.get("variation_id"):
-            product = BY_ID.get(int(item["variation_id"]))
-        elif item.get("product_id"):
-            product = BY_ID.get(int(item["product_id"]))
-        elif item.get("sku"):
+        product: Product | None
+        if item.get("sku"):
             product = BY_SKU.get(str(item["sku"]))
-        if product is None or (
-            int(item.get("product_id") or 0) in VARIABLE_PARENTS and not item.get("variation_id")
-        ):
+        elif item.get("variation_id"):
+            product = BY_ID.get(_int(item["variation_id"]))
+        elif item.get("product_id"):
+            product = BY_ID.get(_int(item["product_id"]))
+        else:
+            raise StoreError(
+                400, "woocommerce_rest_required_product_reference", "Product ID or SKU is required."
+            )
+        if _int(item.get("product_id")) in VARIABLE_PARENTS and not item.get("variation_id"):
             raise StoreError(400, "woocommerce_rest_invalid_product_id", "Product ID or SKU is invalid.")
+        # wc_get_product() of an unknown id is false and the controller goes on: the line is kept empty.
+        product = product or NO_PRODUCT
         try:
             quantity = int(item.get("quantity", 1))
         except (TypeError, ValueError):
@@ -519,6 +537,9 @@ class WooCommerceStore:
             )
             for rate in sorted({r for rl in lines for r in rl.taxes}):
                 refund.tax_line_ids[rate] = self.next_item_id()
+            for entry in body.get("meta_data") or []:
+                if isinstance(entry, dict) and entry.get("key"):
+                    refund.meta.append((self.next_meta_id(), str(entry["key"]), entry.get("value")))
             order.refunds.append(refund)
             for rl in lines:
                 self.add_note(order.id, f"Item #{rl.line.product.id} stock increased.", at=when)
@@ -526,6 +547,39 @@ class WooCommerceStore:
                 self.set_status(order, "refunded", at=when)
             self._touch(order, at=when)
             return refund
+
+    def send_order_details(
+        self, order_id: Any, email: str | None = None, force: bool = False, *, at: datetime | None = None
+    ) -> str:
+        """``POST orders/<id>/actions/send_order_details`` (WooCommerce 9.8+): the customer invoice email
+        to the billing address; ``email`` sets one only where none is set, or with ``force``. The email is
+        recorded in ``sent_emails`` and as a private note; the answer's message is returned."""
+        with self.lock:
+            order = self.get(order_id)
+            current = order.billing.get("email", "")
+            message = ""
+            if email and email != current:
+                if current and not force:
+                    raise StoreError(
+                        400,
+                        "woocommerce_rest_email_update_not_forced",
+                        "The order already has a billing email. To update it, set force_email_update.",
+                    )
+                order.billing = {**order.billing, "email": email}
+                self._touch(order, at=at)
+                message = f"Billing email updated to {email}. "
+                current = email
+            if not current:
+                raise StoreError(
+                    400, "woocommerce_rest_missing_email", "Order does not have an email address."
+                )
+            when = at or self.now()
+            self.sent_emails.append(
+                {"order_id": order.id, "to": current, "template": "customer_invoice", "at": when}
+            )
+            message += f"Order details sent to {current}, via REST API."
+            self.add_note(order.id, f"Order details sent to {current}, via REST API.", at=when)
+            return message
 
     def _refund_line(self, order: Order, item: Any) -> RefundLine:
         if not isinstance(item, dict):
