@@ -3,6 +3,13 @@ the state database."""
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m ordersync.cli`: run the importable module, which the
+    # subcommand modules import back (as __main__ this copy would be imported a second time).
+    from ordersync.cli import main
+
+    main()
+    raise SystemExit(0)
+
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
@@ -65,7 +72,11 @@ def start_embedded_sandbox(settings: Settings, stack: ExitStack) -> Settings:
         base_url = stack.enter_context(
             start_shop_sandbox(shop, orders=settings.sandbox.orders, seed=settings.sandbox.seed)
         )
-        shops.append(shop.model_copy(update={"base_url": base_url}))
+        update: dict[str, object] = {"base_url": base_url}
+        admin = getattr(shop, "admin_api", None)
+        if admin is not None:  # the sandbox serves the v4 admin API on the same port
+            update["admin_api"] = admin.model_copy(update={"base_url": base_url})
+        shops.append(shop.model_copy(update=update))
     console.print(f"[dim]embedded sandbox: {settings.sandbox.orders} orders per shop on loopback[/]")
     return settings.model_copy(update={"shops": shops})
 
@@ -178,6 +189,7 @@ def _run_shops(
                     for shop_config in selected:
                         callback = _RichProgress(progress, shop_config.name)
                         results.append(asyncio.run(run(shop_config, settings, mirror, store, callback)))
+                _write_back(settings, store, mirror, selected)
             except OrderSyncError as exc:
                 raise _fail(exc, 1) from None
     finally:
@@ -190,6 +202,16 @@ def _run_shops(
             f"{settings.mirror.path} (raw payload, reason and field path)."
         )
     return results
+
+
+def _write_back(settings: Settings, store: StateStore, mirror: Mirror, shops: list[ShopConfig]) -> None:
+    """Route what the shops just synced changed and apply what the outbox holds (if routes exist)."""
+    from ordersync.writeback.service import has_work, write_back
+
+    if not has_work(settings, store):
+        return
+    stats = asyncio.run(write_back(settings, store, mirror, shops))
+    console.print(f"write-back: {escape(stats.summary())}")
 
 
 ShopOption = Annotated[list[str] | None, typer.Option("--shop", "-s", help="Only this shop (repeatable).")]
@@ -441,9 +463,11 @@ def status_command(
         out.print(render(statuses, now=now))
 
 
+from ordersync.cli_writeback import outbox_app, push_app  # noqa: E402 - they use the helpers above
+
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(push_app, name="push")
+
+
 def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
     app()

@@ -315,6 +315,7 @@ class OutboxSettings(_Strict):
     backoff_base: float = Field(30.0, ge=0, description="seconds before the first retry, doubled each time")
     backoff_max: float = Field(3600.0, ge=0)
     batch: int = Field(100, ge=1, description="operations taken per drain")
+    interval: float = Field(30.0, gt=0, description="`ordersync run`: seconds between outbox drains")
 
 
 class SyncSettings(_Strict):

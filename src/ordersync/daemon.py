@@ -47,6 +47,9 @@ CRON_GRACE = 60
 """Seconds a cron tick may start late (a busy loop) and still run: crontab's own resolution."""
 
 
+OUTBOX_JOB = "__outbox__"
+
+
 def trigger_for(schedule: Schedule) -> tuple[BaseTrigger, int]:
     """The trigger and its misfire grace: a late tick still runs until the next one is due."""
     if schedule.interval is not None:
@@ -77,6 +80,8 @@ class _Daemon:
         self.running: dict[asyncio.Task[Any], str] = {}
         self.behind: set[str] = set()
         self.stopping = False
+        self.writeback = asyncio.Lock()
+        """Routing and draining both move tracked order states: one at a time."""
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
@@ -97,7 +102,53 @@ class _Daemon:
                 misfire_grace_time=grace,
                 next_run_time=now,
             )
+        if self.settings.sync.routes:
+            self.scheduler.add_job(
+                self.drain,
+                IntervalTrigger(seconds=self.settings.sync.outbox.interval, timezone=UTC),
+                id=OUTBOX_JOB,
+                name="outbox",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=now,
+            )
         self.scheduler.start()
+
+    async def route(self, shop: ShopConfig) -> None:
+        """Queue what this shop's run changed for the shops it is linked to, then drain soon."""
+        from ordersync.writeback.routing import route_shop
+
+        if not self.settings.sync.routes:
+            return
+        async with self.writeback:
+            await asyncio.to_thread(route_shop, self.settings, self.store, self.settings.mirror.open(), shop)
+        if self.scheduler.get_job(OUTBOX_JOB) is not None:
+            self.scheduler.modify_job(OUTBOX_JOB, next_run_time=datetime.now(UTC))
+
+    async def drain(self) -> None:
+        """Apply what the outbox holds that is due; failures stay queued with their error."""
+        from ordersync.writeback.drain import Drainer
+        from ordersync.writeback.service import open_writers, publish
+
+        if self.stopping:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.running[task] = OUTBOX_JOB
+        try:
+            async with self.writeback:
+                async with open_writers(self.settings, self.transport) as writers:
+                    stats = await Drainer(self.settings, self.store, writers).drain()
+                await asyncio.to_thread(publish, self.store, self.settings.mirror.open())
+            if stats.as_dict():
+                log.info("daemon.outbox", **stats.as_dict())
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+        except Exception as exc:
+            log.error("daemon.outbox_failed", error=str(exc), error_type=type(exc).__name__)
+        finally:
+            self.running.pop(task, None)
 
     async def tick(self, shop: ShopConfig) -> None:
         if self.stopping:
@@ -114,6 +165,7 @@ class _Daemon:
                 transport=self.transport,
                 pool=self.pool,
             )
+            await self.route(shop)
         except asyncio.CancelledError:
             if not self.stopping:
                 raise

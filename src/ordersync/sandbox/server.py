@@ -93,12 +93,21 @@ def shop_app(
         store = WebCommanderStore(
             orders=orders, seed=seed, timezone=shop.timezone, realistic=realistic, prerender=prerender
         )
+        admin = (
+            {
+                "client_id": shop.admin_api.client_id.get_secret_value(),
+                "client_secret": shop.admin_api.client_secret.get_secret_value(),
+            }
+            if shop.admin_api is not None
+            else {}
+        )
         return create_app(
             store,
             uuid=shop.uuid.get_secret_value(),
             access_token=shop.access_token.get_secret_value(),
             faults=faults,
             max_page_size=max_page_size,
+            **admin,
         )
     from ordersync.sandbox.woocommerce.app import ApiKey
     from ordersync.sandbox.woocommerce.app import create_app as create_woo_app

@@ -36,7 +36,7 @@ from ordersync.state import links as state_links
 from ordersync.state import outbox
 from ordersync.state.store import StateStore
 from ordersync.writeback.effects import already_true, baseline_of, find_effect
-from ordersync.writeback.observe import from_order
+from ordersync.writeback.observe import from_order, routed_comment
 from ordersync.writeback.tracking import amount_sig, expect_effect, know, state_of, text_sig
 from ordersync.writeback.writer import Writer
 
@@ -300,30 +300,90 @@ class Drainer:
             )
             if target_state is not None:
                 state_links.save_state(connection, row.shop, created, target_state)
-            if route is not None and "comments" in route.changes:
-                for comment in op.order.comments:
-                    follow = AddComment(
-                        order_id=created, text=comment.text, customer_visible=comment.customer_visible
-                    )
+            if route is not None:
+                for key, follow in _catch_up(op, row.shop, created, route.changes, self.settings):
                     outbox.enqueue(
                         connection,
-                        key=f"{op.source_shop}/{op.source_order_id}/comment/{comment.external_id}->{row.shop}",
+                        key=key,
                         shop=row.shop,
                         op=follow,
                         origin="route",
                         source_shop=op.source_shop,
                         source_order_id=op.source_order_id,
+                        changed_at=op.order.updated_at,
                     )
-                    if target_state is not None:
-                        expect_effect(target_state, "comment", text_sig(comment.text))
-                if target_state is not None:
-                    state_links.save_state(connection, row.shop, created, target_state)
         log.info(
             "outbox.replicated",
             id=row.id,
             source=f"{op.source_shop}/{op.source_order_id}",
             target=f"{row.shop}/{created}",
         )
+
+
+def _catch_up(
+    op: CreateOrder, target: str, created: str, changes: list[str], settings: Settings
+) -> list[tuple[str, Operation]]:
+    """What the new order lacks that its route carries: the source's status, payments, refunds and
+    comments as they were when it was copied (a new order starts pending, unpaid, with no comments).
+    Keys are the ones routing would use, so nothing is queued twice."""
+    from ordersync.mapping.statuses import platform_value
+
+    order = op.order
+    assert order is not None
+    platform = next(s.platform for s in settings.shops if s.name == target)
+    prefix = f"{op.source_shop}/{op.source_order_id}"
+    out: list[tuple[str, Operation]] = []
+    value = platform_value("order_status", platform, order.status.value)
+    if "status" in changes and value is not None and order.status.value != "pending":
+        stamp = order.updated_at.isoformat() if order.updated_at else "-"
+        out.append(
+            (
+                f"{prefix}/status/{order.status.value}@{stamp}->{target}",
+                SetStatus(order_id=created, value=value, status=order.status),
+            )
+        )
+    if "payments" in changes:
+        for payment in order.payments:
+            if payment.status.value == "paid":
+                out.append(
+                    (
+                        f"{prefix}/payment/{payment.external_id or f'amount:{payment.amount}'}->{target}",
+                        RecordPayment(
+                            order_id=created,
+                            amount=payment.amount,
+                            currency=order.currency,
+                            paid_at=payment.paid_at,
+                            transaction_id=payment.transaction_id,
+                        ),
+                    )
+                )
+    label = order.number or order.external_id
+    if "refunds" in changes:
+        for refund in order.refunds:
+            out.append(
+                (
+                    f"{prefix}/refund/{refund.external_id or f'amount:{refund.amount}'}->{target}",
+                    CreateRefund(
+                        order_id=created,
+                        amount=refund.amount,
+                        currency=order.currency,
+                        reason=refund.reason or f"Refund of {op.source_shop} order {label}",
+                    ),
+                )
+            )
+    if "comments" in changes:
+        for comment in order.comments:
+            if not routed_comment(order.platform.value, comment.author):
+                continue
+            out.append(
+                (
+                    f"{prefix}/comment/{comment.external_id or f'text:{comment.text}'}->{target}",
+                    AddComment(
+                        order_id=created, text=comment.text, customer_visible=comment.customer_visible
+                    ),
+                )
+            )
+    return out
 
 
 def _remember(state: dict[str, Any], op: Operation, applied: Applied) -> None:

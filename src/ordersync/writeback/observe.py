@@ -12,6 +12,15 @@ from typing import Any
 
 from ordersync.models import Order, PaymentStatus
 
+SYSTEM_AUTHORS = frozenset({"WooCommerce", "system"})
+"""WooCommerce attributes its own notes (status changes, emails, stock) and notes added through the
+API to "WooCommerce"; a note a person writes in the admin carries their name. Only people's notes are
+routed: the rest is each shop's own bookkeeping, and would echo every write ordersync makes."""
+
+
+def routed_comment(platform: str, author: str | None) -> bool:
+    return platform != "woocommerce" or (author or "WooCommerce") not in SYSTEM_AUTHORS
+
 
 @dataclass(frozen=True)
 class Observed:
@@ -78,7 +87,7 @@ def changed_orders(
     scope = {"platform": platform, "shop": shop, "ids": ids}
     children: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     queries = {
-        "comments": "SELECT order_id, comment_id, text, customer_visible FROM comments",
+        "comments": "SELECT order_id, comment_id, text, customer_visible, author FROM comments",
         "refunds": "SELECT order_id, refund_id, amount, reason FROM refunds",
         "payments": "SELECT order_id, payment_id, amount, gateway FROM payments WHERE status = 'paid' AND",
     }
@@ -88,9 +97,10 @@ def changed_orders(
             f"{select}{joiner}platform = $platform AND shop = $shop AND list_contains($ids, order_id)"
             " ORDER BY order_id, position"
         )
-        for order_id, item_id, a, b in con.execute(sql, scope).fetchall():
+        for order_id, item_id, a, b, *rest in con.execute(sql, scope).fetchall():
             if kind == "comments":
-                children[order_id][kind].append((item_id or f"text:{a}", a, bool(b)))
+                if routed_comment(platform, rest[0]):
+                    children[order_id][kind].append((item_id or f"text:{a}", a, bool(b)))
             else:
                 children[order_id][kind].append((item_id or f"amount:{a}", Decimal(a), b))
     return [

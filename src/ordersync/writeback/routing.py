@@ -72,7 +72,7 @@ def route_shop(settings: Settings, store: StateStore, mirror: Any, shop: ShopCon
     incoming = [r for r in settings.sync.routes if r.target == shop.name]
     if not outgoing and not incoming:
         return stats
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)  # shops stamp orders to the second
     cursor = records.get_cursor(store, shop.name, ROUTING) or {}
     since = dict(cursor.get("since", {}))
     for route in outgoing:

@@ -4,23 +4,48 @@ Errors: the document shows none. The sandbox answers a missing or wrong ``uuid``
 HTTP 401 and ``{"status": "error", "message": "Invalid uuid or accessToken"}``, bad input with 400 and
 an unknown order with 404, in the same ``{"status": "error", "message": ...}`` envelope the success
 bodies use. Clients should rely on the status code, not on the wording.
+
+The v4 admin API (``admin_api.py``: OAuth2 token, send-invoice, comments, cancel) is served by the same
+app on the same port, under ``/api/v4``.
+
+``Idempotency-Key`` (sandbox behaviour; neither document shows it, the connector sends it wherever an
+API takes one): on any POST write, external-app or v4, the first answer for a key is stored and a repeat
+with the same key, path and body gets it again byte for byte, with the same status, and with an
+``Idempotent-Replayed: true`` header; the write is not done twice. The same key with another body or
+path is 422 ``{"status": "error", "message": ...}``; a repeat while the first is still being answered is
+409. Keys belong to the client that sent them (the ``uuid``, or the OAuth2 client of a bearer token) and
+are checked only after its credentials are; a 5xx answer is not stored, so a retry after it runs again.
+Injected faults (``faults.py``) come before all of this, as a proxy in front of the shop would.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordersync.sandbox.faults import FaultConfig, FaultInjector
 from ordersync.sandbox.http_date import DateHeader
-from ordersync.sandbox.webcommander.store import SandboxError, WebCommanderStore
+from ordersync.sandbox.webcommander.admin_api import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_TOKEN_LIFETIME,
+    TOKEN_PATH,
+    TokenIssuer,
+    admin_routes,
+)
+from ordersync.sandbox.webcommander.store import SandboxError, StoredReply, WebCommanderStore
 
 PREFIX = "/external/app/access"
 DEFAULT_UUID = "F8A3-A88E-C6EF-B1CB"
@@ -56,18 +81,123 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _fingerprint(scope: Scope, body: bytes) -> bytes:
+    """What makes two requests "the same" for a key: method, path, query and the JSON they carry
+    (key order and spacing aside)."""
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body.strip() else b""
+    except orjson.JSONDecodeError:
+        canonical = body
+    head = f"{scope['method']} {scope['path']}?{scope.get('query_string', b'').decode('latin-1')}\n"
+    return hashlib.sha256(head.encode() + canonical).digest()
+
+
+class IdempotencyKeys:
+    """ASGI middleware: the ``Idempotency-Key`` behaviour described in the module docstring.
+
+    ``client_of`` names the authenticated client of a request's headers, or None when its credentials
+    are not good (the request then goes to the app untouched, which refuses it)."""
+
+    def __init__(self, app: ASGIApp, store: WebCommanderStore, client_of: Callable[[Headers], str | None]):
+        self.app = app
+        self.store = store
+        self.client_of = client_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope) if scope["type"] == "http" else None
+        key = headers.get("idempotency-key") if headers is not None else None
+        client = self.client_of(headers) if headers is not None and key else None
+        if scope.get("method") != "POST" or scope["path"] == TOKEN_PATH or not key or client is None:
+            await self.app(scope, receive, send)
+            return
+        body, replay_receive = await _buffered(receive)
+        fingerprint = _fingerprint(scope, body)
+        slot = (client, key)
+        store = self.store
+        with store.replies_lock:
+            stored = store.replies.get(slot)
+            busy = stored is None and slot in store.replies_in_flight
+            if stored is None and not busy:
+                store.replies_in_flight.add(slot)
+        if stored is not None:
+            if stored.fingerprint != fingerprint:
+                message = "Idempotency-Key was already used with another request body or path"
+                await _error(422, message)(scope, replay_receive, send)
+                return
+            replayed = [*stored.headers, (b"idempotent-replayed", b"true")]
+            await send({"type": "http.response.start", "status": stored.status, "headers": replayed})
+            await send({"type": "http.response.body", "body": stored.body})
+            return
+        if busy:
+            await _error(409, "a request with this Idempotency-Key is still in progress")(
+                scope, replay_receive, send
+            )
+            return
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, replay_receive, capture)
+        finally:
+            with store.replies_lock:
+                store.replies_in_flight.discard(slot)
+                if start and start["status"] < 500:
+                    store.replies[slot] = StoredReply(
+                        fingerprint, start["status"], list(start.get("headers", [])), b"".join(chunks)
+                    )
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole request body, and a ``receive`` that hands it to the app again."""
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(parts)
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
 def create_app(
     store: WebCommanderStore,
     uuid: str = DEFAULT_UUID,
     access_token: str = DEFAULT_TOKEN,
     faults: FaultConfig | None = None,
     max_page_size: int | None = None,
+    *,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+    token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
+    clock: Callable[[], float] = time.time,
 ) -> FaultInjector:
-    """The app behind its fault injector; ``app.app.state.store`` is the shop's state."""
+    """The app behind its fault injector; the Starlette app inside keeps ``state.store`` (the shop's
+    state) and ``state.tokens`` (the v4 token issuer). ``client_id``/``client_secret`` are the v4 admin
+    API's OAuth2 client; its tokens live ``token_lifetime`` seconds by ``clock`` (tests pass their own)."""
+    issuer = TokenIssuer(client_id, client_secret, token_lifetime, clock)
 
-    def authorised(request: Request) -> bool:
-        given_uuid = request.headers.get("uuid", "")
-        given_token = request.headers.get("accesstoken", "")
+    def authorised(request: Request | Headers) -> bool:
+        headers = request.headers if isinstance(request, Request) else request
+        given_uuid = headers.get("uuid", "")
+        given_token = headers.get("accesstoken", "")
         # Compared as bytes: compare_digest refuses non-ASCII str, and a stray byte must be a 401, not a 500.
         return hmac.compare_digest(given_uuid.encode(), uuid.encode()) & hmac.compare_digest(
             given_token.encode(), access_token.encode()
@@ -160,7 +290,17 @@ def create_app(
         Route(f"{PREFIX}/make-order-payment", endpoint(make_payment), methods=["POST"]),
         Route(f"{PREFIX}/payment-gateways", endpoint(gateways), methods=["GET"]),
         Route(f"{PREFIX}/update-payment-gateway", endpoint(update_gateway), methods=["POST"]),
+        *admin_routes(store, issuer),
     ]
     app = Starlette(routes=routes)
     app.state.store = store
-    return FaultInjector(DateHeader(app, lambda: datetime.now(UTC)), faults)
+    app.state.tokens = issuer
+
+    def client_of(headers: Headers) -> str | None:
+        if "authorization" in headers:
+            client = issuer.client_for(headers["authorization"])
+            return f"v4:{client}" if client is not None else None
+        return f"app:{uuid}" if authorised(headers) else None
+
+    keyed = IdempotencyKeys(app, store, client_of)
+    return FaultInjector(DateHeader(keyed, lambda: datetime.now(UTC)), faults)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import threading
 from bisect import bisect_left, insort
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -60,6 +61,16 @@ PAYMENT_GATEWAYS: list[dict[str, Any]] = [
         start=1,
     )
 ]
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    """The first answer to a POST carrying an ``Idempotency-Key``, replayed for a repeat of it."""
+
+    fingerprint: bytes
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
 
 
 class SandboxError(Exception):
@@ -126,6 +137,12 @@ class WebCommanderStore:
         self._next_comment = 1_000_000
         self._next_payment = 1_000_000
         self.gateways = copy.deepcopy(PAYMENT_GATEWAYS)
+        self.invoices: list[dict[str, Any]] = []
+        """Invoices sent through the v4 admin API, oldest first."""
+        self.replies: dict[tuple[str, str], StoredReply] = {}
+        """Idempotency-Key replies by (client, key): shop state, so a new app over this store keeps them."""
+        self.replies_in_flight: set[tuple[str, str]] = set()
+        self.replies_lock = threading.Lock()
         for order in generate_orders(orders, seed, realistic=realistic):
             self._put(order)
         if prerender:
@@ -196,10 +213,18 @@ class WebCommanderStore:
             self._touched(order, resummarize=False)
 
     def add_comment(
-        self, order_id: Any, message: Any, *, visible: bool = False, admin: str | None = None
+        self,
+        order_id: Any,
+        message: Any,
+        *,
+        visible: bool = False,
+        admin: str | None = None,
+        is_admin: bool = True,
+        field: str = "message",
     ) -> int:
+        """``field`` names the request's text field in the error (``message`` here, ``content`` in v4)."""
         if not isinstance(message, str) or not message.strip():
-            raise SandboxError(400, "'message' must be a non-empty string")
+            raise SandboxError(400, f"'{field}' must be a non-empty string")
         with self._lock:
             order = self._order(order_id)
             self._next_comment += 1
@@ -209,12 +234,26 @@ class WebCommanderStore:
                     "content": message,
                     "adminName": admin,
                     "isVisibleToCustomer": visible,
-                    "isAdmin": True,
+                    "isAdmin": is_admin,
                     "created": self._now(),
                 }
             )
             self._touched(order, resummarize=False)
             return self._next_comment
+
+    def record_invoice(self, order_id: Any, payment_status: Any, notes: Any) -> dict[str, Any]:
+        """A v4 send-invoice: nothing is mailed, the request is kept in ``invoices`` for tests to see."""
+        with self._lock:
+            order = self._order(order_id)
+            invoice = {
+                "order_id": order["id"],
+                "payment_status": payment_status,
+                "notes": notes,
+                "sent_at": self._now().replace(": ", ":"),
+            }
+            self.invoices.append(invoice)
+            self._touched(order, resummarize=False)
+            return copy.deepcopy(invoice)
 
     def refund_payment(self, payment_id: Any, amount: Any) -> int:
         pid = _id(payment_id, "id")

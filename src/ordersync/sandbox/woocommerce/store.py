@@ -265,16 +265,23 @@ class WooCommerceStore:
         self.version += 1
 
     def add_note(
-        self, order_id: int, note: str, customer_note: bool = False, *, at: datetime | None = None
+        self,
+        order_id: int,
+        note: str,
+        customer_note: bool = False,
+        *,
+        at: datetime | None = None,
+        author: str = "WooCommerce",
     ) -> Note:
-        """Notes are comments: adding one leaves ``date_modified`` alone, as on real shops."""
+        """Notes are comments: adding one leaves ``date_modified`` alone, as on real shops. A note a
+        person writes in the admin carries their name; the system's and the API's say WooCommerce."""
         with self.lock:
             order = self.get(order_id)
             if not isinstance(note, str) or not note.strip():
                 raise StoreError(400, "rest_missing_callback_param", "Missing parameter(s): note")
             self._note_id += 1
             created = at or self.now()
-            entry = Note(self._note_id, created, note, bool(customer_note))
+            entry = Note(self._note_id, created, note, bool(customer_note), author)
             order.notes.append(entry)
             self._touch(order, bump=False)
             return entry

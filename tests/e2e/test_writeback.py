@@ -1,0 +1,189 @@
+"""Write-back end to end: both sandbox shops as real loopback servers, routes between them, the
+outbox in a SQLite state store and the DuckDB mirror on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from ordersync.cli import app
+from ordersync.sandbox.faults import Fault
+from ordersync.state import links as state_links
+from ordersync.state import outbox
+from ordersync.state.store import StateStore
+from tests.e2e.writeback_shops import Shops, serve_shops
+
+
+@pytest.fixture
+def shops(tmp_path: Path) -> Iterator[Shops]:
+    yield from serve_shops(tmp_path)
+
+
+@pytest.fixture
+def state(shops: Shops) -> Iterator[StateStore]:
+    store = shops.store()
+    shops.cycle(store)  # the first run: backfill both shops; routes start now, old orders stay put
+    yield store
+    store.dispose()
+
+
+def _link(store: StateStore, woo_id: int) -> str:
+    with store.engine.connect() as connection:
+        target = state_links.counterpart(connection, "woo", str(woo_id), "wc")
+    assert target is not None, f"woo order {woo_id} is not linked to a wc order"
+    return target
+
+
+def _replicated(shops: Shops, store: StateStore, skus: list[str] | None = None) -> tuple[int, str]:
+    woo_id = shops.new_woo_order(skus or ["SKU-001", "TSHIRT-S"])
+    shops.cycle(store)
+    return woo_id, _link(store, woo_id)
+
+
+def test_the_first_run_replicates_nothing_old(shops: Shops, state: StateStore) -> None:
+    assert outbox.rows(state) == []
+    assert shops.wc.count == 12
+
+
+def test_a_new_woocommerce_order_appears_in_webcommander_mapped_by_sku_and_linked(
+    shops: Shops, state: StateStore
+) -> None:
+    woo_id, wc_id = _replicated(shops, state)
+    wc_order = shops.wc.get(wc_id)
+    assert [(i["productId"], i["quantity"]) for i in wc_order["items"]] == [(495, 2), (510, 2)]
+    assert wc_order["billing"]["email"] == "erika@example.com"
+    # The source was paid and processing: the copy gets its payment and status after it is created.
+    assert wc_order["orderStatus"] == "processing"
+    paid = [p for p in wc_order["payments"] if p["status"] == "success"]
+    assert len(paid) == 1
+    assert Decimal(str(paid[0]["amount"])) == Decimal(str(shops.woo.get(woo_id).total))
+    # A later run neither replicates it again nor sends anything back.
+    before = len(outbox.rows(state))
+    shops.cycle(state)
+    shops.cycle(state)
+    assert len(outbox.rows(state)) == before
+    assert shops.wc.count == 13
+    with duckdb.connect(str(shops.tmp_path / "mirror.duckdb"), read_only=True) as con:
+        rows = con.sql(
+            "SELECT source_shop, source_order_id, target_shop, target_order_id, target_status"
+            " FROM v_order_links"
+        ).fetchall()
+        assert rows == [("woo", str(woo_id), "wc", wc_id, "processing")]
+        outcomes = con.sql("SELECT kind, status FROM v_sync_operations ORDER BY id").fetchall()
+        assert ("create_order", "done") in outcomes and all(s == "done" for _, s in outcomes)
+
+
+def test_a_status_change_in_webcommander_reaches_woocommerce_and_is_not_echoed(
+    shops: Shops, state: StateStore
+) -> None:
+    woo_id, wc_id = _replicated(shops, state)
+    shops.wc.set_status(wc_id, "completed")
+    shops.cycle(state)
+    assert shops.woo.get(woo_id).status == "completed"
+    to_wc = [r for r in outbox.rows(state, shop="wc") if r.kind == "set_status"]
+    shops.cycle(state)
+    shops.cycle(state)
+    # WooCommerce now says completed, because ordersync wrote it: nothing goes back to WebCommander.
+    assert [r for r in outbox.rows(state, shop="wc") if r.kind == "set_status"] == to_wc
+    assert shops.wc.get(wc_id)["orderStatus"] == "completed"
+
+
+def test_comments_flow_both_ways_with_their_visibility(shops: Shops, state: StateStore) -> None:
+    woo_id, wc_id = _replicated(shops, state)
+    shops.woo.add_note(woo_id, "Please leave it at the door", customer_note=True, author="Kim")
+    shops.woo.add_note(woo_id, "Customer called twice", customer_note=False, author="Kim")
+    shops.wc.add_comment(wc_id, "Packed by Sam")
+    shops.cycle(state)
+    comments = {c["content"]: c["isVisibleToCustomer"] for c in shops.wc.get(wc_id)["orderComment"]}
+    assert comments["Please leave it at the door"] is True
+    assert comments["Customer called twice"] is False
+    notes = {n.text: n.customer_note for n in shops.woo.get(woo_id).notes}
+    assert notes["Packed by Sam"] is False
+    # WooCommerce's own notes (status changes, emails) are its bookkeeping, not comments to copy.
+    assert not [c for c in comments if "status changed" in c.lower() or "email" in c.lower()], comments
+    # Each comment exists once on each side, however often the shops sync.
+    shops.cycle(state)
+    shops.cycle(state)
+    wc_texts = [c["content"] for c in shops.wc.get(wc_id)["orderComment"]]
+    woo_texts = [n.text for n in shops.woo.get(woo_id).notes]
+    for text in ("Please leave it at the door", "Customer called twice", "Packed by Sam"):
+        assert wc_texts.count(text) == 1, wc_texts
+        assert woo_texts.count(text) == 1, woo_texts
+
+
+def test_a_partial_refund_in_woocommerce_becomes_exactly_one_refund_in_webcommander(
+    shops: Shops, state: StateStore
+) -> None:
+    woo_id, wc_id = _replicated(shops, state)
+    shops.woo.create_refund(woo_id, {"amount": "7.50", "reason": "Damaged mug", "api_refund": False})
+    shops.cycle(state)
+    refunds = shops.wc_refunds(wc_id)
+    assert [Decimal(str(r["amount"])) for r in refunds] == [Decimal("7.50")]
+    shops.cycle(state)
+    assert len(shops.wc_refunds(wc_id)) == 1
+    assert len(shops.woo.get(woo_id).refunds) == 1  # and nothing came back
+
+
+def test_an_unknown_sku_dead_letters_the_replication_and_creates_nothing(
+    shops: Shops, state: StateStore
+) -> None:
+    woo_id = shops.new_woo_order(["SKU-001", "SKU-007"])  # SKU-007 is not in the route's map
+    shops.cycle(state)
+    (row,) = [r for r in outbox.rows(state) if r.kind == "create_order"]
+    assert row.status == outbox.DEAD
+    assert "SKU-007" in (row.last_error or "")
+    assert shops.wc.count == 12
+    with state.engine.connect() as connection:
+        assert state_links.counterpart(connection, "woo", str(woo_id), "wc") is None
+
+
+def test_5xx_and_429_are_retried_then_dead_lettered_and_outbox_retry_completes_them(
+    shops: Shops, state: StateStore
+) -> None:
+    woo_id, wc_id = _replicated(shops, state)
+    faults = [Fault.server_error(503), Fault.rate_limited(retry_after=0), Fault.server_error(502)]
+    shops.wc_app.script("order-comment-add", faults)
+    shops.woo.add_note(woo_id, "Gift wrap, please", customer_note=False, author="Kim")
+    shops.cycle(state)
+    (row,) = [r for r in outbox.rows(state, shop="wc") if r.kind == "add_comment"]
+    assert row.status == outbox.DEAD and row.attempts == 3
+    assert "gave up after 3 attempts" in (row.last_error or "") and "HTTP 502" in (row.last_error or "")
+    assert shops.wc_app.total_requests("order-comment-add") == 3
+    assert "Gift wrap, please" not in [c["content"] for c in shops.wc.get(wc_id)["orderComment"]]
+
+    result = CliRunner().invoke(app, ["outbox", "retry", "--config", str(shops.write_config())])
+    assert result.exit_code == 0, result.output
+    (row,) = [r for r in outbox.rows(state, shop="wc") if r.kind == "add_comment"]
+    assert row.status == outbox.DONE
+    texts = [c["content"] for c in shops.wc.get(wc_id)["orderComment"]]
+    assert texts.count("Gift wrap, please") == 1
+
+
+def test_both_shops_changing_a_status_at_once_end_as_the_policy_says(tmp_path: Path) -> None:
+    for policy, winner in (("woo", "completed"), ("wc", "on-hold")):
+        (tmp_path / policy).mkdir()
+        gen = serve_shops(tmp_path / policy)
+        shops = next(gen)
+        try:
+            shops.conflicts = {"status": policy}
+            store = shops.store()
+            shops.cycle(store)
+            woo_id, wc_id = _replicated(shops, store)
+            order = shops.woo.get(woo_id)
+            shops.woo.set_status(order, "completed")
+            shops.wc.set_status(wc_id, "on-hold")
+            shops.cycle(store)
+            shops.cycle(store)
+            assert shops.woo.get(woo_id).status == winner, policy
+            assert shops.wc.get(wc_id)["orderStatus"] == winner, policy
+            with store.engine.connect() as connection:
+                (conflict,) = state_links.all_conflicts(connection)
+            assert conflict["winner_shop"] == policy and conflict["field"] == "status"
+            store.dispose()
+        finally:
+            gen.close()
