@@ -3,13 +3,6 @@ the state database."""
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # `python -m ordersync.cli`: run the importable module, which the
-    # subcommand modules import back (as __main__ this copy would be imported a second time).
-    from ordersync.cli import main
-
-    main()
-    raise SystemExit(0)
-
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
@@ -470,4 +463,8 @@ app.add_typer(push_app, name="push")
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
     app()

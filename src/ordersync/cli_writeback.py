@@ -12,13 +12,14 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ordersync.cli import ConfigOption, _fail, _open_store, console, out, start_embedded_sandbox
 from ordersync.config import Settings, load_settings
 from ordersync.errors import ConfigError, OrderSyncError
 from ordersync.logging import configure_logging
@@ -36,6 +37,26 @@ from ordersync.operations import (
 )
 from ordersync.state import outbox
 from ordersync.state.store import StateStore
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file; without it, the embedded default (sandbox shops)."),
+]
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(exc: Exception, code: int) -> typer.Exit:
+    from ordersync.cli import _fail as fail
+
+    return fail(exc, code)
+
+
+def _open_store(settings: Settings) -> StateStore:
+    from ordersync.cli import _open_store as open_store
+
+    return open_store(settings)
+
 
 push_app = typer.Typer(no_args_is_help=True, help="Write to a shop through the outbox, exactly once.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Queued writes: list, retry or drop them.")
@@ -58,6 +79,8 @@ def _session(config: Any) -> Iterator[tuple[Settings, StateStore]]:
     try:
         with ExitStack() as stack:
             if settings.sandbox.enabled:
+                from ordersync.cli import start_embedded_sandbox
+
                 settings = start_embedded_sandbox(settings, stack)
             yield settings, store
     finally:

@@ -18,7 +18,7 @@ from ordersync.state import records
 from ordersync.state.store import StateStore
 from ordersync.sync.backfill import BACKFILL, ORDERS, SCAN
 
-OUTBOX_DONE = frozenset({"done"})
+OUTBOX_DONE = frozenset({"done", "superseded", "dropped"})
 OUTBOX_DEAD = frozenset({"dead", "failed"})
 """Outbox statuses that will not be tried again; everything neither done nor dead is still pending."""
 

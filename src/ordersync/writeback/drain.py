@@ -36,7 +36,7 @@ from ordersync.state import links as state_links
 from ordersync.state import outbox
 from ordersync.state.store import StateStore
 from ordersync.writeback.effects import already_true, baseline_of, find_effect
-from ordersync.writeback.observe import from_order, routed_comment
+from ordersync.writeback.observe import from_order, item_id, routed_comment
 from ordersync.writeback.tracking import amount_sig, expect_effect, know, state_of, text_sig
 from ordersync.writeback.writer import Writer
 
@@ -347,7 +347,7 @@ def _catch_up(
             if payment.status.value == "paid":
                 out.append(
                     (
-                        f"{prefix}/payment/{payment.external_id or f'amount:{payment.amount}'}->{target}",
+                        f"{prefix}/payment/{item_id(payment.external_id, amount=payment.amount)}->{target}",
                         RecordPayment(
                             order_id=created,
                             amount=payment.amount,
@@ -362,7 +362,7 @@ def _catch_up(
         for refund in order.refunds:
             out.append(
                 (
-                    f"{prefix}/refund/{refund.external_id or f'amount:{refund.amount}'}->{target}",
+                    f"{prefix}/refund/{item_id(refund.external_id, amount=refund.amount)}->{target}",
                     CreateRefund(
                         order_id=created,
                         amount=refund.amount,
@@ -377,7 +377,7 @@ def _catch_up(
                 continue
             out.append(
                 (
-                    f"{prefix}/comment/{comment.external_id or f'text:{comment.text}'}->{target}",
+                    f"{prefix}/comment/{item_id(comment.external_id, text=comment.text)}->{target}",
                     AddComment(
                         order_id=created, text=comment.text, customer_visible=comment.customer_visible
                     ),

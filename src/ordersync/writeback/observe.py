@@ -4,6 +4,7 @@ payments, read from the mirror (orders changed since the last routing) or from a
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +17,24 @@ SYSTEM_AUTHORS = frozenset({"WooCommerce", "system"})
 """WooCommerce attributes its own notes (status changes, emails, stock) and notes added through the
 API to "WooCommerce"; a note a person writes in the admin carries their name. Only people's notes are
 routed: the rest is each shop's own bookkeeping, and would echo every write ordersync makes."""
+
+
+def text_sig(text: str) -> str:
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
+
+
+def amount_sig(amount: Decimal | str) -> str:
+    return format(Decimal(str(amount)).quantize(Decimal("0.01")), "f")
+
+
+def item_id(external_id: str | None, *, text: str | None = None, amount: Decimal | None = None) -> str:
+    """An item's id, or for one the platform gives none (a WooCommerce payment) a stand-in that is
+    the same however the value was read (mirror DECIMAL(18,4) or the API's string)."""
+    if external_id:
+        return external_id
+    if text is not None:
+        return f"text:{text_sig(text)}"
+    return f"amount:{amount_sig(amount if amount is not None else Decimal(0))}"
 
 
 def routed_comment(platform: str, author: str | None) -> bool:
@@ -49,10 +68,14 @@ def from_order(order: Order) -> Observed:
         currency=order.currency,
         created_at=order.created_at,
         updated_at=order.updated_at,
-        comments=[(c.external_id or f"text:{c.text}", c.text, c.customer_visible) for c in order.comments],
-        refunds=[(r.external_id or f"amount:{r.amount}", r.amount, r.reason) for r in order.refunds],
+        comments=[
+            (item_id(c.external_id, text=c.text), c.text, c.customer_visible)
+            for c in order.comments
+            if routed_comment(order.platform.value, c.author)
+        ],
+        refunds=[(item_id(r.external_id, amount=r.amount), r.amount, r.reason) for r in order.refunds],
         payments=[
-            (p.external_id or f"amount:{p.amount}", p.amount, p.gateway)
+            (item_id(p.external_id, amount=p.amount), p.amount, p.gateway)
             for p in order.payments
             if p.status == PaymentStatus.PAID
         ],
@@ -97,12 +120,12 @@ def changed_orders(
             f"{select}{joiner}platform = $platform AND shop = $shop AND list_contains($ids, order_id)"
             " ORDER BY order_id, position"
         )
-        for order_id, item_id, a, b, *rest in con.execute(sql, scope).fetchall():
+        for order_id, found, a, b, *rest in con.execute(sql, scope).fetchall():
             if kind == "comments":
                 if routed_comment(platform, rest[0]):
-                    children[order_id][kind].append((item_id or f"text:{a}", a, bool(b)))
+                    children[order_id][kind].append((item_id(found, text=a), a, bool(b)))
             else:
-                children[order_id][kind].append((item_id or f"amount:{a}", Decimal(a), b))
+                children[order_id][kind].append((item_id(found, amount=Decimal(a)), Decimal(a), b))
     return [
         Observed(
             order_id=row[0],

@@ -9,23 +9,13 @@ consumes the expectation and is not routed, so nothing echoes back to the shop i
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ordersync.writeback.observe import Observed
+from ordersync.writeback.observe import Observed, amount_sig, text_sig
 
 EXPECT_KINDS = ("comment", "refund", "payment")
-
-
-def text_sig(text: str) -> str:
-    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
-
-
-def amount_sig(amount: Decimal | str) -> str:
-    value = Decimal(str(amount))
-    return format(value.quantize(Decimal("0.01")), "f")
 
 
 def state_of(observed: Observed) -> dict[str, Any]:
