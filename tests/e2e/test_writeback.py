@@ -187,3 +187,81 @@ def test_both_shops_changing_a_status_at_once_end_as_the_policy_says(tmp_path: P
             store.dispose()
         finally:
             gen.close()
+
+
+def test_status_changes_for_woocommerce_go_out_in_one_batch_request(shops: Shops, state: StateStore) -> None:
+    from ordersync.operations import SetStatus
+    from ordersync.writeback.drain import Drainer
+    from ordersync.writeback.service import open_writers
+
+    targets = [o for o in shops.woo.order_ids() if shops.woo.get(o).status != "cancelled"][:4]
+    with state.engine.begin() as connection:
+        for order_id in targets:
+            op = SetStatus(order_id=str(order_id), value="cancelled")
+            outbox.enqueue(connection, key=f"test/{order_id}", shop="woo", op=op, origin="manual")
+    before = shops.woo_app.total_requests("orders/batch")
+
+    async def drain() -> object:
+        async with open_writers(shops.settings()) as writers:
+            return await Drainer(shops.settings(), state, writers).drain()
+
+    import asyncio
+
+    stats = asyncio.run(drain())
+    assert shops.woo_app.total_requests("orders/batch") == before + 1
+    assert [shops.woo.get(o).status for o in targets] == ["cancelled"] * len(targets)
+    assert stats.done == len(targets)  # type: ignore[attr-defined]
+
+
+def test_push_refund_applies_once_per_key_and_refuses_more_than_remains(
+    shops: Shops, state: StateStore
+) -> None:
+    woo_id, _ = _replicated(shops, state)
+    config = str(shops.write_config())
+    total = shops.woo.get(woo_id).total
+    runner = CliRunner()
+    args = [
+        "push",
+        "refund",
+        "--shop",
+        "woo",
+        "--order",
+        str(woo_id),
+        "--amount",
+        "3.20",
+        "--key",
+        "ticket-77",
+    ]
+    first = runner.invoke(app, [*args, "--config", config])
+    again = runner.invoke(app, [*args, "--config", config])
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+    assert "applied" in first.output
+    refunds = shops.woo.get(woo_id).refunds
+    assert [r.amount for r in refunds] == [Decimal("3.20")]
+    assert "ordersync-" in refunds[0].reason  # the marker a resend after a crash looks for
+
+    too_much = runner.invoke(
+        app,
+        [
+            "push",
+            "refund",
+            "--shop",
+            "woo",
+            "--order",
+            str(woo_id),
+            "--amount",
+            str(total),
+            "--config",
+            config,
+        ],
+    )
+    assert too_much.exit_code == 1
+    assert "left to refund" in too_much.output, too_much.output
+    assert len(shops.woo.get(woo_id).refunds) == 1
+
+    listed = runner.invoke(app, ["outbox", "list", "--status", "dead", "--json", "--config", config])
+    (dead,) = __import__("json").loads(listed.stdout)
+    assert dead["kind"] == "create_refund" and dead["shop"] == "woo"
+    dropped = runner.invoke(app, ["outbox", "drop", str(dead["id"]), "--config", config])
+    assert dropped.exit_code == 0, dropped.output
+    assert [r.status for r in outbox.rows(state, ids=[dead["id"]])] == [outbox.DROPPED]

@@ -105,8 +105,11 @@ class Drainer:
             )
             if not rows:
                 break
-            for row in rows:
-                await self._one(row)
+            for group in _groups(rows, self.writers):
+                if len(group) > 1:
+                    await self._batch(group)
+                else:
+                    await self._one(group[0])
             if ids is not None:
                 break
         return self.stats
@@ -116,13 +119,51 @@ class Drainer:
         try:
             if isinstance(op, CreateOrder):
                 await self._create(row, op)
-            else:
-                await self._update(row, op)
-        except OperationRejected as exc:
-            self._dead(row, exc.reason)
-        except (ClientRequestError, NotFoundError) as exc:
-            self._dead(row, _summary(exc))  # the shop refused the request itself: sending it again won't help
+                return
+            current = await self._prepare(row, op)
+            if current is not None:
+                applied = await self.writers[row.shop].apply(op, marker(row.key), current)
+                self._finish(row, op, applied, current)
+                self.stats.done += 1
         except Exception as exc:
+            self._failed(row, exc)
+
+    async def _batch(self, rows: list[outbox.OutboxRow]) -> None:
+        """Status changes for one shop whose writer groups them (WooCommerce ``orders/batch``): each is
+        checked as alone, then the ones still to send go out in one request."""
+        writer = self.writers[rows[0].shop]
+        ready: list[tuple[outbox.OutboxRow, SetStatus, Order]] = []
+        for row in rows:
+            op = row.op
+            assert isinstance(op, SetStatus)
+            try:
+                current = await self._prepare(row, op)
+            except Exception as exc:
+                self._failed(row, exc)
+                continue
+            if current is not None:
+                ready.append((row, op, current))
+        if not ready:
+            return
+        try:
+            results = await writer.set_statuses([op for _, op, _ in ready])  # type: ignore[attr-defined]
+        except Exception as exc:
+            for row, _, _ in ready:
+                self._failed(row, exc)
+            return
+        for (row, op, current), result in zip(ready, results, strict=True):
+            if isinstance(result, Exception):
+                self._failed(row, result)
+            else:
+                self._finish(row, op, result, current)
+                self.stats.done += 1
+
+    def _failed(self, row: outbox.OutboxRow, exc: Exception) -> None:
+        if isinstance(exc, OperationRejected):
+            self._dead(row, exc.reason)
+        elif isinstance(exc, (ClientRequestError, NotFoundError)):
+            self._dead(row, _summary(exc))  # the shop refused the request itself: resending won't help
+        else:
             self._retry(row, exc)
 
     # -- outcomes -----------------------------------------------------------------------------------
@@ -159,26 +200,26 @@ class Drainer:
         )
 
     # -- updates of an existing order ---------------------------------------------------------------
-    async def _update(self, row: outbox.OutboxRow, op: Operation) -> None:
+    async def _prepare(self, row: outbox.OutboxRow, op: Operation) -> Order | None:
+        """Everything before a send: the target as it is now, an earlier attempt's effect, a result
+        already true, a conflict. Returns the target order when the operation is to be sent, with
+        its baseline and ``sent_at`` committed; None when it was settled without sending."""
         writer = self.writers[row.shop]
-        key_marker = marker(row.key)
         current = await writer.fetch(op.order_id)  # type: ignore[union-attr]
         if row.sent_at is not None:
-            found = find_effect(op, current, row.baseline or {}, key_marker)
+            found = find_effect(op, current, row.baseline or {}, marker(row.key))
             if found is not None:
                 self._finish(row, op, Applied(ids=found, found=True), current)
                 self.stats.found += 1
-                return
+                return None
         if already_true(op, current):
             self._finish(row, op, Applied(ids={}, found=True), current, already=True)
             self.stats.already += 1
-            return
+            return None
         if self._loses_conflict(row, op, current):
-            return
+            return None
         outbox.mark_sending(self.store, row.id, baseline=baseline_of(current))
-        applied = await writer.apply(op, key_marker, current)
-        self._finish(row, op, applied, current)
-        self.stats.done += 1
+        return current
 
     def _finish(
         self, row: outbox.OutboxRow, op: Operation, applied: Applied, current: Order, *, already: bool = False
@@ -318,6 +359,27 @@ class Drainer:
             source=f"{op.source_shop}/{op.source_order_id}",
             target=f"{row.shop}/{created}",
         )
+
+
+def _groups(rows: list[outbox.OutboxRow], writers: dict[str, Writer]) -> list[list[outbox.OutboxRow]]:
+    """Rows in order, with consecutive status changes to a shop whose writer batches them grouped
+    (at most 100, WooCommerce's batch limit)."""
+    groups: list[list[outbox.OutboxRow]] = []
+    for row in rows:
+        batchable = row.kind == "set_status" and hasattr(writers.get(row.shop), "set_statuses")
+        last = groups[-1] if groups else None
+        if (
+            batchable
+            and last is not None
+            and last[0].kind == "set_status"
+            and last[0].shop == row.shop
+            and len(last) < 100
+            and all(r.order_id != row.order_id for r in last)
+        ):
+            last.append(row)
+        else:
+            groups.append([row])
+    return groups
 
 
 def _catch_up(
