@@ -75,3 +75,47 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     bad.write_text("shops: [\n  - name: x\n  bad: : :\n")
     with pytest.raises(ConfigError, match=r"not valid YAML at line \d+"):
         load_settings(bad)
+
+
+WOO = {
+    "name": "woo",
+    "platform": "woocommerce",
+    "base_url": "https://shop.example.com",
+    "consumer_key": "ck_1",
+    "consumer_secret": "cs_secret_1",
+}
+
+
+@pytest.mark.parametrize(
+    ("sync", "problem"),
+    [
+        ({"routes": [{"from": "woo", "to": "wc9", "changes": ["status"]}]}, "no shop named 'wc9'"),
+        ({"routes": [{"from": "woo", "to": "woo", "changes": ["status"]}]}, "the same shop"),
+        ({"routes": [{"from": "woo", "to": "wc1", "changes": ["gossip"]}]}, "changes"),
+        ({"routes": [{"from": "woo", "to": "wc1", "changes": []}]}, "at least 1"),
+        (
+            {
+                "routes": [
+                    {"from": "woo", "to": "wc1", "changes": ["orders"], "replicate_since": "2026-01-01T00:00"}
+                ]
+            },
+            "timezone",
+        ),
+        ({"conflicts": {"status": "magento"}}, "neither 'latest' nor a shop name"),
+    ],
+)
+def test_write_back_routes_are_checked_against_the_shops(sync: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"shops": [SHOP, WOO], "sync": sync})
+    assert problem in str(caught.value)
+    assert "cs_secret_1" not in str(caught.value) and "tok-secret-123" not in str(caught.value)
+
+
+def test_a_route_reads_from_and_to() -> None:
+    route = {"from": "woo", "to": "wc1", "changes": ["orders", "refunds"], "products": {"SKU-1": "495"}}
+    settings = parse_settings(
+        {"shops": [SHOP, WOO], "sync": {"routes": [route], "conflicts": {"status": "wc1"}}}
+    )
+    (parsed,) = settings.sync.routes
+    assert (parsed.source, parsed.target, parsed.products) == ("woo", "wc1", {"SKU-1": "495"})
+    assert settings.sync.policy("status") == "wc1" and settings.sync.policy("payment_status") == "latest"
