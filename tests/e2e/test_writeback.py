@@ -3,6 +3,7 @@ outbox in a SQLite state store and the DuckDB mirror on disk."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -155,6 +156,10 @@ def test_5xx_and_429_are_retried_then_dead_lettered_and_outbox_retry_completes_t
     assert "gave up after 3 attempts" in (row.last_error or "") and "HTTP 502" in (row.last_error or "")
     assert shops.wc_app.total_requests("order-comment-add") == 3
     assert "Gift wrap, please" not in [c["content"] for c in shops.wc.get(wc_id)["orderComment"]]
+
+    status = CliRunner().invoke(app, ["status", "--json", "--config", str(shops.write_config())])
+    wc_status = next(s for s in json.loads(status.stdout)["shops"] if s["shop"] == "wc")
+    assert (wc_status["outbox_pending"], wc_status["outbox_dead"]) == (0, 1), wc_status
 
     result = CliRunner().invoke(app, ["outbox", "retry", "--config", str(shops.write_config())])
     assert result.exit_code == 0, result.output

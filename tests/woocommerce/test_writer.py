@@ -345,3 +345,14 @@ def test_create_order_takes_the_route_products_first() -> None:
     made = target.store.orders[int(target.apply(op, "c4").ids["order_id"])]
     assert [line.product.sku for line in made.lines] == ["SKU-003", "SKU-EBOOK"]
     assert target.transport.sent("GET", "/products") == []
+
+
+@pytest.mark.parametrize("version", ["v3", "v2"])
+def test_create_order_refuses_a_mapped_product_the_shop_does_not_have(version: str) -> None:
+    target = Shop(version)
+    op = CreateOrder(
+        source_shop="web", source_order_id="1", order=_source_order(), products={"SKU-002": "9999"}
+    )
+    with pytest.raises(OperationRejected, match="9999"):
+        target.apply(op, "c5")
+    assert target.transport.writes() == [] and target.store.orders == {}

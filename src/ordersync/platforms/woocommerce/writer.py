@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from ordersync.config import WooCommerceShop
-from ordersync.errors import BadResponseError, ClientRequestError, HttpError
+from ordersync.errors import BadResponseError, ClientRequestError, HttpError, NotFoundError
 from ordersync.http import HttpPolicy
 from ordersync.mapping import MappingContext, load_mapping
 from ordersync.mapping.statuses import platform_value
@@ -398,13 +398,33 @@ class WooCommerceWriter:
                 f"{where} has no SKU, so no product of shop {self.shop.name!r} matches it"
             )
         if sku in op.products:
-            return _order_int(op.products[sku]), 0
+            return await self._mapped(op.products[sku], sku, where)
         if sku not in self._products:
             self._products[sku] = await self._lookup_sku(sku)
         found = self._products[sku]
         if found is None:
             raise OperationRejected(f"SKU {sku!r} ({where}) is not a product of shop {self.shop.name!r}")
         return found
+
+    async def _mapped(self, value: str, sku: str, where: str) -> tuple[int, int]:
+        """A product the route's map names (``"12"``, or ``"12:34"`` for a variation of product 12),
+        checked to exist: WooCommerce would take an unknown id and create an empty line."""
+        parent, _, variation = value.partition(":")
+        product_id = _order_int(parent)
+        key = f"id:{product_id}"
+        if key not in self._products:
+            try:
+                path = f"/products/{product_id}"
+                await self._call("GET", path)
+                self._products[key] = (product_id, 0)
+            except NotFoundError:
+                self._products[key] = None
+        if self._products[key] is None:
+            raise OperationRejected(
+                f"the route maps SKU {sku!r} ({where}) to product {product_id}, which shop "
+                f"{self.shop.name!r} does not have"
+            )
+        return product_id, _order_int(variation) if variation else 0
 
     async def _lookup_sku(self, sku: str) -> tuple[int, int] | None:
         if self.legacy:

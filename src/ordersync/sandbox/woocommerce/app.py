@@ -125,6 +125,7 @@ def create_app(
         r3("/orders/{id:int}/actions/send_order_details", v3.send_order_details, ["POST"]),
         r3("/refunds", v3.all_refunds, ["GET"]),
         r3("/products", v3.products, ["GET"]),
+        r3("/products/{id:int}", v3.product, ["GET"], action="GET1"),
         r2("/orders", v2.list_orders, ["GET"]),
         r2("/orders", v2.create_order, ["POST"]),
         r2("/orders/count", v2.count, ["GET"]),
@@ -142,6 +143,7 @@ def create_app(
         r2("/orders/{id:int}/refunds/{refund:int}", v2.get_refund, ["GET"]),
         r2("/orders/{id:int}/refunds/{refund:int}", v2.delete_refund, ["DELETE"]),
         r2("/products", v2.products, ["GET"]),
+        r2("/products/{id:int}", v2.product, ["GET"]),
     ]
 
     async def no_route(request: Request, exc: Exception) -> Response:

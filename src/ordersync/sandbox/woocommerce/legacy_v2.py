@@ -243,6 +243,13 @@ class LegacyV2Api:
         headers = {"X-WC-Total": str(len(found)), "X-WC-TotalPages": "1" if found else "0"}
         return json_response({"products": [_v2_product(p) for p in found]}, headers=headers)
 
+    async def product(self, ctx: Ctx) -> Response:
+        wanted = int(ctx.request.path_params["id"])
+        for product in BY_SKU.values():
+            if product.id == wanted:
+                return json_response({"product": _v2_product(product)})
+        raise StoreError(404, "woocommerce_api_invalid_product_id", "Invalid product ID")
+
     async def delete_order(self, ctx: Ctx) -> Response:
         order = self._order(ctx)
         if ctx.request.query_params.get("force", "").lower() in ("1", "true"):

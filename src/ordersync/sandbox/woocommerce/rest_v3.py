@@ -377,25 +377,34 @@ class RestV3Api:
     async def products(self, ctx: Ctx) -> Response:
         sku = ctx.request.query_params.get("sku")
         found = [p for p in BY_SKU.values() if sku is None or p.sku == sku]
-        body = [
-            {
-                "id": p.id,
-                "name": p.name,
-                "type": "variation" if p.parent_id else "simple",
-                "status": "publish",
-                "sku": p.sku,
-                "price": f"{p.price:.2f}",
-                "regular_price": f"{p.price:.2f}",
-                "tax_status": "taxable",
-                "tax_class": p.tax_class,
-                "virtual": p.virtual,
-                "parent_id": p.parent_id,
-            }
-            for p in found
-        ]
+        body = [_v3_product(p) for p in found]
         return json_response(
             body, headers={"X-WP-Total": str(len(body)), "X-WP-TotalPages": "1" if body else "0"}
         )
+
+    async def product(self, ctx: Ctx) -> Response:
+        """``GET products/<id>``: a product, not a variation (those live under their parent)."""
+        wanted = int(ctx.request.path_params["id"])
+        for product in BY_SKU.values():
+            if product.id == wanted and not product.parent_id:
+                return json_response(_v3_product(product))
+        raise StoreError(404, "woocommerce_rest_product_invalid_id", "Invalid ID.")
+
+
+def _v3_product(p: Any) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "type": "variation" if p.parent_id else "simple",
+        "status": "publish",
+        "sku": p.sku,
+        "price": f"{p.price:.2f}",
+        "regular_price": f"{p.price:.2f}",
+        "tax_status": "taxable",
+        "tax_class": p.tax_class,
+        "virtual": p.virtual,
+        "parent_id": p.parent_id,
+    }
 
 
 # ---- legacy v2 ----------------------------------------------------------------------------------
