@@ -58,6 +58,9 @@ def _open_store(settings: Settings) -> StateStore:
     return open_store(settings)
 
 
+CurrencyOption = Annotated[str | None, typer.Option(help="Refused if the order is in another currency.")]
+AmountOption = Annotated[str, typer.Option(help="Positive amount, e.g. 12.50.")]
+
 push_app = typer.Typer(no_args_is_help=True, help="Write to a shop through the outbox, exactly once.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Queued writes: list, retry or drop them.")
 
@@ -198,9 +201,9 @@ def push_comment(
 def push_refund(
     shop: ShopArg,
     order: OrderArg,
-    amount: Annotated[str, typer.Option(help="Positive amount, e.g. 12.50.")],
+    amount: AmountOption,
     reason: Annotated[str | None, typer.Option(help="Why; kept where the shop keeps one.")] = None,
-    currency: Annotated[str | None, typer.Option(help="Refused if the order is in another currency.")] = None,
+    currency: CurrencyOption = None,
     payment_id: Annotated[str | None, typer.Option(help="WebCommander: the payment to refund.")] = None,
     key: KeyOption = None,
     config: ConfigOption = None,
@@ -223,10 +226,10 @@ def push_refund(
 def push_payment(
     shop: ShopArg,
     order: OrderArg,
-    amount: Annotated[str, typer.Option(help="Positive amount.")],
+    amount: AmountOption,
     gateway: Annotated[str | None, typer.Option(help="Payment gateway code.")] = None,
     transaction_id: Annotated[str | None, typer.Option(help="The gateway's transaction id.")] = None,
-    currency: Annotated[str | None, typer.Option(help="Refused if the order is in another currency.")] = None,
+    currency: CurrencyOption = None,
     key: KeyOption = None,
     config: ConfigOption = None,
 ) -> None:

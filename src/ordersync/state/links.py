@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from ordersync.state.records import aware
+from ordersync.state.records import aware, upsert_into
 from ordersync.state.tables import conflicts, links, tracked
 
 
@@ -34,9 +33,8 @@ class Link:
 def add_link(
     connection: Connection, source_shop: str, source_order_id: str, target_shop: str, target_order_id: str
 ) -> None:
-    dialect = connection.dialect.name
     statement = (
-        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(links)
+        upsert_into(connection.dialect.name, links)
         .values(
             source_shop=source_shop,
             source_order_id=source_order_id,
@@ -100,8 +98,7 @@ def tracked_states(connection: Connection, shop: str, order_ids: list[str]) -> d
 
 def save_state(connection: Connection, shop: str, order_id: str, state: dict[str, Any]) -> None:
     values = {"shop": shop, "order_id": order_id, "state": state, "updated_at": _now()}
-    dialect = connection.dialect.name
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(tracked).values(**values)
+    statement = upsert_into(connection.dialect.name, tracked).values(**values)
     connection.execute(
         statement.on_conflict_do_update(
             index_elements=["shop", "order_id"], set_={"state": state, "updated_at": values["updated_at"]}

@@ -18,10 +18,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import Connection, and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ordersync.operations import Operation
-from ordersync.state.records import _alive, _where, aware
+from ordersync.state.records import _alive, _where, aware, upsert_into
 from ordersync.state.store import StateStore
 from ordersync.state.tables import outbox
 
@@ -134,9 +133,8 @@ def enqueue(
         "last_error": last_error,
         "done_at": now if status != PENDING else None,
     }
-    dialect = connection.dialect.name
     statement = (
-        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(outbox)
+        upsert_into(connection.dialect.name, outbox)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(outbox.c.id)

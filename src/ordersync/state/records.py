@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ordersync.state.store import StateStore
@@ -30,6 +30,11 @@ def aware(value: datetime | None) -> datetime | None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def upsert_into(dialect: str, table: Table) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` for the store's backend (both dialects spell it the same)."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 # -- cursors -----------------------------------------------------------------------------------------
@@ -50,8 +55,7 @@ def set_cursor(store: StateStore, shop: str, stream: str, value: dict[str, Any])
 def set_cursor_in(connection: Connection, shop: str, stream: str, value: dict[str, Any]) -> None:
     """``set_cursor`` inside the caller's transaction, beside the work the cursor covers."""
     values = {"shop": shop, "stream": stream, "value": value, "updated_at": _now()}
-    dialect = connection.dialect.name
-    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(cursors).values(**values)
+    upsert = upsert_into(connection.dialect.name, cursors).values(**values)
     connection.execute(
         upsert.on_conflict_do_update(
             index_elements=["shop", "stream"], set_={"value": value, "updated_at": values["updated_at"]}
@@ -224,10 +228,8 @@ def record_quarantine(store: StateStore, records: Sequence[Quarantined]) -> None
     if not latest:
         return
     now = _now()
-    dialect = store.engine.dialect.name
-    build = postgresql.insert if dialect == "postgresql" else sqlite.insert
     rows = [{**record.__dict__, "first_seen": now, "last_seen": now} for record in latest.values()]
-    statement = build(quarantine).values(rows)
+    statement = upsert_into(store.engine.dialect.name, quarantine).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=["platform", "shop", "content_hash"],
         set_={"last_seen": now, "reason": statement.excluded.reason, "path": statement.excluded.path},
