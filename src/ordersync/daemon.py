@@ -80,6 +80,7 @@ class _Daemon:
         self.running: dict[asyncio.Task[Any], str] = {}
         self.behind: set[str] = set()
         self.stopping = False
+        self.published = False
         self.writeback = asyncio.Lock()
         """Routing and draining both move tracked order states: one at a time."""
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -102,16 +103,16 @@ class _Daemon:
                 misfire_grace_time=grace,
                 next_run_time=now,
             )
-        if self.settings.sync.routes:
-            self.scheduler.add_job(
-                self.drain,
-                IntervalTrigger(seconds=self.settings.sync.outbox.interval, timezone=UTC),
-                id=OUTBOX_JOB,
-                name="outbox",
-                max_instances=1,
-                coalesce=True,
-                next_run_time=now,
-            )
+        # Always, routes or not: a push that failed for now waits here for its retry.
+        self.scheduler.add_job(
+            self.drain,
+            IntervalTrigger(seconds=self.settings.sync.outbox.interval, timezone=UTC),
+            id=OUTBOX_JOB,
+            name="outbox",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now,
+        )
         self.scheduler.start()
 
     async def route(self, shop: ShopConfig) -> None:
@@ -120,8 +121,13 @@ class _Daemon:
 
         if not self.settings.sync.routes:
             return
-        async with self.writeback:
-            await asyncio.to_thread(route_shop, self.settings, self.store, self.settings.mirror.open(), shop)
+        try:
+            async with self.writeback:
+                await asyncio.to_thread(
+                    route_shop, self.settings, self.store, self.settings.mirror.open(), shop
+                )
+        except Exception as exc:  # the sync itself went well; the outbox drains what is queued
+            log.error("daemon.routing_failed", shop=shop.name, error=str(exc), exc_info=True)
         if self.scheduler.get_job(OUTBOX_JOB) is not None:
             self.scheduler.modify_job(OUTBOX_JOB, next_run_time=datetime.now(UTC))
 
@@ -139,7 +145,10 @@ class _Daemon:
             async with self.writeback:
                 async with open_writers(self.settings, self.transport) as writers:
                     stats = await Drainer(self.settings, self.store, writers).drain()
-                await asyncio.to_thread(publish, self.store, self.settings.mirror.open())
+                if stats.as_dict() or self.published is False:
+                    # The mirror is opened only when there is something new to show in it.
+                    await asyncio.to_thread(publish, self.store, self.settings.mirror.open())
+                    self.published = True
             if stats.as_dict():
                 log.info("daemon.outbox", **stats.as_dict())
         except asyncio.CancelledError:

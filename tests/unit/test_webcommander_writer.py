@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -149,10 +149,6 @@ def test_fetch_maps_the_order_and_passes_not_found_through(env: Env) -> None:
     with pytest.raises(NotFoundError) as caught:
         env.fetch("99999")
     assert DEFAULT_TOKEN not in str(caught.value) and DEFAULT_UUID not in str(caught.value)
-
-
-def test_find_created_has_nothing_to_search(env: Env) -> None:
-    assert env.run(lambda w: w.find_created(marker("x"), datetime.now(UTC))) is None
 
 
 # -- status, payment status, comments -------------------------------------------------------------------
@@ -477,3 +473,16 @@ def test_a_refused_token_request_names_the_shop_and_url_but_no_secret(env: Env) 
     for secret in (wrong, DEFAULT_CLIENT_ID, DEFAULT_TOKEN, DEFAULT_UUID):
         assert secret not in text
     assert env.requests(f"{ADMIN}/4/send-invoice") == 0 and env.store.invoices == []
+
+
+def test_an_order_an_interrupted_create_made_is_found_by_its_content(env: Env) -> None:
+    """WebCommander keeps no marker: the order is recognised by email, products and quantities."""
+    since = datetime.now(UTC) - timedelta(seconds=2)
+    op = create(source_order())
+    assert env.run(lambda w: w.find_created(op, marker("k"), since)) is None
+    applied = env.apply(op, key="create-501")
+    assert env.run(lambda w: w.find_created(op, marker("k"), since)) == applied.ids["order_id"]
+    other = create(source_order(sku_b="SKU-A"), products={"SKU-A": "495"})
+    assert env.run(lambda w: w.find_created(other, marker("k"), since)) is None  # other lines
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert env.run(lambda w: w.find_created(op, marker("k"), later)) is None  # made before `since`

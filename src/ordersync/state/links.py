@@ -86,11 +86,16 @@ def all_links(connection: Connection) -> list[Link]:
 
 # -- tracked order states -----------------------------------------------------------------------------
 def tracked_states(connection: Connection, shop: str, order_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The tracked states of these orders, locked for the caller's transaction."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(order_ids), 500):
         chunk = order_ids[start : start + 500]
-        query = select(tracked.c.order_id, tracked.c.state).where(
-            tracked.c.shop == shop, tracked.c.order_id.in_(chunk)
+        query = (
+            select(tracked.c.order_id, tracked.c.state)
+            .where(tracked.c.shop == shop, tracked.c.order_id.in_(chunk))
+            # Routing and the outbox both read, change and write these: on PostgreSQL the rows are
+            # locked until the transaction ends (SQLite's writer lock, taken first, does the same).
+            .with_for_update()
         )
         found.update({row.order_id: dict(row.state) for row in connection.execute(query)})
     return found

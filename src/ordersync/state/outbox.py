@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
 from ordersync.operations import Operation
 from ordersync.state.records import _alive, _where, aware, upsert_into
@@ -66,6 +66,7 @@ class OutboxRow:
     changed_at: datetime | None
     sent_at: datetime | None
     baseline: dict[str, Any] | None
+    lease_until: datetime | None = None
 
     @property
     def op(self) -> Operation:
@@ -93,6 +94,7 @@ def _row(row: Any) -> OutboxRow:
         changed_at=aware(row.changed_at),
         sent_at=aware(row.sent_at),
         baseline=dict(row.baseline) if row.baseline is not None else None,
+        lease_until=aware(row.lease_until),
     )
 
 
@@ -190,33 +192,43 @@ def claim(
     now: datetime | None = None,
 ) -> list[OutboxRow]:
     """Take due rows for this process: pending ones whose time has come, and ``sending`` ones whose
-    worker died (lease over, or its pid gone on this host). Each row is taken with a conditional
-    UPDATE, so two workers never hold the same row."""
+    worker died (lease over, or its pid gone on this host). Only the oldest open operation of each
+    target order is taken: a later one waits for it, so an older status never lands after a newer
+    one and a refund waits for the payment queued before it. Each row is taken with a conditional
+    UPDATE on its lease, so two workers never hold the same row; the new ``lease_until`` is the
+    holder's token."""
     now = now or _now()
-    due = or_(
-        and_(
+    pending = (
+        select(outbox)
+        .where(
             outbox.c.status == PENDING,
             or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
-        ),
-        outbox.c.status == SENDING,
+        )
+        .order_by(outbox.c.id)
+        .limit(limit * 4)
     )
-    query = select(outbox).where(due).order_by(outbox.c.id).limit(limit * 4)
+    sending = select(outbox).where(outbox.c.status == SENDING)
     if ids is not None:
-        query = select(outbox).where(outbox.c.id.in_(ids), outbox.c.status.in_(OPEN)).order_by(outbox.c.id)
+        pending = select(outbox).where(outbox.c.id.in_(ids), outbox.c.status == PENDING)
+        sending = sending.where(outbox.c.id.in_(ids))
     if shops is not None:
-        query = query.where(outbox.c.shop.in_(shops))
+        pending = pending.where(outbox.c.shop.in_(shops))
+        sending = sending.where(outbox.c.shop.in_(shops))
+    heads_query = (
+        select(outbox.c.shop, outbox.c.order_id, func.min(outbox.c.id))
+        .where(outbox.c.status.in_(OPEN), outbox.c.order_id.is_not(None))
+        .group_by(outbox.c.shop, outbox.c.order_id)
+    )
     taken: list[OutboxRow] = []
     with store.engine.begin() as connection:
-        for raw in connection.execute(query).all():
+        heads = {(shop, order): first for shop, order, first in connection.execute(heads_query)}
+        candidates = [r for r in connection.execute(sending).all() if _abandoned(r, now)]
+        candidates += connection.execute(pending).all()
+        for raw in sorted(candidates, key=lambda r: r.id):
             if len(taken) >= limit:
                 break
-            if raw.status == SENDING:
-                lease_until = aware(raw.lease_until)
-                stale = lease_until is None or lease_until <= now
-                if not stale and _alive(raw.claimed_by):
-                    continue
-                if not stale and raw.claimed_by and raw.claimed_by.get("host") != _where()["host"]:
-                    continue  # another host's live lease: cannot ask whether it is alive
+            if raw.order_id is not None and heads.get((raw.shop, raw.order_id), raw.id) != raw.id:
+                continue
             result = connection.execute(
                 update(outbox)
                 .where(outbox.c.id == raw.id, outbox.c.status == raw.status)
@@ -238,15 +250,41 @@ def claim(
     return taken
 
 
-def mark_sending(
-    store: StateStore, row_id: int, *, baseline: dict[str, Any], payload: dict[str, Any] | None = None
-) -> None:
-    """Committed before the request: from now on the send may have happened."""
-    values: dict[str, Any] = {"sent_at": _now(), "baseline": baseline}
+def _abandoned(raw: Any, now: datetime) -> bool:
+    """A ``sending`` row whose worker is gone: its lease ran out, or its pid is dead on this host."""
+    lease_until = aware(raw.lease_until)
+    if lease_until is None or lease_until <= now:
+        return True
+    claimed = raw.claimed_by or {}
+    return claimed.get("host") == _where()["host"] and not _alive(claimed)
+
+
+def hold(
+    store: StateStore,
+    row: OutboxRow,
+    lease: timedelta,
+    *,
+    baseline: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
+) -> OutboxRow | None:
+    """Renew this worker's claim (with ``baseline``, also commit ``sent_at`` before a send): an update
+    conditional on the lease it holds. None when the claim was lost (the lease ran out and another
+    worker took the row): then this worker must not send."""
+    values: dict[str, Any] = {"lease_until": _now() + lease}
+    if baseline is not None:
+        values.update(sent_at=_now(), baseline=baseline)
     if payload is not None:
         values["payload"] = payload
     with store.engine.begin() as connection:
-        connection.execute(update(outbox).where(outbox.c.id == row_id).values(**values))
+        result = connection.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id, outbox.c.status == SENDING)
+            .where(outbox.c.lease_until == row.lease_until)
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            return None
+        return _row(connection.execute(select(outbox).where(outbox.c.id == row.id)).one())
 
 
 def complete(
@@ -282,30 +320,23 @@ def fail(store: StateStore, row_id: int, error: str, *, retry_at: datetime | Non
     return status
 
 
-def set_status(connection: Connection, row_id: int, status: str, reason: str | None = None) -> None:
+def mark_superseded(connection: Connection, row_id: int, reason: str) -> None:
+    """This worker's own claimed operation lost a conflict: it is not sent."""
     connection.execute(
         update(outbox)
         .where(outbox.c.id == row_id)
-        .values(status=status, last_error=reason, lease_until=None, done_at=_now())
+        .values(status=SUPERSEDED, last_error=reason, lease_until=None, done_at=_now())
     )
 
 
-def release(store: StateStore, row_id: int, *, retry_at: datetime, reason: str) -> None:
-    """Put a claimed row back without counting the attempt (it waits on another operation)."""
-    with store.engine.begin() as connection:
-        connection.execute(
-            update(outbox)
-            .where(outbox.c.id == row_id)
-            .values(
-                status=PENDING,
-                attempts=func.greatest(outbox.c.attempts - 1, 0)
-                if connection.dialect.name == "postgresql"
-                else func.max(outbox.c.attempts - 1, 0),
-                next_attempt_at=retry_at,
-                lease_until=None,
-                last_error=reason,
-            )
-        )
+def supersede(connection: Connection, row_id: int, reason: str) -> bool:
+    """Mark a pending operation as lost to a conflict; one already being sent cannot be stopped."""
+    result = connection.execute(
+        update(outbox)
+        .where(outbox.c.id == row_id, outbox.c.status == PENDING)
+        .values(status=SUPERSEDED, last_error=reason, lease_until=None, done_at=_now())
+    )
+    return result.rowcount == 1
 
 
 def rows(

@@ -42,7 +42,9 @@ from ordersync.writeback.writer import Writer
 
 log = structlog.get_logger("ordersync.outbox")
 
-WAIT_FOR_CREATE = timedelta(seconds=30)
+
+class ClaimLost(Exception):
+    """Another worker took this operation over (our lease ran out): we must not send it."""
 
 
 @dataclass
@@ -90,15 +92,16 @@ class Drainer:
         self.writers = writers
         self.jitter = jitter
         self.stats = DrainStats()
+        self.lease = timedelta(seconds=settings.http.timeout * 4 + 60)
+        """Long enough for one operation's requests; renewed before each operation and each send."""
 
     # -- driving ------------------------------------------------------------------------------------
     async def drain(self, ids: list[int] | None = None, *, max_rounds: int = 100) -> DrainStats:
         """Apply what is due (or just ``ids``) until nothing due is left."""
-        lease = timedelta(seconds=self.settings.http.timeout * 4 + 60)
         for _ in range(max_rounds):
             rows = outbox.claim(
                 self.store,
-                lease=lease,
+                lease=self.lease,
                 limit=self.settings.sync.outbox.batch,
                 ids=ids,
                 shops=list(self.writers),
@@ -114,17 +117,36 @@ class Drainer:
                 break
         return self.stats
 
-    async def _one(self, row: outbox.OutboxRow) -> None:
-        op = row.op
+    def _held(self, row: outbox.OutboxRow, **sending: Any) -> outbox.OutboxRow:
+        held = outbox.hold(self.store, row, self.lease, **sending)
+        if held is None:
+            raise ClaimLost(f"operation {row.id} was taken over by another worker")
+        return held
+
+    def _readable(self, row: outbox.OutboxRow) -> Operation | None:
         try:
+            return row.op
+        except ValueError as exc:  # a payload this version cannot read: say so, do not stop the drain
+            self._dead(row, f"unreadable operation: {exc}")
+            return None
+
+    async def _one(self, row: outbox.OutboxRow) -> None:
+        op = self._readable(row)
+        if op is None:
+            return
+        try:
+            row = self._held(row)
             if isinstance(op, CreateOrder):
                 await self._create(row, op)
                 return
-            current = await self._prepare(row, op)
-            if current is not None:
+            prepared = await self._prepare(row, op)
+            if prepared is not None:
+                row, current = prepared
                 applied = await self.writers[row.shop].apply(op, marker(row.key), current)
                 self._finish(row, op, applied, current)
                 self.stats.done += 1
+        except ClaimLost as exc:
+            log.warning("outbox.claim_lost", id=row.id, error=str(exc))
         except Exception as exc:
             self._failed(row, exc)
 
@@ -134,15 +156,20 @@ class Drainer:
         writer = self.writers[rows[0].shop]
         ready: list[tuple[outbox.OutboxRow, SetStatus, Order]] = []
         for row in rows:
-            op = row.op
+            op = self._readable(row)
+            if op is None:
+                continue
             assert isinstance(op, SetStatus)
             try:
-                current = await self._prepare(row, op)
+                prepared = await self._prepare(self._held(row), op)
+            except ClaimLost as exc:
+                log.warning("outbox.claim_lost", id=row.id, error=str(exc))
+                continue
             except Exception as exc:
                 self._failed(row, exc)
                 continue
-            if current is not None:
-                ready.append((row, op, current))
+            if prepared is not None:
+                ready.append((prepared[0], op, prepared[1]))
         if not ready:
             return
         try:
@@ -200,7 +227,7 @@ class Drainer:
         )
 
     # -- updates of an existing order ---------------------------------------------------------------
-    async def _prepare(self, row: outbox.OutboxRow, op: Operation) -> Order | None:
+    async def _prepare(self, row: outbox.OutboxRow, op: Operation) -> tuple[outbox.OutboxRow, Order] | None:
         """Everything before a send: the target as it is now, an earlier attempt's effect, a result
         already true, a conflict. Returns the target order when the operation is to be sent, with
         its baseline and ``sent_at`` committed; None when it was settled without sending."""
@@ -218,8 +245,7 @@ class Drainer:
             return None
         if self._loses_conflict(row, op, current):
             return None
-        outbox.mark_sending(self.store, row.id, baseline=baseline_of(current))
-        return current
+        return self._held(row, baseline=baseline_of(current)), current
 
     def _finish(
         self, row: outbox.OutboxRow, op: Operation, applied: Applied, current: Order, *, already: bool = False
@@ -234,6 +260,9 @@ class Drainer:
                 states = state_links.tracked_states(connection, row.shop, [current.external_id])
                 state = states.get(current.external_id) or state_of(from_order(current))
                 _remember(state, op, applied)
+                if isinstance(op, (SetStatus, SetPaymentStatus, CancelOrder)) and current.updated_at:
+                    # Anything read of this order stamped no later than this is from before the write.
+                    state["stale_before"] = current.updated_at.isoformat()
                 state_links.save_state(connection, row.shop, current.external_id, state)
         log.info(
             "outbox.done", id=row.id, shop=row.shop, kind=row.kind, order=row.order_id, found=applied.found
@@ -286,11 +315,8 @@ class Drainer:
                 outcome=f"{winner} kept its {field_name}",
             )
             if not op_wins:
-                outbox.set_status(
-                    connection,
-                    row.id,
-                    outbox.SUPERSEDED,
-                    f"conflict: {row.shop} changed {field_name} too ({policy})",
+                outbox.mark_superseded(
+                    connection, row.id, f"conflict: {row.shop} changed {field_name} too ({policy})"
                 )
         log.warning("outbox.conflict", id=row.id, field=field_name, winner=winner, policy=policy)
         if not op_wins:
@@ -307,12 +333,12 @@ class Drainer:
                 raise OperationRejected(f"the source shop {op.source_shop!r} is not configured")
             op = op.model_copy(update={"order": await source.fetch(op.source_order_id)})
         if row.sent_at is not None:
-            created = await writer.find_created(key_marker, row.sent_at - timedelta(minutes=5))
+            created = await writer.find_created(op, key_marker, row.sent_at - timedelta(minutes=5))
             if created is not None:
                 await self._finish_create(row, op, Applied(ids={"order_id": created}, found=True))
                 self.stats.found += 1
                 return
-        outbox.mark_sending(self.store, row.id, baseline={}, payload=outbox.dump_op(op))
+        row = self._held(row, baseline={}, payload=outbox.dump_op(op))
         applied = await writer.apply(op, key_marker, None)
         await self._finish_create(row, op, applied)
         self.stats.done += 1
@@ -322,6 +348,14 @@ class Drainer:
         if not created:
             raise OperationRejected("the shop answered the order creation without an order id")
         assert op.order is not None
+        # The source as it is now, not as the first attempt saw it: what changed there meanwhile was
+        # not routed (the order had no link yet), so the catch-up must carry it.
+        source_now = op.order
+        try:
+            source_now = await self.writers[op.source_shop].fetch(op.source_order_id)
+        except Exception as exc:
+            log.warning("outbox.source_fetch_failed", shop=op.source_shop, error=_summary(exc))
+        op = op.model_copy(update={"order": source_now})
         target_state: dict[str, Any] | None = None
         try:
             target_state = state_of(from_order(await self.writers[row.shop].fetch(created)))
@@ -336,9 +370,11 @@ class Drainer:
                 connection, row.id, applied.model_dump(mode="json", exclude_none=True), order_id=created
             )
             state_links.add_link(connection, op.source_shop, op.source_order_id, row.shop, created)
-            state_links.save_state(
-                connection, op.source_shop, op.source_order_id, state_of(from_order(op.order))
-            )
+            if not state_links.tracked_states(connection, op.source_shop, [op.source_order_id]):
+                # Linked to a third shop already: its tracked state (and expectations) stays.
+                state_links.save_state(
+                    connection, op.source_shop, op.source_order_id, state_of(from_order(source_now))
+                )
             if target_state is not None:
                 state_links.save_state(connection, row.shop, created, target_state)
             if route is not None:
@@ -351,7 +387,7 @@ class Drainer:
                         origin="route",
                         source_shop=op.source_shop,
                         source_order_id=op.source_order_id,
-                        changed_at=op.order.updated_at,
+                        changed_at=source_now.updated_at,
                     )
         log.info(
             "outbox.replicated",

@@ -74,7 +74,8 @@ def find_effect(op: Operation, order: Order, baseline: dict[str, Any], marker: s
     if isinstance(op, RecordPayment):
         known = set(baseline.get("payments", []))
         for payment in order.payments:
-            if payment.external_id not in known and payment.amount == op.amount:
+            paid = payment.status == PaymentStatus.PAID
+            if paid and payment.external_id not in known and payment.amount == op.amount:
                 return {"payment_id": payment.external_id} if payment.external_id else {}
         return None
     return None  # an invoice leaves no trace on the order: it is sent again

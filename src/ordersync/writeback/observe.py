@@ -85,7 +85,8 @@ def from_order(order: Order) -> Observed:
 _ORDERS = """
     SELECT order_id, number, status, payment_status, currency, created_at, updated_at, loaded_at
     FROM orders
-    WHERE platform = $platform AND shop = $shop AND loaded_at > $after
+    WHERE platform = $platform AND shop = $shop
+      AND (loaded_at > $after OR (loaded_at = $after AND order_id > $after_id))
       AND (created_at >= $since OR list_contains($ids, order_id))
     ORDER BY loaded_at, order_id
 """
@@ -96,13 +97,21 @@ def changed_orders(
     platform: str,
     shop: str,
     *,
-    after: datetime,
+    after: tuple[datetime, str],
     created_since: datetime,
     linked: list[str],
 ) -> list[Observed]:
-    """Orders the mirror rewrote after ``after`` that routing cares about: linked ones, and ones
+    """Orders the mirror rewrote after ``after`` (a ``(loaded_at, order_id)`` position: one batch
+    shares a ``loaded_at``) that routing cares about: linked ones, and ones
     created since ``created_since`` (replication candidates)."""
-    params = {"platform": platform, "shop": shop, "after": after, "since": created_since, "ids": linked}
+    params = {
+        "platform": platform,
+        "shop": shop,
+        "after": after[0],
+        "after_id": after[1],
+        "since": created_since,
+        "ids": linked,
+    }
     heads = con.execute(_ORDERS, params).fetchall()
     if not heads:
         return []

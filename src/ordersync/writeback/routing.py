@@ -14,11 +14,13 @@ queued, and in the outbox when the target's change has not been extracted yet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from ordersync.config import Route, Settings, ShopConfig
@@ -61,8 +63,12 @@ class RouteStats:
         return {k: int(v) for k, v in vars(self).items() if v}
 
 
-def _iso(value: datetime | None) -> str:
-    return value.astimezone(UTC).isoformat() if value else "-"
+def _field_value(op: Operation) -> str:
+    """The canonical value a status-like operation sets (its platform value when it has none)."""
+    if isinstance(op, CancelOrder):
+        return "cancelled"
+    status = getattr(op, "status", None)
+    return status.value if status is not None else str(getattr(op, "value", ""))
 
 
 def route_shop(settings: Settings, store: StateStore, mirror: Any, shop: ShopConfig) -> RouteStats:
@@ -78,7 +84,10 @@ def route_shop(settings: Settings, store: StateStore, mirror: Any, shop: ShopCon
     for route in outgoing:
         if "orders" in route.changes and route.target not in since:
             since[route.target] = (route.replicate_since or now).astimezone(UTC).isoformat()
-    after = datetime.fromisoformat(cursor["loaded_at"]) if cursor.get("loaded_at") else _EPOCH
+    after = (
+        datetime.fromisoformat(cursor["loaded_at"]) if cursor.get("loaded_at") else _EPOCH,
+        str(cursor.get("order_id") or ""),
+    )
     with store.engine.connect() as connection:
         if outbox.unresolved_creates(connection, shop.name):
             # An order ordersync sent here may exist unlinked: wait until the outbox has resolved it.
@@ -103,14 +112,17 @@ def route_shop(settings: Settings, store: StateStore, mirror: Any, shop: ShopCon
     router = _Router(settings, shop, outgoing, replicating, stats)
     for start in range(0, len(observed), CHUNK):
         chunk = observed[start : start + CHUNK]
+        last = chunk[-1]  # listed in (loaded_at, order_id) order: the cursor is that pair
+        stamp = last.loaded_at.isoformat() if last.loaded_at else None
+        position = {"loaded_at": stamp, "order_id": last.order_id}
         with store.engine.begin() as connection:
+            # The cursor first: on SQLite the first write takes the database's write lock, so the
+            # tracked states read next cannot change under this transaction (the outbox writes them).
+            records.set_cursor_in(connection, shop.name, ROUTING, {**position, "since": since})
             router.route(connection, chunk, linked)
-            last = max(o.loaded_at for o in chunk if o.loaded_at is not None)
-            records.set_cursor_in(
-                connection, shop.name, ROUTING, {"loaded_at": last.isoformat(), "since": since}
-            )
     if not observed:
-        records.set_cursor(store, shop.name, ROUTING, {"loaded_at": cursor.get("loaded_at"), "since": since})
+        kept = {"loaded_at": cursor.get("loaded_at"), "order_id": cursor.get("order_id"), "since": since}
+        records.set_cursor(store, shop.name, ROUTING, kept)
     if stats.queued or stats.conflicts:
         log.info("routing.done", shop=shop.name, **stats.as_dict())
     return stats
@@ -164,10 +176,11 @@ class _Router:
             changes, state = diff(previous, observed, self._inflight(connection, observed.order_id))
             self.stats.echoes += changes.echoes
             if changes:
+                state["seq"] = int(previous.get("seq", 0)) + 1  # names this change in the keys below
                 for route in self.outgoing:
                     target_id = counterparts.get(route.target)
                     if target_id is not None:
-                        self._route_changes(connection, route, observed, target_id, changes)
+                        self._route_changes(connection, route, observed, target_id, changes, state["seq"])
             state_links.save_state(connection, self.shop.name, observed.order_id, state)
 
     def _inflight(self, connection: Connection, order_id: str) -> InFlight:
@@ -196,56 +209,113 @@ class _Router:
         )
 
     def _route_changes(
-        self, connection: Connection, route: Route, observed: Observed, target_id: str, changes: Changes
+        self,
+        connection: Connection,
+        route: Route,
+        observed: Observed,
+        target_id: str,
+        changes: Changes,
+        seq: int,
     ) -> None:
+        """One operation per change for this route. A value no operation can carry (a zero refund,
+        which WooCommerce allows for restocking; an empty comment) is skipped and logged: it must not
+        stop the rest of the order, or the shop's routing."""
+        for change, build in self._operations(route, observed, target_id, changes, seq):
+            try:
+                op = build()
+            except ValidationError as exc:
+                problem = exc.errors()[0]
+                where = ".".join(str(p) for p in problem["loc"])
+                self._skip(route, observed, f"{change}: {where}: {problem['msg']}")
+                continue
+            if op is None:
+                continue
+            if isinstance(op, (SetStatus, SetPaymentStatus, CancelOrder)):
+                self._status_op(connection, route, observed, change, op)
+            else:
+                self._queue(connection, route, observed, f"{change}->{route.target}", op)
+
+    def _operations(
+        self, route: Route, observed: Observed, target_id: str, changes: Changes, seq: int
+    ) -> list[tuple[str, Callable[[], Operation | None]]]:
         platform = self.platforms[route.target]
-        stamp = _iso(observed.updated_at)
+        out: list[tuple[str, Callable[[], Operation | None]]] = []
         if changes.status is not None:
             new = changes.status[1]
             if new == OrderStatus.CANCELLED.value and "cancel" in route.changes:
-                self._status_op(
-                    connection, route, observed, f"cancel@{stamp}", CancelOrder(order_id=target_id), new
-                )
+                out.append((f"cancel/{seq}", lambda: CancelOrder(order_id=target_id)))
             elif "status" in route.changes:
                 value = platform_value("order_status", platform, new)
                 if value is None:
                     self._skip(route, observed, f"status {new!r} has no {platform} value in statuses.yaml")
                 else:
-                    op = SetStatus(order_id=target_id, value=value, status=OrderStatus(new))
-                    self._status_op(connection, route, observed, f"status/{new}@{stamp}", op, new)
+                    out.append(
+                        (
+                            f"status/{seq}/{new}",
+                            lambda: SetStatus(order_id=target_id, value=value, status=OrderStatus(new)),
+                        )
+                    )
         if changes.payment_status is not None and "payment_status" in route.changes:
-            new_payment = changes.payment_status[1]
-            value = platform_value("payment_status", platform, new_payment) if new_payment else None
-            if value is None:
-                self._skip(route, observed, f"payment status {new_payment!r} has no {platform} value")
+            paid = changes.payment_status[1]
+            pvalue = platform_value("payment_status", platform, paid) if paid else None
+            if pvalue is None or paid is None:
+                self._skip(route, observed, f"payment status {paid!r} has no {platform} value")
             else:
-                op = SetPaymentStatus(order_id=target_id, value=value, status=PaymentStatus(new_payment))
-                self._status_op(
-                    connection, route, observed, f"payment_status/{new_payment}@{stamp}", op, new_payment
+                out.append(
+                    (
+                        f"payment_status/{seq}/{paid}",
+                        lambda: SetPaymentStatus(
+                            order_id=target_id, value=pvalue, status=PaymentStatus(paid)
+                        ),
+                    )
                 )
         if "comments" in route.changes:
             for comment_id, text, visible in changes.comments:
-                op_c = AddComment(order_id=target_id, text=text, customer_visible=visible)
-                self._queue(connection, route, observed, f"comment/{comment_id}->{route.target}", op_c)
-        if "refunds" in route.changes:
-            for refund_id, amount, reason in changes.refunds:
-                label = observed.number or observed.order_id
-                op_r = CreateRefund(
-                    order_id=target_id,
-                    amount=amount,
-                    currency=observed.currency,
-                    reason=reason or f"Refund of {self.shop.name} order {label}",
+                out.append(
+                    (
+                        f"comment/{comment_id}",
+                        lambda text=text, visible=visible: AddComment(
+                            order_id=target_id, text=text, customer_visible=visible
+                        ),
+                    )
                 )
-                self._queue(connection, route, observed, f"refund/{refund_id}->{route.target}", op_r)
+        if "refunds" in route.changes:
+            label = observed.number or observed.order_id
+            for refund_id, amount, reason in changes.refunds:
+                out.append(
+                    (
+                        f"refund/{refund_id}",
+                        lambda amount=amount, reason=reason: CreateRefund(
+                            order_id=target_id,
+                            amount=amount,
+                            currency=observed.currency,
+                            reason=reason or f"Refund of {self.shop.name} order {label}",
+                        ),
+                    )
+                )
         if "payments" in route.changes:
             for payment_id, amount, _gateway in changes.payments:
-                op_p = RecordPayment(order_id=target_id, amount=amount, currency=observed.currency)
-                self._queue(connection, route, observed, f"payment/{payment_id}->{route.target}", op_p)
+                out.append(
+                    (
+                        f"payment/{payment_id}",
+                        lambda amount=amount: RecordPayment(
+                            order_id=target_id, amount=amount, currency=observed.currency
+                        ),
+                    )
+                )
+        return out
 
     def _status_op(
-        self, connection: Connection, route: Route, observed: Observed, change: str, op: Operation, value: str
+        self, connection: Connection, route: Route, observed: Observed, change: str, op: Operation
     ) -> None:
         field = "payment_status" if isinstance(op, SetPaymentStatus) else "status"
+        value = _field_value(op)
+        kinds = ("set_payment_status",) if field == "payment_status" else ("set_status", "cancel_order")
+        target_id = op.order_id  # type: ignore[union-attr]
+        for older in outbox.open_for(connection, route.target, target_id):
+            if older.kind in kinds and older.source_shop == self.shop.name:
+                # A newer change of the same field replaces one not sent yet.
+                outbox.supersede(connection, older.id, f"replaced by a newer {field} change")
         wins = self._settle(connection, route, observed, op, field, value)
         self._queue(
             connection,
@@ -297,9 +367,8 @@ class _Router:
                 "routing.conflict", field=field, order=observed.order_id, winner=winner, policy=policy
             )
             if wins:
-                outbox.set_status(
-                    connection, other.id, outbox.SUPERSEDED, f"conflict: {self.shop.name} won ({policy})"
-                )
+                # One already being sent cannot be stopped; this change is queued after it.
+                outbox.supersede(connection, other.id, f"conflict: {self.shop.name} won ({policy})")
         return wins
 
     def _queue(

@@ -12,6 +12,7 @@ import httpx
 import structlog
 
 from ordersync.config import Settings, ShopConfig, WebCommanderShop
+from ordersync.errors import OrderSyncError
 from ordersync.http import HttpPolicy
 from ordersync.operations import Operation
 from ordersync.state import links as state_links
@@ -55,6 +56,7 @@ async def open_writers(
 class WriteBackStats:
     routed: dict[str, RouteStats] = field(default_factory=dict)
     drained: DrainStats = field(default_factory=DrainStats)
+    errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         queued = sum(r.queued for r in self.routed.values())
@@ -63,7 +65,12 @@ class WriteBackStats:
         if conflicts:
             parts.append(f"{conflicts} conflict(s)")
         parts += [f"{v} {k}" for k, v in self.drained.as_dict().items()]
+        parts += self.errors
         return ", ".join(parts) if parts else "nothing to write"
+
+
+class OperationKeyReused(OrderSyncError):
+    """A push under a key that already names a different operation."""
 
 
 def has_work(settings: Settings, store: StateStore) -> bool:
@@ -83,7 +90,11 @@ async def write_back(
     """Route what ``shops`` changed, apply what is due, and publish links and outcomes to the mirror."""
     stats = WriteBackStats()
     for shop in shops:
-        stats.routed[shop.name] = route_shop(settings, store, mirror, shop)
+        try:
+            stats.routed[shop.name] = route_shop(settings, store, mirror, shop)
+        except Exception as exc:
+            stats.errors.append(f"routing {shop.name}: {type(exc).__name__}: {exc}")
+            log.error("writeback.routing_failed", shop=shop.name, error=str(exc), exc_info=True)
     async with open_writers(settings, transport) as writers:
         stats.drained = await Drainer(settings, store, writers).drain()
     publish(store, mirror)
@@ -108,6 +119,11 @@ async def push(
         outbox.enqueue(connection, key=key, shop=shop, op=op, origin="manual")
         row = outbox.by_key(connection, key)
     assert row is not None
+    if row.shop != shop or row.payload != outbox.dump_op(op):
+        raise OperationKeyReused(
+            f"idempotency key {key!r} was used for another operation (#{row.id}: {describe(row)} "
+            f"to {row.shop}); use a new key"
+        )
     if row.status in outbox.OPEN:
         async with open_writers(settings, transport) as writers:
             await Drainer(settings, store, writers).drain(ids=[row.id])

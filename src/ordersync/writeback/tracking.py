@@ -9,7 +9,8 @@ consumes the expectation and is not routed, so nothing echoes back to the shop i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -63,6 +64,14 @@ def diff(
     state = state_of(now)
     expect = {kind: list(previous.get("expect", {}).get(kind, [])) for kind in EXPECT_KINDS}
 
+    state["seq"] = int(previous.get("seq", 0))
+    floor = previous.get("stale_before")
+    if floor and now.updated_at is not None and now.updated_at <= datetime.fromisoformat(floor):
+        # Read before ordersync's last status write landed (a sync that overlapped the outbox): its
+        # statuses are older than what is known, not a change to route back.
+        state["status"], state["payment_status"] = previous.get("status"), previous.get("payment_status")
+        state["stale_before"] = floor
+        now = replace(now, status=str(previous.get("status")), payment_status=previous.get("payment_status"))
     if now.status != previous.get("status"):
         if now.status in inflight.statuses:
             changes.echoes += 1

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ordersync.models import Order
-from ordersync.operations import Applied, Operation
+from ordersync.operations import Applied, CreateOrder, Operation
 
 
 class Writer(Protocol):
@@ -25,8 +25,9 @@ class Writer(Protocol):
         ``OperationRejected`` for what must not be sent, ``HttpError`` when the shop refuses or fails."""
         ...
 
-    async def find_created(self, marker: str, since: datetime) -> str | None:
-        """The id of an order created with ``marker`` at or after ``since``, if any."""
+    async def find_created(self, op: CreateOrder, marker: str, since: datetime) -> str | None:
+        """The id of an order an earlier attempt of ``op`` created at or after ``since``, if any: found
+        by ``marker`` where the platform keeps one, else by what ``op`` sends."""
         ...
 
     async def aclose(self) -> None: ...

@@ -44,6 +44,8 @@ log = structlog.get_logger("ordersync.webcommander.writer")
 
 V4_ORDERS = "/api/v4/admin/orders"
 PAYMENT_DATE = "%Y-%m-%d %H:%M:%S"
+RECENT = 100
+"""How many of the newest orders are searched for one an interrupted order-create made."""
 
 
 def _id_value(order_id: str) -> int | str:
@@ -102,10 +104,27 @@ class WebCommanderWriter:
         raw = await self._reader.order(order_id)
         return load_mapping("webcommander").map(raw, self._context)
 
-    async def find_created(self, marker: str, since: datetime) -> str | None:
-        """Always None: WebCommander keeps nothing searchable to leave a marker in (no order meta, no
-        search by note). What makes a resent ``order-create`` safe is its ``Idempotency-Key`` header: a
-        shop that honours it answers the first order again instead of making a second."""
+    async def find_created(self, op: CreateOrder, marker: str, since: datetime) -> str | None:
+        """WebCommander keeps nothing searchable to leave a marker in (no order meta, no search by
+        note), so an earlier attempt's order is recognised by what it was sent: among the newest
+        orders, one created since ``since`` with this billing email and exactly these products and
+        quantities. The ``Idempotency-Key`` header covers a shop that honours it as well."""
+        body = order_create_body(op, self.shop)
+        wanted = sorted((int(i["productId"]), int(i["quantity"])) for i in body["items"])
+        email = (body.get("billingAddress") or {}).get("email")
+        total = (await self._reader.orders_page(0, 1)).total
+        page = await self._reader.orders_page(max(0, total - RECENT), RECENT)
+        mapper = load_mapping("webcommander")
+        for raw in reversed(page.orders):
+            try:
+                order = mapper.map(raw, self._context)
+            except MappingError:
+                continue
+            if order.created_at < since or order.customer_email != email:
+                continue
+            lines = sorted((int(line.product_id or 0), int(line.quantity)) for line in order.line_items)
+            if lines == wanted:
+                return order.external_id
         return None
 
     async def apply(self, op: Operation, marker: str, current: Order | None) -> Applied:

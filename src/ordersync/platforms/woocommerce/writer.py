@@ -129,7 +129,7 @@ class WooCommerceWriter:
         )
         return load_mapping(f"woocommerce_{self.shop.api_version}").map(raw, ctx)
 
-    async def find_created(self, marker: str, since: datetime) -> str | None:
+    async def find_created(self, op: CreateOrder, marker: str, since: datetime) -> str | None:
         """Every order modified since a minute before ``since`` is looked at: creating one sets its
         modified time, and the minute covers a shop clock a little behind ours."""
         filters = OrderFilters(statuses=("any",), modified_after=since - timedelta(minutes=1))
