@@ -270,3 +270,32 @@ def test_push_refund_applies_once_per_key_and_refuses_more_than_remains(
     dropped = runner.invoke(app, ["outbox", "drop", str(dead["id"]), "--config", config])
     assert dropped.exit_code == 0, dropped.output
     assert [r.status for r in outbox.rows(state, ids=[dead["id"]])] == [outbox.DROPPED]
+
+
+def test_an_older_status_change_failing_for_now_never_lands_after_a_newer_one(
+    shops: Shops, state: StateStore
+) -> None:
+    shops.outbox = {"max_attempts": 5, "backoff_base": 3600}  # a failed write waits an hour
+    woo_id, wc_id = _replicated(shops, state)
+    shops.wc.set_status(wc_id, "on-hold")
+    shops.sync(state)
+    shops.woo_app.script(f"/orders/{woo_id}", [Fault.server_error(503)] * 3)  # the target read fails
+    shops.write_back(state)
+    (older,) = [r for r in outbox.rows(state, shop="woo") if r.kind == "set_status"]
+    assert older.status == outbox.PENDING and older.attempts == 1
+    shops.wc.set_status(wc_id, "completed")
+    shops.cycle(state)
+    shops.cycle(state)
+    assert shops.woo.get(woo_id).status == "completed"
+    statuses = {r.op.value: r.status for r in outbox.rows(state, shop="woo") if r.kind == "set_status"}  # type: ignore[union-attr]
+    assert statuses == {"on-hold": outbox.SUPERSEDED, "completed": outbox.DONE}
+
+
+def test_a_zero_refund_is_skipped_and_the_rest_still_flows(shops: Shops, state: StateStore) -> None:
+    woo_id, wc_id = _replicated(shops, state)
+    shops.woo.create_refund(woo_id, {"amount": "0", "reason": "restock only", "api_refund": False})
+    shops.woo.add_note(woo_id, "Restocked the mug", author="Kim")
+    stats = shops.cycle(state)
+    assert stats.routed["woo"].skipped >= 1 and not stats.errors
+    assert "Restocked the mug" in [c["content"] for c in shops.wc.get(wc_id)["orderComment"]]
+    assert shops.wc_refunds(wc_id) == []

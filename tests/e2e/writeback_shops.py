@@ -109,6 +109,9 @@ class Shops:
     def cycle(self, state: StateStore, *names: str) -> WriteBackStats:
         """What `ordersync sync --once` does: sync the shops, route their changes, drain the outbox."""
         self.sync(state, *names)
+        return self.write_back(state, *names)
+
+    def write_back(self, state: StateStore, *names: str) -> WriteBackStats:
         settings = self.settings()
         shops = [settings.shop(n) for n in names or ("woo", "wc")]
         return asyncio.run(write_back(settings, state, settings.mirror.open(), shops))

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from ordersync.config import WooCommerceShop
-from ordersync.errors import BadResponseError, ClientRequestError, HttpError, NotFoundError
+from ordersync.errors import BadResponseError, ClientRequestError, HttpError, NotFoundError, ServerError
 from ordersync.http import HttpPolicy
 from ordersync.mapping import MappingContext, load_mapping
 from ordersync.mapping.statuses import platform_value
@@ -238,7 +238,9 @@ class WooCommerceWriter:
             error = item["error"]
             data = error.get("data")
             status = data.get("status") if isinstance(data, dict) else None
-            return ClientRequestError(
+            # An item the shop failed on (5xx) is worth another try; one it refused (4xx) is not.
+            kind = ServerError if isinstance(status, int) and status >= 500 else ClientRequestError
+            return kind(
                 f"order {op.order_id}: {error.get('message')}",
                 url=path,
                 status=status if isinstance(status, int) else None,

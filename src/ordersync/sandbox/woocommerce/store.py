@@ -516,7 +516,9 @@ class WooCommerceStore:
                 raise StoreError(500, "woocommerce_rest_invalid_order_id", "Invalid order ID.", 404) from None
             amount = _money(body.get("amount", "0"), "amount")
             left = order.total - order.refunded
-            if amount <= 0 or amount > left:
+            # wc_create_refund refuses a negative amount or more than is left; a zero refund is
+            # allowed (merchants use it to restock items), so routing must cope with one.
+            if amount < 0 or amount > left:
                 raise StoreError(
                     500, "woocommerce_rest_cannot_create_order_refund", "Invalid refund amount.", 500
                 )
