@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ordersync.cli import app
+from ordersync.config import parse_settings
 from ordersync.sandbox.faults import Fault
 from ordersync.state import links as state_links
 from ordersync.state import outbox
@@ -299,3 +300,36 @@ def test_a_zero_refund_is_skipped_and_the_rest_still_flows(shops: Shops, state: 
     assert stats.routed["woo"].skipped >= 1 and not stats.errors
     assert "Restocked the mug" in [c["content"] for c in shops.wc.get(wc_id)["orderComment"]]
     assert shops.wc_refunds(wc_id) == []
+
+
+def test_the_daemon_routes_and_drains_while_it_runs(shops: Shops, state: StateStore) -> None:
+    """`ordersync run`: a change made while the daemon runs reaches the other shop, without a command."""
+    import asyncio
+    import os
+    import signal
+
+    from ordersync import daemon
+
+    woo_id, wc_id = _replicated(shops, state)
+    config = shops.config()
+    for shop in config["shops"]:
+        shop["schedule"] = {"interval": 0.5}
+    config["sync"]["outbox"]["interval"] = 0.5
+    settings = parse_settings(config)
+
+    async def main() -> None:
+        task = asyncio.create_task(daemon.run_daemon(settings))
+        await asyncio.sleep(1.5)
+        shops.wc.set_status(wc_id, "completed")
+        shops.wc.add_comment(wc_id, "Handed to the courier")
+        for _ in range(100):
+            await asyncio.sleep(0.2)
+            notes = [n.text for n in shops.woo.get(woo_id).notes]
+            if shops.woo.get(woo_id).status == "completed" and "Handed to the courier" in notes:
+                break
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+    assert shops.woo.get(woo_id).status == "completed"
+    assert [n.text for n in shops.woo.get(woo_id).notes].count("Handed to the courier") == 1

@@ -288,7 +288,12 @@ def hold(
 
 
 def complete(
-    connection: Connection, row_id: int, result: dict[str, Any], *, order_id: str | None = None
+    connection: Connection,
+    row_id: int,
+    result: dict[str, Any],
+    *,
+    order_id: str | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> None:
     values: dict[str, Any] = {
         "status": DONE,
@@ -299,6 +304,8 @@ def complete(
     }
     if order_id is not None:
         values["order_id"] = order_id
+    if payload is not None:
+        values["payload"] = payload
     connection.execute(update(outbox).where(outbox.c.id == row_id).values(**values))
 
 

@@ -367,7 +367,13 @@ class Drainer:
         )
         with self.store.engine.begin() as connection:
             outbox.complete(
-                connection, row.id, applied.model_dump(mode="json", exclude_none=True), order_id=created
+                connection,
+                row.id,
+                applied.model_dump(mode="json", exclude_none=True),
+                order_id=created,
+                # The copy of the customer's order was needed to resend it; once created, the
+                # reference is enough (the order itself is in both shops and the mirror).
+                payload=outbox.dump_op(op.model_copy(update={"order": None})),
             )
             state_links.add_link(connection, op.source_shop, op.source_order_id, row.shop, created)
             if not state_links.tracked_states(connection, op.source_shop, [op.source_order_id]):
