@@ -64,6 +64,8 @@ def test_a_new_woocommerce_order_appears_in_webcommander_mapped_by_sku_and_linke
     paid = [p for p in wc_order["payments"] if p["status"] == "success"]
     assert len(paid) == 1
     assert Decimal(str(paid[0]["amount"])) == Decimal(str(shops.woo.get(woo_id).total))
+    (create,) = [r for r in outbox.rows(state) if r.kind == "create_order"]
+    assert "order" not in create.payload  # the customer's order is not kept in the outbox once made
     # A later run neither replicates it again nor sends anything back.
     before = len(outbox.rows(state))
     shops.cycle(state)
