@@ -335,3 +335,19 @@ def test_the_daemon_routes_and_drains_while_it_runs(shops: Shops, state: StateSt
     asyncio.run(main())
     assert shops.woo.get(woo_id).status == "completed"
     assert [n.text for n in shops.woo.get(woo_id).notes].count("Handed to the courier") == 1
+
+
+def test_a_payment_and_a_refund_seen_in_one_sync_are_applied_in_that_order(
+    shops: Shops, state: StateStore
+) -> None:
+    woo_id = shops.new_woo_order(["SKU-002"], paid=False)
+    shops.cycle(state)
+    wc_id = _link(state, woo_id)
+    assert shops.wc.get(wc_id)["paymentStatus"] == "unpaid"
+    shops.woo.update_order(woo_id, {"set_paid": True, "status": "processing"})
+    shops.woo.create_refund(woo_id, {"amount": "4.00", "reason": "late delivery", "api_refund": False})
+    shops.cycle(state)
+    assert [Decimal(str(r["amount"])) for r in shops.wc_refunds(wc_id)] == [Decimal("4.00")]
+    assert not [r for r in outbox.rows(state) if r.status == outbox.DEAD], [
+        (r.kind, r.last_error) for r in outbox.rows(state) if r.status == outbox.DEAD
+    ]

@@ -96,3 +96,27 @@ def test_links_work_from_either_side_and_tracked_states_upsert(ready_store: Stat
         assert links.counterpart(connection, "wc", "13", "woo") == "40"
         assert links.linked_orders(connection, "wc") == {"13": {"woo": "40"}}
         assert links.tracked_states(connection, "wc", ["13", "14"]) == {"13": {"status": "completed"}}
+
+
+def test_a_shop_whose_orders_wait_does_not_starve_another_shops_writes(ready_store: StateStore) -> None:
+    _queue(ready_store, "first", AddComment(order_id="1", text="a"), shop="wc")
+    (head,) = outbox.claim(ready_store, lease=LEASE, limit=1)
+    outbox.fail(ready_store, head.id, "HTTP 503", retry_at=datetime.now(UTC) + timedelta(hours=1))
+    for n in range(40):  # all behind the first, on the same order
+        _queue(ready_store, f"behind-{n}", AddComment(order_id="1", text=f"b{n}"), shop="wc")
+    _queue(ready_store, "other", SetStatus(order_id="9", value="completed"), shop="woo")
+    assert [r.key for r in outbox.claim(ready_store, lease=LEASE, limit=10)] == ["other"]
+
+
+def test_retry_does_not_revive_a_status_change_a_newer_one_followed(ready_store: StateStore) -> None:
+    old = _queue(ready_store, "old", SetStatus(order_id="1", value="on-hold"))
+    new = _queue(ready_store, "new", SetStatus(order_id="1", value="completed"))
+    comment = _queue(ready_store, "note", AddComment(order_id="1", text="hi"))
+    assert old is not None and new is not None and comment is not None
+    for row_id in (old, comment):
+        outbox.fail(ready_store, row_id, "gave up", retry_at=None)
+    with ready_store.engine.begin() as connection:
+        outbox.complete(connection, new, {"ids": {}})
+    assert outbox.retry(ready_store, None) == 1
+    statuses = {r.key: r.status for r in outbox.rows(ready_store)}
+    assert statuses == {"old": outbox.SUPERSEDED, "new": outbox.DONE, "note": outbox.PENDING}

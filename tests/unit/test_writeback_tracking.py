@@ -104,3 +104,27 @@ def test_comments_are_found_by_text_and_statuses_by_value() -> None:
     assert find_effect(comment, order, {"comments": ["c4"]}, "m") is None
     assert already_true(SetStatus(order_id="13", value="processing"), order)
     assert not already_true(SetStatus(order_id="13", value="completed"), order)
+
+
+def test_a_read_older_than_ordersyncs_write_forgets_nothing_it_knew() -> None:
+    state = state_of(_observed())
+    state["comments"].append("c9")  # the comment ordersync just wrote
+    state["status"] = "completed"  # and the status
+    state["stale_before"] = {"status": T0.isoformat()}
+    stale = _observed(updated_at=T0)  # read before the write landed: no c9, old status
+    changes, after = diff(state, stale)
+    assert not changes and after["comments"] == ["c1", "c9"] and after["status"] == "completed"
+    later = _observed(
+        status="completed",
+        updated_at=T0.replace(minute=5),
+        comments=[("c1", "hello", False), ("c9", "x", False)],
+    )
+    changes, _ = diff(after, later)
+    assert not changes  # its own write, seen at last: nothing to route back
+
+
+def test_a_persons_change_of_the_other_field_is_not_hidden_by_the_floor() -> None:
+    state = state_of(_observed())
+    state["stale_before"] = {"payment_status": T0.isoformat()}
+    changes, _ = diff(state, _observed(status="completed", updated_at=T0))
+    assert changes.status == ("processing", "completed")

@@ -318,8 +318,8 @@ def test_create_order_resolves_skus_and_can_be_found_by_marker(version: str) -> 
     line = (body_of(sent)["order"] if version == "v2" else body_of(sent))["line_items"][1]
     assert (line["product_id"], line.get("variation_id")) == ((20, 22) if version == "v3" else (22, None))
     found = target.run(lambda w: w.find_created(op, marker("c1"), since))
-    assert found == applied.ids["order_id"]
-    assert target.run(lambda w: w.find_created(op, marker("other"), since - timedelta(days=1))) is None
+    assert found == [applied.ids["order_id"]]
+    assert target.run(lambda w: w.find_created(op, marker("other"), since - timedelta(days=1))) == []
 
 
 @pytest.mark.parametrize("version", VERSIONS)

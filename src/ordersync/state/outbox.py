@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, exists, func, or_, select, update
 
 from ordersync.operations import Operation
 from ordersync.state.records import _alive, _where, aware, upsert_into
@@ -198,37 +198,33 @@ def claim(
     UPDATE on its lease, so two workers never hold the same row; the new ``lease_until`` is the
     holder's token."""
     now = now or _now()
-    pending = (
-        select(outbox)
-        .where(
-            outbox.c.status == PENDING,
-            or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
-        )
-        .order_by(outbox.c.id)
-        .limit(limit * 4)
+    older = outbox.alias("older")
+    first_in_line = or_(
+        outbox.c.order_id.is_(None),
+        ~exists().where(
+            older.c.shop == outbox.c.shop,
+            older.c.order_id == outbox.c.order_id,
+            older.c.status.in_(OPEN),
+            older.c.id < outbox.c.id,
+        ),
     )
-    sending = select(outbox).where(outbox.c.status == SENDING)
+    due = or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now)
+    pending = select(outbox).where(outbox.c.status == PENDING, due, first_in_line)
+    sending = select(outbox).where(outbox.c.status == SENDING, first_in_line)
     if ids is not None:
-        pending = select(outbox).where(outbox.c.id.in_(ids), outbox.c.status == PENDING)
+        pending = select(outbox).where(outbox.c.id.in_(ids), outbox.c.status == PENDING, first_in_line)
         sending = sending.where(outbox.c.id.in_(ids))
     if shops is not None:
         pending = pending.where(outbox.c.shop.in_(shops))
         sending = sending.where(outbox.c.shop.in_(shops))
-    heads_query = (
-        select(outbox.c.shop, outbox.c.order_id, func.min(outbox.c.id))
-        .where(outbox.c.status.in_(OPEN), outbox.c.order_id.is_not(None))
-        .group_by(outbox.c.shop, outbox.c.order_id)
-    )
+    pending = pending.order_by(outbox.c.id).limit(limit * 4)
     taken: list[OutboxRow] = []
     with store.engine.begin() as connection:
-        heads = {(shop, order): first for shop, order, first in connection.execute(heads_query)}
         candidates = [r for r in connection.execute(sending).all() if _abandoned(r, now)]
         candidates += connection.execute(pending).all()
         for raw in sorted(candidates, key=lambda r: r.id):
             if len(taken) >= limit:
                 break
-            if raw.order_id is not None and heads.get((raw.shop, raw.order_id), raw.id) != raw.id:
-                continue
             result = connection.execute(
                 update(outbox)
                 .where(outbox.c.id == raw.id, outbox.c.status == raw.status)
@@ -367,18 +363,49 @@ def rows(
         return [_row(r) for r in connection.execute(query)]
 
 
+STATUS_FIELDS = {"set_status": "status", "cancel_order": "status", "set_payment_status": "payment_status"}
+
+
 def retry(store: StateStore, ids: list[int] | None, *, shop: str | None = None) -> int:
-    """Give dead-lettered operations a fresh set of attempts, due now (all dead ones when ids is None)."""
-    query = update(outbox).where(outbox.c.status == DEAD)
+    """Give dead-lettered operations a fresh set of attempts, due now (all dead ones when ids is None).
+    A dead status change that a newer change of the same order's field has followed since is not
+    revived but superseded: applied now, it would undo the newer one."""
+    query = select(outbox).where(outbox.c.status == DEAD)
     if ids is not None:
         query = query.where(outbox.c.id.in_(ids))
     if shop:
         query = query.where(outbox.c.shop == shop)
+    revived = 0
     with store.engine.begin() as connection:
-        result = connection.execute(
-            query.values(status=PENDING, attempts=0, next_attempt_at=_now(), done_at=None)
-        )
-    return int(result.rowcount)
+        for row in connection.execute(query).all():
+            field = STATUS_FIELDS.get(row.kind)
+            if field is not None and row.order_id is not None:
+                kinds = [k for k, f in STATUS_FIELDS.items() if f == field]
+                newer = connection.execute(
+                    select(outbox.c.id).where(
+                        outbox.c.shop == row.shop,
+                        outbox.c.order_id == row.order_id,
+                        outbox.c.kind.in_(kinds),
+                        outbox.c.id > row.id,
+                        outbox.c.status.not_in((DROPPED, SUPERSEDED)),
+                    )
+                ).first()
+                if newer is not None:
+                    connection.execute(
+                        update(outbox)
+                        .where(outbox.c.id == row.id)
+                        .values(
+                            status=SUPERSEDED, last_error=f"replaced by the newer {field} change #{newer.id}"
+                        )
+                    )
+                    continue
+            connection.execute(
+                update(outbox)
+                .where(outbox.c.id == row.id)
+                .values(status=PENDING, attempts=0, next_attempt_at=_now(), done_at=None)
+            )
+            revived += 1
+    return revived
 
 
 def drop(store: StateStore, ids: list[int]) -> int:

@@ -92,8 +92,12 @@ class Drainer:
         self.writers = writers
         self.jitter = jitter
         self.stats = DrainStats()
-        self.lease = timedelta(seconds=settings.http.timeout * 4 + 60)
-        """Long enough for one operation's requests; renewed before each operation and each send."""
+        http = settings.http
+        self.lease = timedelta(
+            seconds=(http.timeout + http.max_retry_after) * (http.max_retries + 1) * 2 + 60
+        )
+        """Long enough for an operation's reads before its send, each with every retry and Retry-After
+        it may take; renewed before each operation and each send."""
 
     # -- driving ------------------------------------------------------------------------------------
     async def drain(self, ids: list[int] | None = None, *, max_rounds: int = 100) -> DrainStats:
@@ -260,9 +264,15 @@ class Drainer:
                 states = state_links.tracked_states(connection, row.shop, [current.external_id])
                 state = states.get(current.external_id) or state_of(from_order(current))
                 _remember(state, op, applied)
-                if isinstance(op, (SetStatus, SetPaymentStatus, CancelOrder)) and current.updated_at:
-                    # Anything read of this order stamped no later than this is from before the write.
-                    state["stale_before"] = current.updated_at.isoformat()
+                written = "payment_status" if isinstance(op, SetPaymentStatus) else "status"
+                if (
+                    isinstance(op, (SetStatus, SetPaymentStatus, CancelOrder))
+                    and current.updated_at
+                    and not applied.found
+                ):
+                    # What is read of this order stamped no later than this predates the write.
+                    floors = state.get("stale_before") if isinstance(state.get("stale_before"), dict) else {}
+                    state["stale_before"] = {**floors, written: current.updated_at.isoformat()}
                 state_links.save_state(connection, row.shop, current.external_id, state)
         log.info(
             "outbox.done", id=row.id, shop=row.shop, kind=row.kind, order=row.order_id, found=applied.found
@@ -333,9 +343,17 @@ class Drainer:
                 raise OperationRejected(f"the source shop {op.source_shop!r} is not configured")
             op = op.model_copy(update={"order": await source.fetch(op.source_order_id)})
         if row.sent_at is not None:
-            created = await writer.find_created(op, key_marker, row.sent_at - timedelta(minutes=5))
-            if created is not None:
-                await self._finish_create(row, op, Applied(ids={"order_id": created}, found=True))
+            candidates = await writer.find_created(op, key_marker, row.sent_at - timedelta(minutes=5))
+            with self.store.engine.connect() as connection:
+                taken = state_links.linked_orders(connection, row.shop)
+            free = [c for c in candidates if c not in taken]  # a linked one is another order's copy
+            if len(free) > 1:
+                raise OperationRejected(
+                    f"an earlier attempt may have created this order, and orders {', '.join(free)} of shop "
+                    f"{row.shop!r} all match it: check them and link or drop this operation by hand"
+                )
+            if free:
+                await self._finish_create(row, op, Applied(ids={"order_id": free[0]}, found=True))
                 self.stats.found += 1
                 return
         row = self._held(row, baseline={}, payload=outbox.dump_op(op))
@@ -381,7 +399,7 @@ class Drainer:
                 state_links.save_state(
                     connection, op.source_shop, op.source_order_id, state_of(from_order(source_now))
                 )
-            if target_state is not None:
+            if target_state is not None and not state_links.tracked_states(connection, row.shop, [created]):
                 state_links.save_state(connection, row.shop, created, target_state)
             if route is not None:
                 for key, follow in _catch_up(op, row.shop, created, route.changes, self.settings):

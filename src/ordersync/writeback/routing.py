@@ -63,6 +63,14 @@ class RouteStats:
         return {k: int(v) for k, v in vars(self).items() if v}
 
 
+def _op_of(row: outbox.OutboxRow) -> Operation | None:
+    """A queued operation, or None for a payload this version cannot read (the drain dead-letters it)."""
+    try:
+        return row.op
+    except ValueError:
+        return None
+
+
 def _field_value(op: Operation) -> str:
     """The canonical value a status-like operation sets (its platform value when it has none)."""
     if isinstance(op, CancelOrder):
@@ -187,7 +195,7 @@ class _Router:
         """Operations still queued for this order: if its new state shows one, that is our own write."""
         statuses, payment_statuses, comments, refunds, payments = set(), set(), set(), set(), set()
         for row in outbox.open_for(connection, self.shop.name, order_id):
-            op = row.op
+            op = _op_of(row)
             if isinstance(op, SetStatus) and op.status is not None:
                 statuses.add(op.status.value)
             elif isinstance(op, CancelOrder):
@@ -269,13 +277,15 @@ class _Router:
                         ),
                     )
                 )
-        if "comments" in route.changes:
-            for comment_id, text, visible in changes.comments:
+        # Payments before refunds: a refund needs the payment it returns, and operations on one
+        # order are applied in the order they are queued.
+        if "payments" in route.changes:
+            for payment_id, amount, _gateway in changes.payments:
                 out.append(
                     (
-                        f"comment/{comment_id}",
-                        lambda text=text, visible=visible: AddComment(
-                            order_id=target_id, text=text, customer_visible=visible
+                        f"payment/{payment_id}",
+                        lambda amount=amount: RecordPayment(
+                            order_id=target_id, amount=amount, currency=observed.currency
                         ),
                     )
                 )
@@ -293,13 +303,13 @@ class _Router:
                         ),
                     )
                 )
-        if "payments" in route.changes:
-            for payment_id, amount, _gateway in changes.payments:
+        if "comments" in route.changes:
+            for comment_id, text, visible in changes.comments:
                 out.append(
                     (
-                        f"payment/{payment_id}",
-                        lambda amount=amount: RecordPayment(
-                            order_id=target_id, amount=amount, currency=observed.currency
+                        f"comment/{comment_id}",
+                        lambda text=text, visible=visible: AddComment(
+                            order_id=target_id, text=text, customer_visible=visible
                         ),
                     )
                 )
@@ -343,7 +353,7 @@ class _Router:
             else:
                 wins = policy == self.shop.name
             winner = self.shop.name if wins else route.target
-            other_op = other.op
+            other_op = _op_of(other)
             other_value = (
                 "cancelled" if isinstance(other_op, CancelOrder) else getattr(other_op, "value", None)
             )

@@ -65,13 +65,17 @@ def diff(
     expect = {kind: list(previous.get("expect", {}).get(kind, [])) for kind in EXPECT_KINDS}
 
     state["seq"] = int(previous.get("seq", 0))
-    floor = previous.get("stale_before")
-    if floor and now.updated_at is not None and now.updated_at <= datetime.fromisoformat(floor):
-        # Read before ordersync's last status write landed (a sync that overlapped the outbox): its
-        # statuses are older than what is known, not a change to route back.
-        state["status"], state["payment_status"] = previous.get("status"), previous.get("payment_status")
-        state["stale_before"] = floor
-        now = replace(now, status=str(previous.get("status")), payment_status=previous.get("payment_status"))
+    for collection in ("comments", "refunds", "payments"):
+        # Known stays known: a read older than ordersync's last write lacks what that write made.
+        state[collection] = list(dict.fromkeys([*previous.get(collection, []), *state[collection]]))
+    floors = previous.get("stale_before") or {}
+    for field_name, floor in floors.items():
+        if now.updated_at is not None and now.updated_at <= datetime.fromisoformat(floor):
+            # Read before ordersync's write of this field landed (a sync that overlapped the outbox):
+            # the value is older than what is known, not a change to route back.
+            state[field_name] = previous.get(field_name)
+            state.setdefault("stale_before", {})[field_name] = floor
+            now = replace(now, **{field_name: previous.get(field_name)})
     if now.status != previous.get("status"):
         if now.status in inflight.statuses:
             changes.echoes += 1

@@ -25,9 +25,10 @@ class Writer(Protocol):
         ``OperationRejected`` for what must not be sent, ``HttpError`` when the shop refuses or fails."""
         ...
 
-    async def find_created(self, op: CreateOrder, marker: str, since: datetime) -> str | None:
-        """The id of an order an earlier attempt of ``op`` created at or after ``since``, if any: found
-        by ``marker`` where the platform keeps one, else by what ``op`` sends."""
+    async def find_created(self, op: CreateOrder, marker: str, since: datetime) -> list[str]:
+        """Orders that may be the one an earlier attempt of ``op`` created at or after ``since``: the
+        one holding ``marker`` where the platform keeps one, else every order that matches what
+        ``op`` sends (the outbox rules out those already linked and refuses to guess between two)."""
         ...
 
     async def aclose(self) -> None: ...

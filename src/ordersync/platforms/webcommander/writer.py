@@ -104,28 +104,31 @@ class WebCommanderWriter:
         raw = await self._reader.order(order_id)
         return load_mapping("webcommander").map(raw, self._context)
 
-    async def find_created(self, op: CreateOrder, marker: str, since: datetime) -> str | None:
+    async def find_created(self, op: CreateOrder, marker: str, since: datetime) -> list[str]:
         """WebCommander keeps nothing searchable to leave a marker in (no order meta, no search by
         note), so an earlier attempt's order is recognised by what it was sent: among the newest
-        orders, one created since ``since`` with this billing email and exactly these products and
-        quantities. The ``Idempotency-Key`` header covers a shop that honours it as well."""
+        orders, those created since ``since`` with this billing email, exactly these products and
+        quantities, and this grand total. The outbox leaves out the ones already linked and refuses
+        to choose between two. The ``Idempotency-Key`` header covers a shop that honours it."""
         body = order_create_body(op, self.shop)
-        wanted = sorted((int(i["productId"]), int(i["quantity"])) for i in body["items"])
+        wanted = sorted((str(i["productId"]), str(i["quantity"])) for i in body["items"])
         email = (body.get("billingAddress") or {}).get("email")
-        total = (await self._reader.orders_page(0, 1)).total
-        page = await self._reader.orders_page(max(0, total - RECENT), RECENT)
+        total = op.order.total if op.order is not None else None
+        count = (await self._reader.orders_page(0, 1)).total
+        page = await self._reader.orders_page(max(0, count - RECENT), RECENT)
         mapper = load_mapping("webcommander")
-        for raw in reversed(page.orders):
+        found: list[str] = []
+        for raw in page.orders:
             try:
                 order = mapper.map(raw, self._context)
             except MappingError:
                 continue
-            if order.created_at < since or order.customer_email != email:
+            if order.created_at < since or order.customer_email != email or order.total != total:
                 continue
-            lines = sorted((int(line.product_id or 0), int(line.quantity)) for line in order.line_items)
+            lines = sorted((str(line.product_id), str(int(line.quantity))) for line in order.line_items)
             if lines == wanted:
-                return order.external_id
-        return None
+                found.append(order.external_id)
+        return found
 
     async def apply(self, op: Operation, marker: str, current: Order | None) -> Applied:
         match op:

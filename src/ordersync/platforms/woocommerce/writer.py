@@ -129,7 +129,7 @@ class WooCommerceWriter:
         )
         return load_mapping(f"woocommerce_{self.shop.api_version}").map(raw, ctx)
 
-    async def find_created(self, op: CreateOrder, marker: str, since: datetime) -> str | None:
+    async def find_created(self, op: CreateOrder, marker: str, since: datetime) -> list[str]:
         """Every order modified since a minute before ``since`` is looked at: creating one sets its
         modified time, and the minute covers a shop clock a little behind ours."""
         filters = OrderFilters(statuses=("any",), modified_after=since - timedelta(minutes=1))
@@ -144,9 +144,9 @@ class WooCommerceWriter:
                 raise BadResponseError("order list is not a list", url="/orders", shop=self.shop.name)
             for order in orders:
                 if isinstance(order, dict) and self._marker_of(order) == marker:
-                    return str(order.get("id"))
+                    return [str(order.get("id"))]
             if len(orders) < BATCH_LIMIT:
-                return None
+                return []
             page += 1
 
     def _marker_of(self, order: dict[str, Any]) -> Any:
