@@ -268,7 +268,7 @@ def test_push_refund_applies_once_per_key_and_refuses_more_than_remains(
     assert len(shops.woo.get(woo_id).refunds) == 1
 
     listed = runner.invoke(app, ["outbox", "list", "--status", "dead", "--json", "--config", config])
-    (dead,) = __import__("json").loads(listed.stdout)
+    (dead,) = json.loads(listed.stdout)
     assert dead["kind"] == "create_refund" and dead["shop"] == "woo"
     dropped = runner.invoke(app, ["outbox", "drop", str(dead["id"]), "--config", config])
     assert dropped.exit_code == 0, dropped.output

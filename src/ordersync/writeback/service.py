@@ -174,7 +174,7 @@ def publish(store: StateStore, mirror: Any) -> None:
             "status": row.status,
             "attempts": row.attempts,
             "last_error": row.last_error,
-            "result": None if row.result is None else __import__("json").dumps(row.result),
+            "result": row.result,  # the mirror writes it as JSON text
             "summary": describe(row),
             "created_at": row.created_at,
             "next_attempt_at": row.next_attempt_at,
