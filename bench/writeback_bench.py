@@ -3,6 +3,7 @@ back, through the outbox, against both sandboxes running in their own processes.
 
     uv run python bench/writeback_bench.py                  # 200 new orders on shops of 2,000
     uv run python bench/writeback_bench.py --new 500 --existing 10000
+    uv run python bench/writeback_bench.py --new 100 --existing 500 --latency 50 --concurrency 1
 
 Reported per phase: seconds of the syncs, seconds of routing plus draining, operations applied,
 requests sent to each shop (reads and writes), and operations per second. Phase 1 replicates
@@ -50,7 +51,7 @@ http_module.HttpPolicy._once = _counting_once  # type: ignore[method-assign]
 WC_HEADERS = {"uuid": "F8A3-A88E-C6EF-B1CB", "accessToken": "11b4ec017714ef095b8e115545467fcb"}
 
 
-def config(workdir: Path, woo_url: str, wc_url: str) -> dict[str, Any]:
+def config(workdir: Path, woo_url: str, wc_url: str, concurrency: int) -> dict[str, Any]:
     return {
         "workers": 2,
         "mirror": {"path": str(workdir / "bench.duckdb")},
@@ -65,7 +66,7 @@ def config(workdir: Path, woo_url: str, wc_url: str) -> dict[str, Any]:
                 },
                 {"from": "wc", "to": "woo", "changes": ["status", "comments"]},
             ],
-            "outbox": {"backoff_base": 0, "batch": 500},
+            "outbox": {"backoff_base": 0, "batch": 500, "concurrency": concurrency},
         },
         "shops": [
             {
@@ -161,13 +162,15 @@ def main() -> None:
     )
     parser.add_argument("--new", type=int, default=200, help="new WooCommerce orders to replicate")
     parser.add_argument("--existing", type=int, default=2000, help="orders each sandbox starts with")
+    parser.add_argument("--latency", type=float, default=0, help="milliseconds the sandboxes add per request")
+    parser.add_argument("--concurrency", type=int, default=4, help="sync.outbox.concurrency")
     args = parser.parse_args()
     configure_logging(level="WARNING")
-    woo_proc, woo_url = start_sandbox("woocommerce", args.existing, 0)
-    wc_proc, wc_url = start_sandbox("webcommander", args.existing, 0)
+    woo_proc, woo_url = start_sandbox("woocommerce", args.existing, args.latency)
+    wc_proc, wc_url = start_sandbox("webcommander", args.existing, args.latency)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            settings = parse_settings(config(Path(tmp), woo_url, wc_url))
+            settings = parse_settings(config(Path(tmp), woo_url, wc_url, args.concurrency))
             store = settings.state.open_ready()
             first = phase(settings, store, "backfill both shops, routes start")
             time.sleep(1)  # orders created in the routes' first second would count as old

@@ -315,6 +315,9 @@ class OutboxSettings(_Strict):
     backoff_base: float = Field(30.0, ge=0, description="seconds before the first retry, doubled each time")
     backoff_max: float = Field(3600.0, ge=0)
     batch: int = Field(100, ge=1, description="operations taken per drain")
+    concurrency: int = Field(
+        4, ge=1, le=32, description="operations applied at once (never two of one order)"
+    )
     interval: float = Field(30.0, gt=0, description="`ordersync run`: seconds between outbox drains")
 
 

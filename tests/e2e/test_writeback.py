@@ -351,3 +351,67 @@ def test_a_payment_and_a_refund_seen_in_one_sync_are_applied_in_that_order(
     assert not [r for r in outbox.rows(state) if r.status == outbox.DEAD], [
         (r.kind, r.last_error) for r in outbox.rows(state) if r.status == outbox.DEAD
     ]
+
+
+class _Overlap:
+    """In front of the WebCommander sandbox: holds each comment request a moment and counts how many
+    are in flight together."""
+
+    def __init__(self) -> None:
+        self.app: object = None
+        self.now = 0
+        self.most = 0
+
+    def wrap(self, app: object) -> _Overlap:
+        self.app = app
+        return self
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        import asyncio
+
+        if scope["type"] != "http" or "order-comment-add" not in scope["path"]:
+            await self.app(scope, receive, send)  # type: ignore[operator]
+            return
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0.2)
+            await self.app(scope, receive, send)  # type: ignore[operator]
+        finally:
+            self.now -= 1
+
+
+def test_operations_of_different_orders_run_side_by_side_and_one_orders_stay_in_order(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from ordersync.operations import AddComment
+    from ordersync.writeback.drain import Drainer
+    from ordersync.writeback.service import open_writers
+
+    overlap = _Overlap()
+    gen = serve_shops(tmp_path, wc_wrap=overlap.wrap)
+    shops = next(gen)
+    store = shops.store()
+    try:
+        with store.engine.begin() as connection:
+            for order_id in range(1, 7):
+                op = AddComment(order_id=str(order_id), text=f"note for {order_id}")
+                outbox.enqueue(connection, key=f"t/{order_id}", shop="wc", op=op, origin="manual")
+            for n in range(3):  # three for one order: applied in the order queued
+                op = AddComment(order_id="9", text=f"step {n}")
+                outbox.enqueue(connection, key=f"t/9/{n}", shop="wc", op=op, origin="manual")
+
+        async def drain() -> object:
+            async with open_writers(shops.settings()) as writers:
+                return await Drainer(shops.settings(), store, writers).drain()
+
+        asyncio.run(drain())
+        assert {r.status for r in outbox.rows(store)} == {outbox.DONE}
+        assert overlap.most > 1  # side by side (4 at once by default)
+        steps = [c["content"] for c in shops.wc.get("9")["orderComment"] if c["content"].startswith("step")]
+        assert steps == ["step 0", "step 1", "step 2"]
+    finally:
+        store.dispose()
+        gen.close()

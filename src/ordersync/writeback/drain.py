@@ -9,6 +9,7 @@ its next extraction does not route it back) and, for a replication, link the two
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -112,14 +113,21 @@ class Drainer:
             )
             if not rows:
                 break
-            for group in _groups(rows, self.writers):
-                if len(group) > 1:
-                    await self._batch(group)
-                else:
-                    await self._one(group[0])
+            # A claim holds at most one operation per target order (the oldest), so the units of
+            # a round touch different orders and may run side by side. No transaction spans an
+            # await, so the state store sees them one at a time.
+            limiter = asyncio.Semaphore(self.settings.sync.outbox.concurrency)
+            await asyncio.gather(*(self._apply(unit, limiter) for unit in _groups(rows, self.writers)))
             if ids is not None:
                 break
         return self.stats
+
+    async def _apply(self, unit: list[outbox.OutboxRow], limiter: asyncio.Semaphore) -> None:
+        async with limiter:
+            if len(unit) > 1:
+                await self._batch(unit)
+            else:
+                await self._one(unit[0])
 
     def _held(self, row: outbox.OutboxRow, **sending: Any) -> outbox.OutboxRow:
         held = outbox.hold(self.store, row, self.lease, **sending)
@@ -158,22 +166,25 @@ class Drainer:
         """Status changes for one shop whose writer groups them (WooCommerce ``orders/batch``): each is
         checked as alone, then the ones still to send go out in one request."""
         writer = self.writers[rows[0].shop]
-        ready: list[tuple[outbox.OutboxRow, SetStatus, Order]] = []
-        for row in rows:
+        limiter = asyncio.Semaphore(self.settings.sync.outbox.concurrency)
+
+        async def prepare(row: outbox.OutboxRow) -> tuple[outbox.OutboxRow, SetStatus, Order] | None:
             op = self._readable(row)
             if op is None:
-                continue
+                return None
             assert isinstance(op, SetStatus)
             try:
-                prepared = await self._prepare(self._held(row), op)
+                async with limiter:  # each reads its own order: side by side, as single operations do
+                    prepared = await self._prepare(self._held(row), op)
             except ClaimLost as exc:
                 log.warning("outbox.claim_lost", id=row.id, error=str(exc))
-                continue
+                return None
             except Exception as exc:
                 self._failed(row, exc)
-                continue
-            if prepared is not None:
-                ready.append((prepared[0], op, prepared[1]))
+                return None
+            return (prepared[0], op, prepared[1]) if prepared is not None else None
+
+        ready = [r for r in await asyncio.gather(*(prepare(row) for row in rows)) if r is not None]
         if not ready:
             return
         try:
