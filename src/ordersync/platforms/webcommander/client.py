@@ -13,7 +13,7 @@ import httpx
 
 from ordersync.config import WebCommanderShop
 from ordersync.errors import BadResponseError
-from ordersync.http import HttpPolicy, build_client
+from ordersync.http import HttpPolicy, JsonResponse, build_client
 
 API_PREFIX = "/external/app/access"
 
@@ -91,6 +91,15 @@ class WebCommanderClient:
             url=f"{url}?max={max_}&offset={offset}",
             body=result.response.content,
             count=len(body["orders"]),
+        )
+
+    async def post(
+        self, endpoint: str, body: dict[str, Any], *, headers: dict[str, str] | None = None
+    ) -> JsonResponse:
+        """One POST to the external-app API, sent once: its writes are not idempotent, so only the
+        outbox, which first looks for an earlier attempt's effect, may send one again."""
+        return await self.policy.request_json(
+            self._http, "POST", f"{API_PREFIX}/{endpoint}", json=body, headers=headers, retry=False
         )
 
     async def order(self, order_id: str | int) -> dict[str, Any]:

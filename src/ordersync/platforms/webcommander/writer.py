@@ -37,7 +37,7 @@ from ordersync.operations import (
     SetStatus,
     decimal_str,
 )
-from ordersync.platforms.webcommander.client import API_PREFIX, WebCommanderClient
+from ordersync.platforms.webcommander.client import WebCommanderClient
 from ordersync.platforms.webcommander.oauth2 import ClientCredentialsAuth
 
 log = structlog.get_logger("ordersync.webcommander.writer")
@@ -66,10 +66,6 @@ class WebCommanderWriter:
         self.shop = shop
         self.policy = policy
         self._reader = WebCommanderClient(shop, policy, transport=transport)
-        headers = {"uuid": shop.uuid.get_secret_value(), "accessToken": shop.access_token.get_secret_value()}
-        self._app = build_client(
-            shop.base_url, policy, headers=headers, transport=transport, max_connections=2
-        )
         self._admin: httpx.AsyncClient | None = None
         self.auth: ClientCredentialsAuth | None = None
         if shop.admin_api is not None:
@@ -95,7 +91,6 @@ class WebCommanderWriter:
 
     async def aclose(self) -> None:
         await self._reader.aclose()
-        await self._app.aclose()
         if self._admin is not None:
             await self._admin.aclose()
 
@@ -237,14 +232,7 @@ class WebCommanderWriter:
 
     # -- sending --------------------------------------------------------------------------------------
     async def _post_app(self, endpoint: str, body: dict[str, Any], marker: str) -> Any:
-        result = await self.policy.request_json(
-            self._app,
-            "POST",
-            f"{API_PREFIX}/{endpoint}",
-            json=body,
-            headers={"Idempotency-Key": marker},
-            retry=False,
-        )
+        result = await self._reader.post(endpoint, body, headers={"Idempotency-Key": marker})
         self._check_envelope(result, endpoint)
         return result.data
 

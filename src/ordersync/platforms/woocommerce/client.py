@@ -164,6 +164,20 @@ class WooCommerceClient:
         client = self._details if detail else self._http
         return await self.policy.request_json(client, "GET", f"{self.prefix}{path}", params=params)
 
+    async def send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, Any] | None = None,
+        retry: bool = True,
+    ) -> JsonResponse:
+        """Any request under this version's prefix (writes included); ``retry=False`` sends once."""
+        return await self.policy.request_json(
+            self._http, method, f"{self.prefix}{path}", params=params, json=body, retry=retry
+        )
+
     def _unwrap(self, result: JsonResponse, key: str | None, kind: type) -> Any:
         data = result.data
         if key is not None:

@@ -87,15 +87,7 @@ class WooCommerceWriter:
         params: dict[str, Any] | None = None,
         retry: bool = True,
     ) -> Any:
-        result = await self.policy.request_json(
-            self.client._http,
-            method,
-            f"{self.client.prefix}{path}",
-            params=params,
-            json=body,
-            retry=retry,
-        )
-        return result.data
+        return (await self.client.send(method, path, body, params=params, retry=retry)).data
 
     def _field(self, data: Any, key: str, path: str) -> Any:
         """``data[key]``, or a ``BadResponseError`` naming what the shop sent instead."""
