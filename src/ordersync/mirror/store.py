@@ -156,7 +156,7 @@ class Mirror:
                     raise
 
     @contextmanager
-    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
         """A connection for reads, or None when the file does not exist (reads must not create it).
 
         Within a session, a cursor: its own transaction, so a read from another thread neither joins
@@ -377,7 +377,7 @@ class Mirror:
         """order_id -> content hash of the shop's orders and quarantined records, so a sync can skip
         mapping payloads that did not change. A quarantined record wins over the order's row: it was
         seen later (a write that maps the order clears its quarantine), so it is the current payload."""
-        with self._reader() as con:
+        with self.reader() as con:
             if con is None:
                 return {}
             params = {"platform": platform, "shop": shop}
@@ -397,7 +397,7 @@ class Mirror:
     def quarantined(self, platform: str, shop: str) -> pa.Table:
         """The shop's quarantined records as the mirror holds them (for a state store that has none,
         e.g. one created after the mirror)."""
-        with self._reader() as con:
+        with self.reader() as con:
             if con is None:
                 return pa.table({})
             return con.sql(
@@ -418,7 +418,7 @@ class Mirror:
         order, so a sync re-reads the notes of these and adds the ones not listed here."""
         if modified_since is not None:
             modified_since = _aware(modified_since)
-        with self._reader() as con:
+        with self.reader() as con:
             if con is None:
                 return {}
             table = con.sql(

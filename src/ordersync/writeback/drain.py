@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,23 +56,10 @@ class DrainStats:
     retried: int = 0
     dead: int = 0
     superseded: int = 0
-    deferred: int = 0
-    errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            k: v
-            for k, v in {
-                "done": self.done,
-                "found": self.found,
-                "already": self.already,
-                "retried": self.retried,
-                "dead": self.dead,
-                "superseded": self.superseded,
-                "deferred": self.deferred,
-            }.items()
-            if v
-        }
+        """The outcomes that happened, for a summary line."""
+        return {k: v for k, v in asdict(self).items() if v}
 
 
 def _summary(exc: BaseException) -> str:
@@ -143,24 +130,37 @@ class Drainer:
             return None
 
     async def _one(self, row: outbox.OutboxRow) -> None:
+        ready = await self._ready(row)
+        if ready is None:
+            return
+        row, op, current = ready
+        try:
+            applied = await self.writers[row.shop].apply(op, marker(row.key), current)
+        except Exception as exc:
+            self._failed(row, exc)
+            return
+        self._finish(row, op, applied, current)
+        self.stats.done += 1
+
+    async def _ready(self, row: outbox.OutboxRow) -> tuple[outbox.OutboxRow, Operation, Order] | None:
+        """Everything before the send (a replication whole), its failures recorded: the row, its
+        operation and the target order when there is something to send, else None."""
         op = self._readable(row)
         if op is None:
-            return
+            return None
         try:
             row = self._held(row)
             if isinstance(op, CreateOrder):
                 await self._create(row, op)
-                return
+                return None
             prepared = await self._prepare(row, op)
-            if prepared is not None:
-                row, current = prepared
-                applied = await self.writers[row.shop].apply(op, marker(row.key), current)
-                self._finish(row, op, applied, current)
-                self.stats.done += 1
         except ClaimLost as exc:
             log.warning("outbox.claim_lost", id=row.id, error=str(exc))
+            return None
         except Exception as exc:
             self._failed(row, exc)
+            return None
+        return (prepared[0], op, prepared[1]) if prepared is not None else None
 
     async def _batch(self, rows: list[outbox.OutboxRow]) -> None:
         """Status changes for one shop whose writer groups them (WooCommerce ``orders/batch``): each is
@@ -168,27 +168,16 @@ class Drainer:
         writer = self.writers[rows[0].shop]
         limiter = asyncio.Semaphore(self.settings.sync.outbox.concurrency)
 
-        async def prepare(row: outbox.OutboxRow) -> tuple[outbox.OutboxRow, SetStatus, Order] | None:
-            op = self._readable(row)
-            if op is None:
-                return None
-            assert isinstance(op, SetStatus)
-            try:
-                async with limiter:  # each reads its own order: side by side, as single operations do
-                    prepared = await self._prepare(self._held(row), op)
-            except ClaimLost as exc:
-                log.warning("outbox.claim_lost", id=row.id, error=str(exc))
-                return None
-            except Exception as exc:
-                self._failed(row, exc)
-                return None
-            return (prepared[0], op, prepared[1]) if prepared is not None else None
+        async def prepare(row: outbox.OutboxRow) -> tuple[outbox.OutboxRow, Operation, Order] | None:
+            async with limiter:  # each reads its own order: side by side, as single operations do
+                return await self._ready(row)
 
         ready = [r for r in await asyncio.gather(*(prepare(row) for row in rows)) if r is not None]
         if not ready:
             return
         try:
-            results = await writer.set_statuses([op for _, op, _ in ready])  # type: ignore[attr-defined]
+            ops = [op for _, op, _ in ready]
+            results = await writer.set_statuses(ops)  # type: ignore[attr-defined]
         except Exception as exc:
             for row, _, _ in ready:
                 self._failed(row, exc)
@@ -231,7 +220,6 @@ class Drainer:
             delay = max(delay, min(retry_after, self.settings.http.max_retry_after))
         outbox.fail(self.store, row.id, error, retry_at=datetime.now(UTC) + timedelta(seconds=delay))
         self.stats.retried += 1
-        self.stats.errors.append(error)
         log.info(
             "outbox.retry",
             id=row.id,

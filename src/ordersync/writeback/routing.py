@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -25,6 +24,7 @@ from sqlalchemy import Connection
 
 from ordersync.config import Route, Settings, ShopConfig
 from ordersync.mapping.statuses import platform_value
+from ordersync.mirror.store import Mirror
 from ordersync.models import OrderStatus, PaymentStatus
 from ordersync.operations import (
     AddComment,
@@ -79,7 +79,7 @@ def _field_value(op: Operation) -> str:
     return status.value if status is not None else str(getattr(op, "value", ""))
 
 
-def route_shop(settings: Settings, store: StateStore, mirror: Any, shop: ShopConfig) -> RouteStats:
+def route_shop(settings: Settings, store: StateStore, mirror: Mirror, shop: ShopConfig) -> RouteStats:
     """Queue the operations this shop's latest changes call for (see the module docstring)."""
     stats = RouteStats()
     outgoing = [r for r in settings.sync.routes if r.source == shop.name]
@@ -106,7 +106,7 @@ def route_shop(settings: Settings, store: StateStore, mirror: Any, shop: ShopCon
     replicating = {
         r.target: datetime.fromisoformat(since[r.target]) for r in outgoing if "orders" in r.changes
     }
-    with mirror._reader() as con:
+    with mirror.reader() as con:
         if con is None:
             return stats
         observed = changed_orders(

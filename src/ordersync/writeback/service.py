@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import structlog
@@ -14,6 +13,7 @@ import structlog
 from ordersync.config import Settings, ShopConfig, WebCommanderShop
 from ordersync.errors import OrderSyncError
 from ordersync.http import HttpPolicy
+from ordersync.mirror.store import Mirror
 from ordersync.operations import Operation
 from ordersync.state import links as state_links
 from ordersync.state import outbox
@@ -82,7 +82,7 @@ def has_work(settings: Settings, store: StateStore) -> bool:
 async def write_back(
     settings: Settings,
     store: StateStore,
-    mirror: Any,
+    mirror: Mirror,
     shops: list[ShopConfig],
     *,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -154,10 +154,8 @@ def describe(row: outbox.OutboxRow) -> str:
     return kind.replace("_", " ")
 
 
-def publish(store: StateStore, mirror: Any) -> None:
+def publish(store: StateStore, mirror: Mirror) -> None:
     """Copy links, operations and conflicts into the mirror (small tables, replaced whole)."""
-    if not hasattr(mirror, "write_sync_state"):
-        return
     with store.engine.connect() as connection:
         links = [vars(link) for link in state_links.all_links(connection)]
         conflicts = state_links.all_conflicts(connection)
