@@ -328,6 +328,16 @@ def outbox_list(
     out.print(table)
 
 
+def _drain(settings: Settings, store: StateStore) -> Any:
+    """Apply what is due, show the outcome in the mirror and say what happened."""
+    from ordersync.writeback.service import drain_outbox, publish
+
+    stats = asyncio.run(drain_outbox(settings, store))
+    publish(store, settings.mirror.open())
+    out.print("applied: " + (", ".join(f"{v} {k}" for k, v in stats.as_dict().items()) or "nothing due"))
+    return stats
+
+
 def _ids(values: list[str] | None) -> list[int] | None:
     if not values:
         return None
@@ -344,22 +354,12 @@ def outbox_retry(
     config: ConfigOption = None,
 ) -> None:
     """Give dead-lettered operations fresh attempts and apply them now."""
-    from ordersync.writeback.drain import Drainer
-    from ordersync.writeback.service import open_writers, publish
-
     configure_logging(json=False)
     wanted = _ids(ids)
     with _session(config) as (settings, store):
         revived = outbox.retry(store, wanted, shop=shop)
         out.print(f"{revived} operation(s) back in the queue")
-
-        async def apply() -> Any:
-            async with open_writers(settings) as writers:
-                return await Drainer(settings, store, writers).drain()
-
-        stats = asyncio.run(apply())
-        publish(store, settings.mirror.open())
-    out.print("applied: " + (", ".join(f"{v} {k}" for k, v in stats.as_dict().items()) or "nothing due"))
+        stats = _drain(settings, store)
     if stats.dead or stats.retried:
         raise typer.Exit(1)
 
@@ -388,16 +388,6 @@ def outbox_drop(
 @outbox_app.command("drain")
 def outbox_drain(config: ConfigOption = None) -> None:
     """Apply every operation that is due now, then exit."""
-    from ordersync.writeback.drain import Drainer
-    from ordersync.writeback.service import open_writers, publish
-
     configure_logging(json=False)
     with _session(config) as (settings, store):
-
-        async def apply() -> Any:
-            async with open_writers(settings) as writers:
-                return await Drainer(settings, store, writers).drain()
-
-        stats = asyncio.run(apply())
-        publish(store, settings.mirror.open())
-    out.print("applied: " + (", ".join(f"{v} {k}" for k, v in stats.as_dict().items()) or "nothing due"))
+        _drain(settings, store)

@@ -133,8 +133,7 @@ class _Daemon:
 
     async def drain(self) -> None:
         """Apply what the outbox holds that is due; failures stay queued with their error."""
-        from ordersync.writeback.drain import Drainer
-        from ordersync.writeback.service import open_writers, publish
+        from ordersync.writeback.service import drain_outbox, publish
 
         if self.stopping:
             return
@@ -143,8 +142,7 @@ class _Daemon:
         self.running[task] = OUTBOX_JOB
         try:
             async with self.writeback:
-                async with open_writers(self.settings, self.transport) as writers:
-                    stats = await Drainer(self.settings, self.store, writers).drain()
+                stats = await drain_outbox(self.settings, self.store, transport=self.transport)
                 if stats.as_dict() or self.published is False:
                     # The mirror is opened only when there is something new to show in it.
                     await asyncio.to_thread(publish, self.store, self.settings.mirror.open())

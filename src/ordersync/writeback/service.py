@@ -52,6 +52,18 @@ async def open_writers(
         yield writers
 
 
+async def drain_outbox(
+    settings: Settings,
+    store: StateStore,
+    *,
+    ids: list[int] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> DrainStats:
+    """Apply what is due (or just ``ids``) through a writer per shop."""
+    async with open_writers(settings, transport) as writers:
+        return await Drainer(settings, store, writers).drain(ids=ids)
+
+
 @dataclass
 class WriteBackStats:
     routed: dict[str, RouteStats] = field(default_factory=dict)
@@ -95,8 +107,7 @@ async def write_back(
         except Exception as exc:
             stats.errors.append(f"routing {shop.name}: {type(exc).__name__}: {exc}")
             log.error("writeback.routing_failed", shop=shop.name, error=str(exc), exc_info=True)
-    async with open_writers(settings, transport) as writers:
-        stats.drained = await Drainer(settings, store, writers).drain()
+    stats.drained = await drain_outbox(settings, store, transport=transport)
     publish(store, mirror)
     return stats
 
@@ -125,8 +136,7 @@ async def push(
             f"to {row.shop}); use a new key"
         )
     if row.status in outbox.OPEN:
-        async with open_writers(settings, transport) as writers:
-            await Drainer(settings, store, writers).drain(ids=[row.id])
+        await drain_outbox(settings, store, ids=[row.id], transport=transport)
     with store.engine.connect() as connection:
         final = outbox.get(connection, row.id)
     assert final is not None
