@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import Connection, exists, func, or_, select, update
 
 from ordersync.operations import Operation
-from ordersync.state.records import _alive, _where, aware, upsert_into
+from ordersync.state.records import aware, process_alive, this_process, upsert_into
 from ordersync.state.store import StateStore
 from ordersync.state.tables import outbox
 
@@ -237,7 +237,7 @@ def claim(
                     status=SENDING,
                     attempts=(raw.attempts or 0) + 1,
                     lease_until=now + lease,
-                    claimed_by=_where(),
+                    claimed_by=this_process(),
                 )
             )
             if result.rowcount == 1:
@@ -252,7 +252,7 @@ def _abandoned(raw: Any, now: datetime) -> bool:
     if lease_until is None or lease_until <= now:
         return True
     claimed = raw.claimed_by or {}
-    return claimed.get("host") == _where()["host"] and not _alive(claimed)
+    return claimed.get("host") == this_process()["host"] and not process_alive(claimed)
 
 
 def hold(

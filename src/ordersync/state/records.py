@@ -93,12 +93,12 @@ class RunRecord:
     details: dict[str, Any]
 
 
-def _where() -> dict[str, Any]:
+def this_process() -> dict[str, Any]:
     """Which process runs this: lets a later run tell a live run from one whose process died."""
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
-def _alive(details: dict[str, Any] | None) -> bool:
+def process_alive(details: dict[str, Any] | None) -> bool:
     """True only for a run of a process still alive on this host; other hosts cannot be asked."""
     if not details or details.get("host") != socket.gethostname() or not isinstance(details.get("pid"), int):
         return False
@@ -124,7 +124,7 @@ def start_run(store: StateStore, shop: str, kind: str) -> int:
                 loaded=0,
                 unchanged=0,
                 quarantined=0,
-                details=_where(),
+                details=this_process(),
             )
             .returning(runs.c.id)
         )
@@ -194,7 +194,7 @@ def abandon_stale_runs(store: StateStore, shop: str) -> int:
         rows = connection.execute(
             select(runs.c.id, runs.c.details).where(runs.c.shop == shop, runs.c.status == "running")
         ).all()
-        dead = [row.id for row in rows if not _alive(row.details)]
+        dead = [row.id for row in rows if not process_alive(row.details)]
         if dead:
             connection.execute(
                 update(runs)
