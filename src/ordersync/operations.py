@@ -11,23 +11,11 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ordersync.models import Money, Order, OrderStatus, PaymentStatus, RefundLine, UtcDatetime
-
-
-class OperationKind(StrEnum):
-    SET_STATUS = "set_status"
-    SET_PAYMENT_STATUS = "set_payment_status"
-    ADD_COMMENT = "add_comment"
-    CREATE_REFUND = "create_refund"
-    RECORD_PAYMENT = "record_payment"
-    CANCEL_ORDER = "cancel_order"
-    SEND_INVOICE = "send_invoice"
-    CREATE_ORDER = "create_order"
 
 
 class _Op(BaseModel):
@@ -112,11 +100,6 @@ Operation = Annotated[
     | CreateOrder,
     Field(discriminator="kind"),
 ]
-
-MONEY_KINDS = frozenset(
-    {OperationKind.CREATE_REFUND, OperationKind.RECORD_PAYMENT, OperationKind.CREATE_ORDER}
-)
-"""Operations that must never take effect twice: the outbox looks for their marker before resending."""
 
 
 def marker(idempotency_key: str) -> str:
