@@ -97,6 +97,23 @@ class _RichProgress:
         )
 
 
+def _verified(stats: RunStats) -> str:
+    scan = stats.details.get("scan")
+    if scan is None:
+        return "-"
+    if scan.get("complete"):
+        return (
+            f"yes ({len(scan.get('passes', []))} pass)"
+            if len(scan.get("passes", [])) == 1
+            else (f"yes ({len(scan['passes'])} passes)")
+        )
+    return (
+        "sample"
+        if stats.details.get("sample") and stats.incomplete is None
+        else (f"[bold red]NO: {scan.get('unverified', 0):,} unverified[/]")
+    )
+
+
 def _summary(results: list[RunStats], mirror: Path, seconds: float, what: str = "backfill") -> Table:
     """Metrics down, shops across: stays readable in an 80-column terminal."""
     table = Table(title=f"{what} into {mirror}", title_justify="left")
@@ -114,6 +131,8 @@ def _summary(results: list[RunStats], mirror: Path, seconds: float, what: str = 
     ]
     for label, attr in rows:
         table.add_row(label, *[f"{getattr(s, attr):,}" for s in results])
+    if any("scan" in s.details for s in results):
+        table.add_row("listing verified", *[_verified(s) for s in results])
     if any("resumed_from" in s.details for s in results):
         table.add_row("resumed from", *[f"{s.details.get('resumed_from', '-')}" for s in results])
     if any("disappeared" in s.details for s in results):
@@ -194,6 +213,11 @@ def _run_shops(
             f"[yellow]{quarantined} record(s) quarantined:[/] see the `quarantine` table in "
             f"{settings.mirror.path} (raw payload, reason and field path)."
         )
+    incomplete = [s for s in results if s.incomplete]
+    for stats in incomplete:
+        console.print(f"[bold red]INCOMPLETE[/] {escape(stats.shop)}: {escape(stats.incomplete or '')}")
+    if incomplete:
+        raise typer.Exit(1)
     return results
 
 
@@ -297,20 +321,35 @@ def sandbox(
         float, typer.Option(help="Share of requests that hang past the client timeout.")
     ] = 0.0,
     rate_html: Annotated[float, typer.Option(help="Share of requests answered with an HTML 502 page.")] = 0.0,
-    max_page_size: Annotated[
-        int | None, typer.Option(help="WebCommander: cap on `max` per request, as a real host may.")
-    ] = None,
+    max_cap: Annotated[
+        int, typer.Option(help="WebCommander: most orders one page returns, whatever `max` asks (0: no cap).")
+    ] = 50,
+    order: Annotated[
+        str, typer.Option(help="WebCommander: listing order, newest or oldest first.")
+    ] = "newest",
+    churn: Annotated[
+        int, typer.Option(help="WebCommander: this many new orders arrive while clients page.")
+    ] = 0,
+    churn_every: Annotated[int, typer.Option(min=1, help="WebCommander: one new order every N pages.")] = 3,
+    oversized: Annotated[
+        int, typer.Option(min=0, help="WebCommander: this many orders with a 200 KB customerName.")
+    ] = 0,
+    dst_orders: Annotated[
+        int, typer.Option(min=0, help="WebCommander: orders created and updated in the autumn DST hour.")
+    ] = 0,
 ) -> None:
     """Serve sandbox WebCommander and WooCommerce shops on loopback until Ctrl-C (sync.example.yaml
     points at them). The WooCommerce shop speaks plain HTTP, so clients sign with OAuth 1.0a."""
     from ordersync.config import WebCommanderShop, WooCommerceShop
     from ordersync.sandbox.faults import FaultConfig
-    from ordersync.sandbox.server import Served, serve_apps, shop_app
-    from ordersync.sandbox.webcommander.app import DEFAULT_TOKEN, DEFAULT_UUID
+    from ordersync.sandbox.server import Oddities, Served, WebCommanderListing, serve_apps, shop_app
+    from ordersync.sandbox.webcommander.app import DEFAULT_TOKEN, DEFAULT_UUID, Churn
     from ordersync.sandbox.woocommerce.app import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET
 
     if only not in (None, "webcommander", "woocommerce"):
         raise typer.BadParameter("--only takes webcommander or woocommerce")
+    if order not in ("newest", "oldest"):
+        raise typer.BadParameter("--order takes newest or oldest")
     configure_logging()
     faults = FaultConfig(
         latency_ms=latency_ms,
@@ -338,7 +377,12 @@ def sandbox(
             faults=faults,
             realistic=realistic,
             prerender=True,
-            max_page_size=max_page_size,
+            listing=WebCommanderListing(
+                max_cap=max_cap or None,
+                order=order,
+                churn=Churn(every=churn_every, count=churn) if churn else None,
+            ),
+            oddities=Oddities(oversized=oversized, dst_fold=dst_orders),
         )
         banner = (
             f"WebCommander sandbox: {{url}}/external/app/access/orders  uuid={DEFAULT_UUID}  "

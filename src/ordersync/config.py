@@ -132,6 +132,9 @@ class WebCommanderShop(_ShopBase):
         default_factory=dict, description="'AU-VIC' (country-state code) -> WebCommander state id"
     )
     payment_gateway: str = Field("PIS", description="gateway code for payments recorded without one")
+    scan_passes: int = Field(
+        3, ge=1, le=10, description="passes over the listing to reach one that proves it complete"
+    )
 
 
 class WooCommerceShop(_ShopBase):

@@ -97,6 +97,8 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
         backfill = None
         if checkpoint is not None and not checkpoint.get("done"):
             position = checkpoint.get("position")
+            if isinstance(position, dict):  # a WebCommander scan position: its offset
+                position = position.get("offset")
             backfill = BackfillProgress(
                 position=int(position) if position is not None else None,
                 started_at=_time(checkpoint.get("started_at")),
@@ -132,7 +134,13 @@ def humanize(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600:02d}h"
 
 
-_STATUS_STYLE = {"ok": "green", "running": "cyan", "failed": "red", "abandoned": "yellow"}
+_STATUS_STYLE = {
+    "ok": "green",
+    "running": "cyan",
+    "failed": "red",
+    "incomplete": "bold red",
+    "abandoned": "yellow",
+}
 
 
 def render(statuses: list[ShopStatus], *, now: datetime | None = None) -> Table:

@@ -16,6 +16,7 @@ import uvicorn
 
 from ordersync.config import ShopConfig, WebCommanderShop
 from ordersync.sandbox.faults import FaultConfig, FaultInjector
+from ordersync.sandbox.webcommander.app import Churn
 
 
 def _config(app: Any, host: str, **extra: Any) -> uvicorn.Config:
@@ -75,6 +76,26 @@ class SandboxServer:
         self._socket.close()
 
 
+@dataclass(frozen=True)
+class WebCommanderListing:
+    """Where the document leaves the listing open, which reading the WebCommander sandbox takes:
+    ``max_cap`` orders per page at most (None: no cap), ``order`` newest or oldest first, and
+    ``churn``, orders arriving while a client pages."""
+
+    max_cap: int | None = 50
+    order: str = "newest"
+    churn: Churn | None = None
+
+
+@dataclass(frozen=True)
+class Oddities:
+    """Records a real WebCommander shop has been seen to hold: ``oversized`` orders with a 200 KB
+    customer name, and ``dst_fold`` orders stamped in the autumn hour that happens twice."""
+
+    oversized: int = 0
+    dst_fold: int = 0
+
+
 def shop_app(
     shop: ShopConfig,
     *,
@@ -83,16 +104,26 @@ def shop_app(
     faults: FaultConfig | None = None,
     realistic: bool = False,
     prerender: bool = False,
-    max_page_size: int | None = None,
+    listing: WebCommanderListing | None = None,
+    oddities: Oddities | None = None,
 ) -> FaultInjector:
-    """A sandbox app for one configured shop, with that shop's credentials, timezone and currency."""
+    """A sandbox app for one configured shop, with that shop's credentials, timezone and currency;
+    ``listing`` says how the WebCommander sandbox pages (by default the strictest reading)."""
     if isinstance(shop, WebCommanderShop):
         from ordersync.sandbox.webcommander.app import create_app
         from ordersync.sandbox.webcommander.store import WebCommanderStore
 
+        listing = listing or WebCommanderListing()
         store = WebCommanderStore(
-            orders=orders, seed=seed, timezone=shop.timezone, realistic=realistic, prerender=prerender
+            orders=orders,
+            seed=seed,
+            timezone=shop.timezone,
+            realistic=realistic,
+            prerender=prerender,
+            listing_order=listing.order,
         )
+        if oddities is not None:
+            store.add_oddities(oversized=oddities.oversized, dst_fold=oddities.dst_fold, seed=seed)
         admin = (
             {
                 "client_id": shop.admin_api.client_id.get_secret_value(),
@@ -106,7 +137,8 @@ def shop_app(
             uuid=shop.uuid.get_secret_value(),
             access_token=shop.access_token.get_secret_value(),
             faults=faults,
-            max_page_size=max_page_size,
+            max_page_size=listing.max_cap,
+            churn=listing.churn,
             **admin,
         )
     from ordersync.sandbox.woocommerce.app import ApiKey
@@ -126,10 +158,19 @@ def shop_app(
 
 @contextmanager
 def start_shop_sandbox(
-    shop: ShopConfig, *, orders: int, seed: int, faults: FaultConfig | None = None, realistic: bool = False
+    shop: ShopConfig,
+    *,
+    orders: int,
+    seed: int,
+    faults: FaultConfig | None = None,
+    realistic: bool = False,
+    listing: WebCommanderListing | None = None,
+    oddities: Oddities | None = None,
 ) -> Iterator[str]:
     """Serve a sandbox for one configured shop on a free loopback port; yields its URL."""
-    app = shop_app(shop, orders=orders, seed=seed, faults=faults, realistic=realistic)
+    app = shop_app(
+        shop, orders=orders, seed=seed, faults=faults, realistic=realistic, listing=listing, oddities=oddities
+    )
     with SandboxServer(app) as server:
         yield server.base_url
 

@@ -1,10 +1,15 @@
 """Full backfill of one shop, resumable: killed at any point and run again, it starts near where it
 stopped instead of from zero.
 
-Sources list orders oldest first (WebCommander by id, WooCommerce by creation date), so new orders join
-the end and a page's position stays valid between runs. The checkpoint is the position after the last
-batch DuckDB committed; a resumed run starts one page before it, in case orders were deleted in
-between. Orders read twice are harmless: the mirror rewrites an order only when its content changed.
+The checkpoint is the source's position after the last batch DuckDB committed; a resumed run starts
+one page before it, in case orders were deleted in between. WooCommerce lists oldest first, so a page
+number stays valid. WebCommander may list either way: its scan records a position that holds in both
+orders (counted from the stable end when newest first), and a resumed scan is followed by a whole
+pass that proves the listing complete. Orders read twice are harmless: the mirror rewrites an order
+only when its content changed.
+
+A WebCommander scan that cannot prove it saw the whole listing ends the run ``incomplete``: nothing is
+marked gone on its word, and no cursor says the shop is current.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import structlog
 from ordersync.config import Settings, ShopConfig, WebCommanderShop
 from ordersync.mapping import load_mapping
 from ordersync.mirror.store import Mirror
+from ordersync.platforms.webcommander.extract import Listing
 from ordersync.state import records
 from ordersync.state.store import StateStore
 from ordersync.sync.pipeline import (
@@ -32,7 +38,7 @@ from ordersync.sync.pipeline import (
 )
 from ordersync.sync.prefilter import Prefilter
 from ordersync.sync.runlog import recorded_run
-from ordersync.sync.sources import open_source
+from ordersync.sync.sources import WebCommanderSource, open_source
 
 log = structlog.get_logger("ordersync.backfill")
 
@@ -44,6 +50,8 @@ ORDERS = "orders"
 """Cursor stream of WooCommerce's incremental sync: (date_modified_gmt, ids at that edge)."""
 SCAN = "scan"
 """Cursor stream of WebCommander's last complete scan."""
+LISTING = "listing"
+"""Cursor stream of how a WebCommander shop pages (its cap on ``max``, its order), learned by scans."""
 
 
 def _fingerprint(shop: ShopConfig, since: datetime | None) -> dict[str, Any]:
@@ -155,8 +163,8 @@ async def _backfill(
         earlier = None if restart else records.get_cursor(store, shop.name, BACKFILL)
         if earlier and not earlier.get("done") and earlier.get("fingerprint") == fingerprint:
             checkpoint = earlier
-            start = _step_back(shop, int(earlier.get("position") or 0))
-            stats.details["resumed_from"] = start or 0
+            start = _step_back(shop, earlier.get("position"))
+            stats.details["resumed_from"] = _shown(start)
             log.info("backfill.resume", shop=shop.name, position=earlier.get("position"), start=start)
         else:
             checkpoint = {
@@ -185,6 +193,9 @@ async def _backfill(
                 workers=settings.workers,
             )
             keeper = StateKeeper(store, shop, source.platform.value, checkpoint, mirror) if store else None
+            if isinstance(source, WebCommanderSource) and store is not None:
+                remembered = await asyncio.to_thread(records.get_cursor, store, shop.name, LISTING)
+                source.listing = Listing.from_json(remembered)
             try:
                 await load_pages(
                     source.pages(limit=limit, since=since, start=start),
@@ -202,25 +213,63 @@ async def _backfill(
             finally:
                 stats.retries = policy.retries
                 stats.details["requests"] = policy.requests
-            whole = start is None and since is None and limit is None
-            if whole and prefilter is not None and isinstance(shop, WebCommanderShop):
-                # Only a scan of the whole listing can tell an order is gone.
-                gone, back = await asyncio.to_thread(
-                    mirror.mark_presence, source.platform.value, shop.name, prefilter.seen
-                )
-                stats.details |= {"disappeared": gone, "reappeared": back}
+            complete = True
+            if isinstance(source, WebCommanderSource) and source.scan is not None:
+                complete = await asyncio.to_thread(_judge_scan, source, store, stats, mirror, since, limit)
             if store is not None and checkpoint is not None:
-                _finish(store, shop, checkpoint, complete=whole or start is not None)
+                _finish(store, shop, checkpoint, complete=complete and since is None)
     finally:
         if own_pool and pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _step_back(shop: ShopConfig, position: int) -> int | None:
-    """One page before the checkpoint: orders deleted since then moved the rest one place up."""
+def _judge_scan(
+    source: WebCommanderSource,
+    store: StateStore | None,
+    stats: RunStats,
+    mirror: Mirror,
+    since: datetime | None,
+    limit: int | None,
+) -> bool:
+    """What a WebCommander scan proved: remember how the shop pages, mark orders gone only after a
+    complete scan of the whole listing, and make a scan that proved nothing an ``incomplete`` run."""
+    assert source.scan is not None
+    report = source.scan.report
+    stats.details["scan"] = report.to_json()
+    if store is not None:
+        records.set_cursor(store, source.shop.name, LISTING, report.listing.to_json())
+    if limit is not None:
+        return False
+    if not report.complete:
+        last = report.passes[-1] if report.passes else None
+        stats.incomplete = (
+            f"could not verify the listing of {source.shop.name} after {len(report.passes)} pass(es): "
+            f"{report.unverified} order(s) unverified ({last.problem() if last else 'no page read'}); "
+            "nothing was marked missing, and the next run scans again"
+        )
+        return False
+    if since is None:
+        gone, back = mirror.mark_presence(source.platform.value, source.shop.name, report.seen)
+        stats.details |= {"disappeared": gone, "reappeared": back}
+    return True
+
+
+def _step_back(shop: ShopConfig, position: Any) -> Any:
+    """Where a resumed run starts. WooCommerce: one page before the checkpoint (orders deleted since
+    then moved the rest one place up). WebCommander: its scan steps back from the position itself."""
+    if position is None:
+        return None
     if isinstance(shop, WebCommanderShop):
-        return max(position - shop.page_size, 0) or None
+        return position or None
+    position = int(position)
     return max(position - 1, 1) if position > 1 else None
+
+
+def _shown(start: Any) -> Any:
+    """A resume point for the summary: the offset of a WebCommander position, or the page number."""
+    if isinstance(start, dict):
+        return start.get("offset", 0)
+    return start or 0
 
 
 def _finish(store: StateStore, shop: ShopConfig, checkpoint: dict[str, Any], *, complete: bool) -> None:

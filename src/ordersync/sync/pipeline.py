@@ -54,6 +54,8 @@ class RunStats:
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
     """What else a run measured (resume point, requests, notes re-read); kept in the run history."""
+    incomplete: str | None = None
+    """Why the run cannot prove it read everything: it then ends ``incomplete``, never ``ok``."""
 
     @property
     def orders_per_second(self) -> float:

@@ -30,6 +30,8 @@ async def recorded_run(store: StateStore | None, stats: RunStats) -> AsyncIterat
     try:
         yield
         status = "ok"
+        if stats.incomplete:
+            status, error = "incomplete", stats.incomplete
     except asyncio.CancelledError:
         status, error = "abandoned", "stopped before the end; the next run starts from the last checkpoint"
         raise

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -22,6 +22,7 @@ from ordersync.http import HttpPolicy
 from ordersync.models import Platform
 
 if TYPE_CHECKING:
+    from ordersync.platforms.webcommander.extract import Listing, OrderScan
     from ordersync.platforms.woocommerce.client import ListPage
     from ordersync.platforms.woocommerce.extract import PageWithDetails
 
@@ -37,8 +38,9 @@ class RawPage:
     body: bytes
     attachments: bytes | None = None
     """Per-order details fetched beside the list (WooCommerce refunds and notes), merged by the worker."""
-    resume: int | None = None
-    """Where a run killed after this page may start again (an offset or a page number, per source)."""
+    resume: Any = None
+    """Where a run killed after this page may start again (JSON: a page number, or a WebCommander
+    scan position); None for a page that moves no position."""
 
 
 class Source(Protocol):
@@ -47,7 +49,7 @@ class Source(Protocol):
     orders_key: str | None
 
     def pages(
-        self, *, limit: int | None, since: datetime | None = None, start: int | None = None
+        self, *, limit: int | None, since: datetime | None = None, start: Any = None
     ) -> AsyncIterator[RawPage]:
         """Raw pages; ``since`` may narrow the request where the API can filter (the worker filters
         exactly either way). ``start`` is a page's ``resume`` from an earlier run."""
@@ -66,28 +68,35 @@ class WebCommanderSource:
 
         self.shop = shop
         self.client = WebCommanderClient(shop, policy, transport=transport)
+        self.listing: Listing | None = None
+        """How the shop pages, as earlier runs saw it (the caller sets it from the state store)."""
+        self.scan: OrderScan | None = None
+        """The last ``pages()`` scan, whose report says whether it saw the whole listing."""
 
     async def pages(
-        self, *, limit: int | None, since: datetime | None = None, start: int | None = None
+        self, *, limit: int | None, since: datetime | None = None, start: Any = None
     ) -> AsyncIterator[RawPage]:
         """WebCommander has no date filter: every page is read and ``since`` applied while mapping.
-        The listing is in id order, so new orders join its end and an offset stays a place to resume."""
-        from ordersync.platforms.webcommander.extract import iter_order_pages
+        The scan checks itself (``scan.report``): what was read is complete only if it says so."""
+        from ordersync.platforms.webcommander.extract import OrderScan
 
-        async for page in iter_order_pages(
+        self.scan = OrderScan(
             self.client,
             page_size=self.shop.page_size,
             concurrency=self.shop.concurrency,
+            listing=self.listing,
             limit=limit,
-            start_offset=start or 0,
-            keep_orders=False,
-        ):
+            resume=start,
+            max_passes=self.shop.scan_passes,
+        )
+        async for scanned in self.scan.pages():
+            page = scanned.page
             yield RawPage(
                 source_url=page.url,
                 total=page.total,
                 count=page.count,
                 body=page.body,
-                resume=page.offset + page.count,
+                resume=scanned.resume,
             )
 
 
@@ -111,7 +120,7 @@ class WooCommerceSource:
         )
 
     async def pages(
-        self, *, limit: int | None, since: datetime | None = None, start: int | None = None
+        self, *, limit: int | None, since: datetime | None = None, start: Any = None
     ) -> AsyncIterator[RawPage]:
         """Pages in creation order (oldest first), so new orders join the end and a page number stays
         a place to resume."""

@@ -28,6 +28,10 @@ class OrdersPage:
     count: int = 0
     """Orders on the page; with ``keep_orders=False`` the parsed ``orders`` are dropped (workers re-parse
     ``body``), so a window of pages in flight costs their bytes, not their Python objects."""
+    ids: tuple[str | None, ...] = ()
+    """Each order's id as text (None where a record has none): what a scan counts and checks."""
+    asked: int = 0
+    """The ``max`` this page was asked for; a host may return fewer (it caps) and still echo it."""
 
 
 def _as_int(value: Any, what: str, url: str, shop: str) -> int:
@@ -84,6 +88,9 @@ class WebCommanderClient:
                 shop=self.shop.name,
             )
         total = _as_int(body.get("total", len(body["orders"])), "'total'", url, self.shop.name)
+        ids = tuple(
+            str(o["id"]) if isinstance(o, dict) and o.get("id") is not None else None for o in body["orders"]
+        )
         return OrdersPage(
             offset=offset,
             total=total,
@@ -91,6 +98,8 @@ class WebCommanderClient:
             url=f"{url}?max={max_}&offset={offset}",
             body=result.response.content,
             count=len(body["orders"]),
+            ids=ids,
+            asked=max_,
         )
 
     async def post(

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +52,27 @@ PREFIX = "/external/app/access"
 DEFAULT_UUID = "F8A3-A88E-C6EF-B1CB"
 DEFAULT_TOKEN = "11b4ec017714ef095b8e115545467fcb"
 DEFAULT_PAGE = 10
+DEFAULT_MAX_CAP = 50
+"""The document does not say how many orders one ``GET orders`` may return. Real hosts cap ``max``
+(asked 250, answered 50) and still echo the ``max`` asked for; the sandbox does the same by default,
+the strictest reading. ``max_page_size=None`` lifts the cap."""
+
+
+@dataclass
+class Churn:
+    """Orders arriving during a scan: one new order every ``every`` list requests, ``count`` in all
+    (newest first they land at offset 0 and shift every later offset by one)."""
+
+    every: int = 3
+    count: int = 20
+    seed: int = 7
+    requests: int = 0
+    added: list[int] = field(default_factory=list)
+
+    def tick(self, store: WebCommanderStore) -> None:
+        self.requests += 1
+        if len(self.added) < self.count and self.requests % self.every == 0:
+            self.added.append(store.add_generated(self.seed + len(self.added)))
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -182,8 +204,9 @@ def create_app(
     uuid: str = DEFAULT_UUID,
     access_token: str = DEFAULT_TOKEN,
     faults: FaultConfig | None = None,
-    max_page_size: int | None = None,
+    max_page_size: int | None = DEFAULT_MAX_CAP,
     *,
+    churn: Churn | None = None,
     client_id: str = DEFAULT_CLIENT_ID,
     client_secret: str = DEFAULT_CLIENT_SECRET,
     token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
@@ -219,10 +242,14 @@ def create_app(
         offset = _int_param(request, "offset", 0)
         if offset < 0 or max_ == 0 or max_ < -1:
             raise SandboxError(400, "'max' must be -1 or positive and 'offset' not negative")
+        asked = max_
         if max_page_size is not None and (max_ == -1 or max_ > max_page_size):
             max_ = max_page_size
+        if churn is not None:
+            churn.tick(store)
         total, encoded = store.list_page(offset, max_)
-        head = orjson.dumps({"status": "success", "total": total, "max": str(max_), "offset": str(offset)})
+        # The echoed `max` is the one asked for, not the one applied, as the capping hosts do.
+        head = orjson.dumps({"status": "success", "total": total, "max": str(asked), "offset": str(offset)})
         body = head[:-1] + b',"orders":[' + b",".join(encoded) + b"]}"
         return Response(body, media_type="application/json")
 
@@ -295,6 +322,7 @@ def create_app(
     app = Starlette(routes=routes)
     app.state.store = store
     app.state.tokens = issuer
+    app.state.churn = churn
 
     def client_of(headers: Headers) -> str | None:
         if "authorization" in headers:

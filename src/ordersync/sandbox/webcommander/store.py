@@ -120,6 +120,18 @@ def _amount(value: Any, field: str) -> Decimal:
     return amount.quantize(CENT)
 
 
+def autumn_fold(zone: ZoneInfo, year: int = 2024) -> datetime | None:
+    """The local start of the first hour of ``year`` that ``zone`` lives twice (clocks going back), or
+    None for a zone without daylight saving."""
+    when = datetime(year, 1, 1)
+    while when.year == year:
+        first, second = when.replace(tzinfo=zone), when.replace(tzinfo=zone, fold=1)
+        if (first.utcoffset() or timedelta()) > (second.utcoffset() or timedelta()):
+            return when
+        when += timedelta(hours=1)
+    return None
+
+
 class WebCommanderStore:
     def __init__(
         self,
@@ -128,8 +140,14 @@ class WebCommanderStore:
         timezone: str = "Australia/Melbourne",
         realistic: bool = False,
         prerender: bool = False,
+        listing_order: str = "newest",
     ):
+        if listing_order not in ("newest", "oldest"):
+            raise ValueError(f"listing_order must be 'newest' or 'oldest', not {listing_order!r}")
         self.zone = ZoneInfo(timezone)
+        self.listing_order = listing_order
+        """The document's one list example does not settle the order; the default is the harder
+        reading, newest first, where new orders arrive at offset 0 and shift every later offset."""
         self._lock = threading.RLock()
         self._orders: dict[int, dict[str, Any]] = {}
         self._ids: list[int] = []
@@ -165,8 +183,19 @@ class WebCommanderStore:
 
     def list_page(self, offset: int, max_: int) -> tuple[int, list[bytes]]:
         with self._lock:
-            ids = self._ids[offset:] if max_ < 0 else self._ids[offset : offset + max_]
-            return len(self._ids), [self._encoded(i) for i in ids]
+            count = len(self._ids)
+            if self.listing_order == "oldest":
+                ids = self._ids[offset:] if max_ < 0 else self._ids[offset : offset + max_]
+            else:
+                stop = count - offset
+                start = 0 if max_ < 0 else max(stop - max_, 0)
+                ids = self._ids[start:stop][::-1] if stop > 0 else []
+            return count, [self._encoded(i) for i in ids]
+
+    def listed_ids(self) -> list[int]:
+        """Every order id in listing order (what a complete scan must see)."""
+        with self._lock:
+            return list(self._ids) if self.listing_order == "oldest" else self._ids[::-1]
 
     def single(self, order_id: Any) -> dict[str, Any]:
         """The single-order form: country and state as objects, as ``GET order`` shows them."""
@@ -186,6 +215,38 @@ class WebCommanderStore:
         """Put an order in as given, even a malformed one (for quarantine tests)."""
         with self._lock:
             self._put(copy.deepcopy(order))
+
+    def add_generated(self, seed: int, realistic: bool = False) -> int:
+        """A new generated order with the next id, placed now (a customer ordering during a scan)."""
+        with self._lock:
+            oid = (self._ids[-1] + 1) if self._ids else 1
+            now = datetime.now(self.zone).replace(tzinfo=None, microsecond=0)
+            order = next(
+                generate_orders(1, seed, realistic=realistic, start_id=oid, start=now - timedelta(minutes=31))
+            )
+            self._put(order)
+            return oid
+
+    def add_oddities(self, *, oversized: int = 0, dst_fold: int = 0, seed: int = 42) -> list[int]:
+        """Orders real shops were seen to hold. ``oversized``: a 200 KB ``customerName`` (a malformed
+        record, not an order). ``dst_fold``: created in the first pass of the autumn hour that happens
+        twice and updated 30 minutes later, in its second pass, so the local ``updated`` reads earlier
+        than ``created``. Returns their ids."""
+        added: list[int] = []
+        fold = autumn_fold(self.zone)
+        with self._lock:
+            for n in range(oversized + (dst_fold if fold else 0)):
+                oid = (self._ids[-1] + 1) if self._ids else 1
+                order = next(generate_orders(1, seed + 10_000 + n, start_id=oid))
+                if n < oversized:
+                    order["customerName"] = 'Ω"\\' * 66_667  # 200 KB of text, 600 KB escaped
+                else:
+                    assert fold is not None
+                    order["created"] = stamp(fold + timedelta(minutes=40), True)
+                    order["updated"] = stamp(fold + timedelta(minutes=10), True)
+                self._put(order)
+                added.append(oid)
+        return added
 
     def delete(self, order_id: Any) -> None:
         with self._lock:
