@@ -56,6 +56,11 @@ class AuthError(HttpError):
     pass
 
 
+class TokenRefusedError(AuthError):
+    """The OAuth2 token endpoint answered 4xx: the credentials or the request are wrong, and sending
+    the same again will not change that (an outbox operation needing it is dead at once)."""
+
+
 class NotFoundError(HttpError):
     pass
 

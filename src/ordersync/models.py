@@ -24,6 +24,17 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 """An aware datetime stored in UTC; a naive one is refused rather than guessed."""
 
 
+# Text limits: a record beyond them is malformed (a 200 KB customer name has been seen), so it is
+# quarantined with the field's path instead of reaching the mirror. Checked in pydantic-core.
+Code = Annotated[str, Field(max_length=255)]
+"""Ids, SKUs, codes, phone numbers, postcodes, raw statuses."""
+Name = Annotated[str, Field(max_length=1024)]
+"""Names of people, products, methods; address lines."""
+Email = Annotated[str, Field(max_length=320)]
+"""RFC 5321's longest address."""
+Text = Annotated[str, Field(max_length=65_536)]
+"""Comments, notes, refund reasons, attribute values: up to 64 KB."""
+
 Money = Annotated[Decimal, Field(allow_inf_nan=False)]
 """A finite Decimal; checked in pydantic-core, no Python callback per amount (there are dozens per order)."""
 
@@ -76,35 +87,35 @@ class _Model(BaseModel):
 class Address(_Model):
     """A postal address. Platforms give country and state as an id, a code or an object: all kept."""
 
-    external_id: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    company: str | None = None
-    line1: str | None = None
-    line2: str | None = None
-    city: str | None = None
-    postcode: str | None = None
-    state_code: str | None = None
-    state_name: str | None = None
-    state_id: str | None = None
-    country_code: str | None = None
-    country_name: str | None = None
-    country_id: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    mobile: str | None = None
-    fax: str | None = None
+    external_id: Code | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+    company: Name | None = None
+    line1: Name | None = None
+    line2: Name | None = None
+    city: Name | None = None
+    postcode: Code | None = None
+    state_code: Code | None = None
+    state_name: Name | None = None
+    state_id: Code | None = None
+    country_code: Code | None = None
+    country_name: Name | None = None
+    country_id: Code | None = None
+    email: Email | None = None
+    phone: Code | None = None
+    mobile: Code | None = None
+    fax: Code | None = None
 
 
 class Attribute(_Model):
-    name: str
-    value: str
+    name: Name
+    value: Text
 
 
 class TaxAmount(_Model):
     """Tax of one rate on one line (WooCommerce's per-item ``taxes``)."""
 
-    rate_id: str
+    rate_id: Code
     total: Money
     subtotal: Money | None = None
 
@@ -112,11 +123,11 @@ class TaxAmount(_Model):
 class LineItem(_Model):
     """One product line. ``subtotal`` is before discounts, ``total`` after; both exclude tax."""
 
-    external_id: str
-    product_id: str | None = None
-    variation_id: str | None = None
-    sku: str | None = None
-    name: str | None = None
+    external_id: Code
+    product_id: Code | None = None
+    variation_id: Code | None = None
+    sku: Code | None = None
+    name: Name | None = None
     quantity: Decimal
     unit_price: Money | None = None
     subtotal: Money
@@ -124,7 +135,7 @@ class LineItem(_Model):
     tax: Money = Decimal(0)
     subtotal_tax: Money | None = None
     discount: Money = Decimal(0)
-    tax_class: str | None = None
+    tax_class: Code | None = None
     taxable: bool | None = None
     shippable: bool | None = None
     attributes: list[Attribute] = Field(default_factory=list)
@@ -135,10 +146,10 @@ class TaxLine(_Model):
     """Tax summed per rate for the whole order. ``shipping_tax_total`` is None where the platform does
     not split it out (legacy WooCommerce): ``tax_total`` then holds the rate's cart and shipping tax."""
 
-    external_id: str | None = None
-    rate_id: str | None = None
-    code: str | None = None
-    label: str | None = None
+    external_id: Code | None = None
+    rate_id: Code | None = None
+    code: Code | None = None
+    label: Name | None = None
     rate_percent: Decimal | None = None
     compound: bool = False
     tax_total: Money = Decimal(0)
@@ -148,17 +159,17 @@ class TaxLine(_Model):
 class ShippingLine(_Model):
     """``tax`` is None where the platform does not give it per line (legacy WooCommerce)."""
 
-    external_id: str | None = None
-    method_id: str | None = None
-    method_title: str | None = None
+    external_id: Code | None = None
+    method_id: Code | None = None
+    method_title: Name | None = None
     total: Money = Decimal(0)
     tax: Money | None = Decimal(0)
     discount: Money = Decimal(0)
 
 
 class FeeLine(_Model):
-    external_id: str | None = None
-    name: str
+    external_id: Code | None = None
+    name: Name
     total: Money = Decimal(0)
     tax: Money = Decimal(0)
 
@@ -166,28 +177,28 @@ class FeeLine(_Model):
 class CouponLine(_Model):
     """``discount_tax`` is None where the platform does not give it (legacy WooCommerce)."""
 
-    external_id: str | None = None
-    code: str
+    external_id: Code | None = None
+    code: Code
     discount: Money = Decimal(0)
     discount_tax: Money | None = Decimal(0)
 
 
 class Payment(_Model):
-    external_id: str | None = None
-    gateway: str | None = None
-    gateway_name: str | None = None
+    external_id: Code | None = None
+    gateway: Code | None = None
+    gateway_name: Name | None = None
     amount: Money
     surcharge: Money = Decimal(0)
     status: PaymentStatus = PaymentStatus.OTHER
-    status_raw: str | None = None
+    status_raw: Code | None = None
     paid_at: UtcDatetime | None = None
-    transaction_id: str | None = None
-    payer_info: str | None = None
+    transaction_id: Code | None = None
+    payer_info: Name | None = None
 
 
 class RefundLine(_Model):
-    line_item_id: str | None = None
-    product_id: str | None = None
+    line_item_id: Code | None = None
+    product_id: Code | None = None
     quantity: Decimal = Decimal(0)
     amount: Money = Decimal(0)
     tax: Money = Decimal(0)
@@ -196,29 +207,29 @@ class RefundLine(_Model):
 class Refund(_Model):
     """Money returned to the customer; ``amount`` is positive whatever sign the platform uses."""
 
-    external_id: str | None = None
+    external_id: Code | None = None
     amount: Money
-    reason: str | None = None
+    reason: Text | None = None
     created_at: UtcDatetime | None = None
-    payment_id: str | None = None
-    gateway: str | None = None
-    refunded_by: str | None = None
+    payment_id: Code | None = None
+    gateway: Code | None = None
+    refunded_by: Name | None = None
     lines: list[RefundLine] = Field(default_factory=list)
 
 
 class Comment(_Model):
-    external_id: str | None = None
-    text: str
-    author: str | None = None
+    external_id: Code | None = None
+    text: Text
+    author: Name | None = None
     customer_visible: bool = False
     by_admin: bool | None = None
     created_at: UtcDatetime | None = None
 
 
 class Shipment(_Model):
-    external_id: str | None = None
-    method: str | None = None
-    tracking: str | None = None
+    external_id: Code | None = None
+    method: Code | None = None
+    tracking: Text | None = None
     shipped_at: UtcDatetime | None = None
     item_ids: list[str] = Field(default_factory=list)
 
@@ -228,27 +239,27 @@ class Order(_Model):
 
     platform: Platform
     shop: str
-    external_id: str
-    number: str | None = None
+    external_id: Code
+    number: Code | None = None
     status: OrderStatus
-    status_raw: str | None = None
+    status_raw: Code | None = None
     payment_status: PaymentStatus | None = None
-    payment_status_raw: str | None = None
+    payment_status_raw: Code | None = None
     fulfilment_status: FulfilmentStatus | None = None
-    fulfilment_status_raw: str | None = None
+    fulfilment_status_raw: Code | None = None
     currency: str = Field(min_length=3, max_length=3)
     prices_include_tax: bool | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime | None = None
     paid_at: UtcDatetime | None = None
     completed_at: UtcDatetime | None = None
-    customer_id: str | None = None
-    customer_name: str | None = None
-    customer_email: str | None = None
-    customer_note: str | None = None
-    channel: str | None = None
-    delivery_type: str | None = None
-    ip_address: str | None = None
+    customer_id: Code | None = None
+    customer_name: Name | None = None
+    customer_email: Email | None = None
+    customer_note: Text | None = None
+    channel: Code | None = None
+    delivery_type: Code | None = None
+    ip_address: Code | None = None
     billing: Address | None = None
     shipping: Address | None = None
     subtotal: Money

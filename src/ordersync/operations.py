@@ -9,7 +9,7 @@ value is needed (a status), that shop's own value, resolved beforehand through
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -130,3 +130,11 @@ class Applied(BaseModel):
 def decimal_str(value: Decimal) -> str:
     """Money as the plain string APIs take ("12.50"), never through float."""
     return format(value, "f")
+
+
+def stamped(op: Operation) -> Operation:
+    """A payment without a time gets the time it was queued: WebCommander's make-order-payment
+    always carries a ``date``, and a resend must carry the same one, so it is fixed here, once."""
+    if isinstance(op, RecordPayment) and op.paid_at is None:
+        return op.model_copy(update={"paid_at": datetime.now(UTC).replace(microsecond=0)})
+    return op

@@ -186,7 +186,7 @@ def test_sandbox_command_serves_both_shops(tmp_path: Path) -> None:
             str(ports[0]),
             "--woo-port",
             str(ports[1]),
-            "--max-page-size",
+            "--max-cap",
             "3",
         ],
         stdout=subprocess.PIPE,
@@ -207,7 +207,7 @@ def test_sandbox_command_serves_both_shops(tmp_path: Path) -> None:
             params={"max": 10, "offset": 0},
             headers={"uuid": DEFAULT_UUID, "accessToken": DEFAULT_TOKEN},
         )
-        assert capped.status_code == 200 and len(capped.json()["orders"]) == 3  # --max-page-size
+        assert capped.status_code == 200 and len(capped.json()["orders"]) == 3  # --max-cap
         auth = OAuth1Auth(DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET)
         listed = httpx.get(
             f"http://127.0.0.1:{ports[1]}/wp-json/wc/v3/orders", params={"per_page": 5}, auth=auth

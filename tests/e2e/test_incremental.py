@@ -349,7 +349,7 @@ def test_webcommander_scan_maps_only_changed_orders_and_marks_the_ones_that_left
     wc.shop.set_status(
         ids[3], "cancelled" if wc.shop.get(ids[3])["orderStatus"] != "cancelled" else "pending"
     )
-    wc.shop.set_payment_status(ids[500], "refunded")
+    wc.shop.set_payment_status(ids[500], "cancelled")
     wc.shop.add_comment(ids[900], "Left at the door", visible=True)
     removed = [wc.shop.get(ids[10]), wc.shop.get(ids[1100])]
     for order in removed:
@@ -375,12 +375,18 @@ def test_a_webcommander_backfill_cut_short_resumes_from_its_checkpoint(
     with pytest.raises(ServerError):
         wc.h.backfill()
     checkpoint = records.get_cursor(wc.h.store, "wc", "backfill")
-    assert checkpoint is not None and not checkpoint["done"] and 0 < checkpoint["position"] <= 1700
+    assert checkpoint is not None and not checkpoint["done"]
+    position = checkpoint["position"]
+    assert position["order"] == "newest" and 0 < position["offset"] <= 1700
     (failed,) = records.last_runs(wc.h.store, "wc")
     assert failed.status == "failed" and "HTTP 500" in (failed.error or "")
+    (before,) = wc.h.query("SELECT count(*) FROM orders")[0]
     resumed = wc.h.backfill()
-    assert resumed.details["resumed_from"] == checkpoint["position"] - 100  # one page back
-    assert resumed.fetched == 2500 - resumed.details["resumed_from"]
+    # One page back (the host's 50, not the 100 asked for), then a whole pass that proves it.
+    assert resumed.details["resumed_from"] == position["offset"] - 50
+    scan = resumed.details["scan"]
+    assert scan["complete"] and scan["passes"][0]["start"] == position["offset"] - 50
+    assert resumed.loaded == 2500 - before  # what the first attempt had committed is not written again
     wc.assert_mirror_matches_shop()
     assert wc.h.query("SELECT count(*), count(DISTINCT order_id) FROM orders") == [(2500, 2500)]
     assert records.get_cursor(wc.h.store, "wc", "backfill")["done"] is True  # type: ignore[index]
@@ -391,7 +397,7 @@ def test_backfill_restart_ignores_a_checkpoint(webcommander_factory: Callable[..
     wc.app.script("offset=1000", [Fault.server_error(500)] * 2)
     with pytest.raises(ServerError):
         wc.h.backfill()
-    assert records.get_cursor(wc.h.store, "wc", "backfill")["position"] > 0  # type: ignore[index]
+    assert records.get_cursor(wc.h.store, "wc", "backfill")["position"]["offset"] > 0  # type: ignore[index]
     again = wc.h.backfill(restart=True)
     assert "resumed_from" not in again.details and again.fetched == 1500
     wc.assert_mirror_matches_shop()
@@ -447,8 +453,9 @@ def test_a_failed_write_stops_the_checkpoint_before_the_lost_batch(
         woo.h.backfill()
     monkeypatch.setattr(Mirror, "write", real_write)
     checkpoint = records.get_cursor(woo.h.store, "woo", "backfill")
-    assert checkpoint is not None and checkpoint["position"] == 4  # after the first batch (3 pages)
-    assert woo.h.query("SELECT count(*) FROM orders") == [(300,)]
+    # After the first batch: the run writes its first page at once, so it is one page (100 orders).
+    assert checkpoint is not None and checkpoint["position"] == 2
+    assert woo.h.query("SELECT count(*) FROM orders") == [(100,)]
     woo.h.backfill()
     woo.assert_mirror_matches_shop()
 

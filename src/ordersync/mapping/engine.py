@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -346,6 +347,7 @@ class OrderMapper:
         data = self._build(raw, ctx, "")
         data["platform"] = ctx.platform
         data["shop"] = ctx.shop
+        _unfold_updated(data, ctx)
         try:
             return Order.model_validate(data)
         except ValidationError as exc:
@@ -356,6 +358,19 @@ class OrderMapper:
                 first["msg"],
                 to_str(first.get("input"), ctx) if not isinstance(first.get("input"), dict | list) else None,
             ) from None
+
+
+def _unfold_updated(data: dict[str, Any], ctx: MappingContext) -> None:
+    """A shop-local time in the autumn hour that happens twice is read as its first occurrence, except
+    ``updated_at``, read as its second when the first would put it before ``created_at`` (an order
+    created at 02:40 in the first pass and updated at 02:10 in the second)."""
+    created, updated = data.get("created_at"), data.get("updated_at")
+    if not isinstance(created, datetime) or not isinstance(updated, datetime) or updated >= created:
+        return
+    wall = updated.astimezone(ctx.timezone).replace(tzinfo=None)
+    second = wall.replace(tzinfo=ctx.timezone, fold=1).astimezone(UTC)
+    if second >= created:
+        data["updated_at"] = second
 
 
 def load_mapping_file(path: Path) -> OrderMapper:

@@ -236,6 +236,8 @@ def _judge_scan(
     assert source.scan is not None
     report = source.scan.report
     stats.details["scan"] = report.to_json()
+    if "resumed_from" in stats.details and report.passes:
+        stats.details["resumed_from"] = report.passes[0].start
     if store is not None:
         records.set_cursor(store, source.shop.name, LISTING, report.listing.to_json())
     if limit is not None:

@@ -28,7 +28,7 @@ import structlog
 from ordersync.config import Settings, ShopConfig
 from ordersync.mirror.batch import Batch, OrderKey, quarantine_table
 from ordersync.mirror.store import Mirror
-from ordersync.sync.pagework import PageJob, PageResult, map_page, worker_init
+from ordersync.sync.pagework import PageJob, PageResult, map_page, worker_init, worker_ready
 from ordersync.sync.prefilter import Prefilter
 from ordersync.sync.sources import RawPage, Source
 
@@ -111,6 +111,9 @@ class _Writer:
         self.quarantine: list[pa.Table] = []
         self.failed: BaseException | None = None
         self._writing: asyncio.Task[tuple[int, int]] | None = None
+        self.first_written = False
+        """The first batch is written as soon as it holds a page, so a run makes its first checkpoint
+        (and a restarted process its first progress) within moments of the first page."""
 
     async def add(self, mapped: _Mapped) -> None:
         if self.failed is not None:
@@ -124,7 +127,12 @@ class _Writer:
         self.seen_since_flush += result.fetched + mapped.unchanged
         self.resume = mapped.resume
         # Unchanged pages write nothing, but still move the checkpoint now and then.
-        if len(self.batch) >= self.batch_orders or self.seen_since_flush >= 10 * self.batch_orders:
+        if (
+            not self.first_written
+            or len(self.batch) >= self.batch_orders
+            or self.seen_since_flush >= 10 * self.batch_orders
+        ):
+            self.first_written = True
             await self.flush()
 
     async def flush(self) -> None:
@@ -216,8 +224,12 @@ async def load_pages(
         absorb(result, unchanged)
         await writer.add(_Mapped(result, resume, unchanged))
 
+    # Spawned workers take seconds to start (a fresh interpreter importing the mapping stack): pages
+    # are mapped here until every worker has answered once, so the first batch does not wait for them.
+    warming = [loop.run_in_executor(pool, worker_ready) for _ in range(settings.workers)] if pool else []
+
     def submit(job: PageJob | None) -> asyncio.Future[PageResult]:
-        if job is not None and pool is not None:
+        if job is not None and pool is not None and all(w.done() for w in warming):
             return loop.run_in_executor(pool, map_page, job)
         future: asyncio.Future[PageResult] = loop.create_future()
         future.set_result(map_page(job) if job is not None else _nothing())

@@ -36,8 +36,11 @@ class Prefilter:
             record_id = str(raw.get("id")) if isinstance(raw, dict) and raw.get("id") is not None else None
             if record_id is not None:
                 self.seen.add(record_id)
-                if self.known.get(record_id) == content_hash(orjson.dumps(raw), self.version):
+                digest = content_hash(orjson.dumps(raw), self.version)
+                if self.known.get(record_id) == digest:
                     unchanged += 1
                     continue
+                # Passed on now, so a second pass over the listing (or a page read twice) skips it.
+                self.known[record_id] = digest
             changed.append(raw)
         return changed, unchanged

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from ordersync.config import Settings
-from ordersync.errors import ClientRequestError, HttpError, NotFoundError
+from ordersync.errors import ClientRequestError, HttpError, NotFoundError, TokenRefusedError
 from ordersync.models import Order
 from ordersync.operations import (
     AddComment,
@@ -192,7 +192,7 @@ class Drainer:
     def _failed(self, row: outbox.OutboxRow, exc: Exception) -> None:
         if isinstance(exc, OperationRejected):
             self._dead(row, exc.reason)
-        elif isinstance(exc, (ClientRequestError, NotFoundError)):
+        elif isinstance(exc, (ClientRequestError, NotFoundError, TokenRefusedError)):
             self._dead(row, _summary(exc))  # the shop refused the request itself: resending won't help
         else:
             self._retry(row, exc)

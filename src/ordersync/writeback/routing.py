@@ -35,6 +35,7 @@ from ordersync.operations import (
     RecordPayment,
     SetPaymentStatus,
     SetStatus,
+    stamped,
 )
 from ordersync.state import links as state_links
 from ordersync.state import outbox, records
@@ -284,8 +285,8 @@ class _Router:
                 out.append(
                     (
                         f"payment/{payment_id}",
-                        lambda amount=amount: RecordPayment(
-                            order_id=target_id, amount=amount, currency=observed.currency
+                        lambda amount=amount: stamped(
+                            RecordPayment(order_id=target_id, amount=amount, currency=observed.currency)
                         ),
                     )
                 )

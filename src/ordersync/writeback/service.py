@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import structlog
@@ -14,7 +15,7 @@ from ordersync.config import Settings, ShopConfig, WebCommanderShop
 from ordersync.errors import OrderSyncError
 from ordersync.http import HttpPolicy
 from ordersync.mirror.store import Mirror
-from ordersync.operations import Operation
+from ordersync.operations import Operation, RecordPayment, stamped
 from ordersync.state import links as state_links
 from ordersync.state import outbox
 from ordersync.state.store import StateStore
@@ -127,10 +128,10 @@ async def push(
 
     key = key or f"manual/{uuid.uuid4()}"
     with store.engine.begin() as connection:
-        outbox.enqueue(connection, key=key, shop=shop, op=op, origin="manual")
+        outbox.enqueue(connection, key=key, shop=shop, op=stamped(op), origin="manual")
         row = outbox.by_key(connection, key)
     assert row is not None
-    if row.shop != shop or row.payload != outbox.dump_op(op):
+    if row.shop != shop or _unstamped(row.payload, op) != outbox.dump_op(op):
         raise OperationKeyReused(
             f"idempotency key {key!r} was used for another operation (#{row.id}: {describe(row)} "
             f"to {row.shop}); use a new key"
@@ -141,6 +142,13 @@ async def push(
         final = outbox.get(connection, row.id)
     assert final is not None
     return final
+
+
+def _unstamped(payload: dict[str, Any], op: Operation) -> dict[str, Any]:
+    """The queued payload as the person asked for it: without the time ``stamped`` added."""
+    if isinstance(op, RecordPayment) and op.paid_at is None:
+        return {k: v for k, v in payload.items() if k != "paid_at"}
+    return payload
 
 
 def describe(row: outbox.OutboxRow) -> str:

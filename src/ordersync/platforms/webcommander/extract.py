@@ -430,6 +430,46 @@ async def iter_order_pages(
         yield scanned.page
 
 
+async def newest_orders(client: WebCommanderClient, n: int) -> list[dict[str, Any]]:
+    """The ``n`` newest orders (by id), wherever the listing keeps them: the first page says which end
+    that is, and what the host returns per page says how far each request reaches."""
+    head = await client.orders_page(0, n)
+    if head.count >= head.total:
+        return head.orders
+    numbers = [int(i) for i in head.ids if i is not None and i.isdigit()]
+    if len(numbers) >= 2 and numbers[0] > numbers[-1]:  # newest first: the head is the newest
+        orders, offset = list(head.orders), head.count
+        while len(orders) < n and offset < head.total:
+            page = await client.orders_page(offset, n - len(orders))
+            if not page.count:
+                break
+            orders += page.orders
+            offset += page.count
+        return orders[:n]
+    # Oldest first (or one order a page, which tells nothing): read back from the end.
+    orders: list[dict[str, Any]] = []
+    end, step = head.total, max(head.count, 1)
+    while len(orders) < n and end > 0:
+        start = max(end - min(step, n - len(orders)), 0)
+        page = await client.orders_page(start, end - start)
+        if not page.count:
+            break
+        if start + page.count < end:  # the host returned fewer: step by what it returns
+            step = page.count
+            continue
+        orders = page.orders[: end - start] + orders
+        end = start
+    if len(numbers) < 2:  # the order is not known: the head may hold the newest after all
+        orders += head.orders
+    unique = {str(o.get("id")): o for o in orders if isinstance(o, dict)}
+    return sorted(unique.values(), key=lambda o: _id_key(o.get("id")), reverse=True)[:n]
+
+
+def _id_key(value: Any) -> tuple[int, str]:
+    text = str(value)
+    return (int(text), text) if text.isdigit() else (-1, text)
+
+
 def _cut(page: OrdersPage, wanted: int | None) -> OrdersPage:
     if wanted is None:
         return page

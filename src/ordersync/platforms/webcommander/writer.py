@@ -38,6 +38,7 @@ from ordersync.operations import (
     decimal_str,
 )
 from ordersync.platforms.webcommander.client import WebCommanderClient
+from ordersync.platforms.webcommander.extract import newest_orders
 from ordersync.platforms.webcommander.oauth2 import ClientCredentialsAuth
 
 log = structlog.get_logger("ordersync.webcommander.writer")
@@ -109,11 +110,9 @@ class WebCommanderWriter:
         wanted = sorted((str(i["productId"]), str(i["quantity"])) for i in body["items"])
         email = (body.get("billingAddress") or {}).get("email")
         total = op.order.total if op.order is not None else None
-        count = (await self._reader.orders_page(0, 1)).total
-        page = await self._reader.orders_page(max(0, count - RECENT), RECENT)
         mapper = load_mapping("webcommander")
         found: list[str] = []
-        for raw in page.orders:
+        for raw in await newest_orders(self._reader, RECENT):
             try:
                 order = mapper.map(raw, self._context)
             except MappingError:
@@ -196,21 +195,34 @@ class WebCommanderWriter:
         return Applied(ids={"refund_id": str(new[0].external_id)}) if len(new) == 1 else Applied()
 
     async def _payment(self, op: RecordPayment, marker: str, current: Order | None) -> Applied:
-        currency = current.currency if current is not None else self.shop.currency
-        if op.currency is not None and op.currency != currency:
+        """make-order-payment as the document shows it: always with a ``date`` (shop-local
+        ``yyyy-MM-dd HH:mm:ss``), taken from the operation so that a resend carries the same body; an
+        amount above what the order still owes is refused before anything is sent."""
+        current = current or await self.fetch(op.order_id)
+        if op.currency is not None and op.currency != current.currency:
             raise OperationRejected(
                 f"payment of {decimal_str(op.amount)} {op.currency} on order {op.order_id}: the order is "
-                f"in {currency}; WebCommander records payments in the order's currency only"
+                f"in {current.currency}; WebCommander records payments in the order's currency only"
+            )
+        if op.paid_at is None:
+            raise OperationRejected(
+                f"payment on order {op.order_id} has no time: make-order-payment needs a date"
+            )
+        paid = sum((p.amount for p in current.payments if p.status in REFUNDABLE), Decimal(0))
+        due = current.total - paid
+        if op.amount > due:
+            raise OperationRejected(
+                f"payment of {decimal_str(op.amount)} on order {op.order_id} is more than the "
+                f"{decimal_str(max(due, Decimal(0)))} it still owes (total {decimal_str(current.total)}, "
+                f"paid {decimal_str(paid)})"
             )
         body: dict[str, Any] = {
             "orderId": op.order_id,
             "paymentGateway": op.gateway or self.shop.payment_gateway,
+            "date": op.paid_at.astimezone(self.shop.zone).strftime(PAYMENT_DATE),
             "amount": decimal_str(op.amount),
             "isNotify": "false",
         }
-        if op.paid_at is not None:
-            # Without a time the shop stamps its own: a "now" here would change the body of a resend.
-            body["date"] = op.paid_at.astimezone(self.shop.zone).strftime(PAYMENT_DATE)
         data = await self._post_app("make-order-payment", body, marker)
         return Applied(ids={"payment_id": str(self._field(data, "id", "make-order-payment"))})
 

@@ -5,11 +5,15 @@ It is served by the same Starlette app and port as the external-app API, as the 
 the embedded sandbox need one process per shop. What the document (webcommander-v4-admin-orders.txt)
 does not show, the sandbox decides, and clients should rely on status codes rather than wording:
 
-* ``POST /api/v4/oauth2/token`` is the client credentials grant of RFC 6749 §4.4. The client id and
-  secret come by HTTP Basic (form-urlencoded first, §2.3.1) or as ``client_id``/``client_secret`` in
-  the form body, not both. A wrong client is 401 ``{"error": "invalid_client"}``, another grant 400
-  ``{"error": "unsupported_grant_type"}``. Tokens are opaque and expire ``token_lifetime`` seconds after
-  issue by the app's clock.
+* ``POST /api/v4/oauth2/token`` as WebCommander's published authentication page shows it: a JSON body
+  ``{"grant_type": "client_credentials", "client_id", "client_secret"}``, answered with
+  ``{"access_token", "refresh_token", "expires_in"}``; ``{"grant_type": "refresh_token",
+  "refresh_token": ...}`` (client id and secret beside it, or not) renews. Refresh tokens rotate: each
+  works once, a used or unknown one is 400 ``{"error": "invalid_grant"}``. A body that is not JSON is
+  415, the strictest reading; ``token_form=True`` also takes RFC 6749's form-urlencoded body with the
+  client by HTTP Basic or in the body (not both), the other reading a host may offer. A wrong client
+  is 401 ``{"error": "invalid_client"}``, another grant 400 ``{"error": "unsupported_grant_type"}``.
+  Tokens are opaque and expire ``token_lifetime`` seconds after issue by the app's clock.
 * Every v4 order endpoint needs ``Authorization: Bearer <token>``; a missing, unknown or expired token
   is 401 ``{"error": "invalid_token"}`` with ``WWW-Authenticate: Bearer error="invalid_token"`` (RFC 6750).
 * An unknown order is 404 and bad input 400, in the external-app envelope
@@ -78,8 +82,10 @@ class TokenIssuer:
         self.lifetime = lifetime
         self.clock = clock
         self._grants: dict[str, _Grant] = {}
+        self._refresh: set[str] = set()
         self._lock = threading.Lock()
         self.issued = 0
+        self.refreshed = 0
 
     def check_client(self, client_id: str, client_secret: str) -> bool:
         # Compared as bytes: compare_digest refuses non-ASCII str, and that must be a 401, not a 500.
@@ -87,12 +93,23 @@ class TokenIssuer:
             client_secret.encode(), self._secret.encode()
         )
 
-    def issue(self) -> str:
-        token = secrets.token_urlsafe(32)
+    def issue(self) -> tuple[str, str]:
+        """A new access token and the refresh token that renews it once."""
+        token, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self._lock:
             self._grants[token] = _Grant(self.client_id, self.clock() + self.lifetime)
+            self._refresh.add(refresh)
             self.issued += 1
-        return token
+        return token, refresh
+
+    def use_refresh(self, refresh: str) -> bool:
+        """Spend a refresh token: True the first time, False ever after (rotation)."""
+        with self._lock:
+            if refresh not in self._refresh:
+                return False
+            self._refresh.discard(refresh)
+            self.refreshed += 1
+            return True
 
     def client_for(self, authorization: str | None) -> str | None:
         """The client a ``Bearer`` Authorization header stands for, or None if it is not a live token."""
@@ -125,28 +142,51 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-def token_endpoint(issuer: TokenIssuer) -> Handler:
+def token_endpoint(issuer: TokenIssuer, *, accept_form: bool = False) -> Handler:
     async def token(request: Request) -> Response:
         raw = await request.body()
-        try:
-            form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
-        except UnicodeDecodeError:
-            return _oauth_error(400, "invalid_request", "the body must be application/x-www-form-urlencoded")
         header = request.headers.get("authorization")
-        basic = _basic_credentials(header) if header else None
-        in_body = "client_id" in form or "client_secret" in form
-        if basic is not None and in_body:
-            return _oauth_error(400, "invalid_request", "client credentials given twice (header and body)")
-        given = basic or (form.get("client_id", ""), form.get("client_secret", ""))
-        if not issuer.check_client(*given):
-            challenge = {"WWW-Authenticate": 'Basic realm="webcommander"'}
-            return _oauth_error(401, "invalid_client", "client authentication failed", challenge)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        basic: tuple[str, str] | None = None
+        if content_type == "application/json":
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return _oauth_error(400, "invalid_request", "the body is not valid JSON")
+            if not isinstance(body, dict):
+                return _oauth_error(400, "invalid_request", "the body must be a JSON object")
+            form = {k: str(v) for k, v in body.items() if v is not None}
+        elif accept_form and content_type == "application/x-www-form-urlencoded":
+            try:
+                form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+            except UnicodeDecodeError:
+                return _oauth_error(400, "invalid_request", "the body is not form-urlencoded text")
+            basic = _basic_credentials(header) if header else None
+            if basic is not None and ("client_id" in form or "client_secret" in form):
+                return _oauth_error(
+                    400, "invalid_request", "client credentials given twice (header and body)"
+                )
+        else:
+            return _oauth_error(415, "invalid_request", "the token request body must be application/json")
         grant_type = form.get("grant_type")
         if not grant_type:
             return _oauth_error(400, "invalid_request", "grant_type is required")
-        if grant_type != "client_credentials":
+        if grant_type == "refresh_token":
+            if "client_id" in form and not issuer.check_client(
+                form.get("client_id", ""), form.get("client_secret", "")
+            ):
+                return _oauth_error(401, "invalid_client", "client authentication failed")
+            if not issuer.use_refresh(form.get("refresh_token", "")):
+                return _oauth_error(400, "invalid_grant", "the refresh token is invalid or was already used")
+        elif grant_type == "client_credentials":
+            given = basic or (form.get("client_id", ""), form.get("client_secret", ""))
+            if not issuer.check_client(*given):
+                challenge = {"WWW-Authenticate": 'Basic realm="webcommander"'}
+                return _oauth_error(401, "invalid_client", "client authentication failed", challenge)
+        else:
             return _oauth_error(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
-        body = {"access_token": issuer.issue(), "token_type": "Bearer", "expires_in": int(issuer.lifetime)}
+        access, refresh = issuer.issue()
+        body = {"access_token": access, "refresh_token": refresh, "expires_in": int(issuer.lifetime)}
         return _json(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     return token
@@ -187,7 +227,7 @@ def _same_order(body: dict[str, Any], key: str, order_id: str) -> None:
         raise SandboxError(400, f"'{key}' {given!r} does not match the order {order_id} in the path")
 
 
-def admin_routes(store: WebCommanderStore, issuer: TokenIssuer) -> list[Route]:
+def admin_routes(store: WebCommanderStore, issuer: TokenIssuer, *, token_form: bool = False) -> list[Route]:
     """The v4 routes; each write goes through the store like the external-app writes."""
 
     def bearer(handler: Handler) -> Handler:
@@ -233,7 +273,9 @@ def admin_routes(store: WebCommanderStore, issuer: TokenIssuer) -> list[Route]:
         store.set_status(request.path_params["order_id"], "cancelled")
         return Response(status_code=204)
 
-    routes: list[Route] = [Route(TOKEN_PATH, token_endpoint(issuer), methods=["POST"])]
+    routes: list[Route] = [
+        Route(TOKEN_PATH, token_endpoint(issuer, accept_form=token_form), methods=["POST"])
+    ]
     for prefix, admin in ((f"{V4}/admin/orders", True), (f"{V4}/orders", False)):
         routes += [
             Route(f"{prefix}/{{order_id}}/comments", bearer(comments(admin)), methods=["POST"]),

@@ -207,6 +207,7 @@ def create_app(
     max_page_size: int | None = DEFAULT_MAX_CAP,
     *,
     churn: Churn | None = None,
+    token_form: bool = False,
     client_id: str = DEFAULT_CLIENT_ID,
     client_secret: str = DEFAULT_CLIENT_SECRET,
     token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
@@ -214,7 +215,8 @@ def create_app(
 ) -> FaultInjector:
     """The app behind its fault injector; the Starlette app inside keeps ``state.store`` (the shop's
     state) and ``state.tokens`` (the v4 token issuer). ``client_id``/``client_secret`` are the v4 admin
-    API's OAuth2 client; its tokens live ``token_lifetime`` seconds by ``clock`` (tests pass their own)."""
+    API's OAuth2 client; its tokens live ``token_lifetime`` seconds by ``clock`` (tests pass their own);
+    ``token_form`` also takes a form-urlencoded token request (JSON only by default, the strictest)."""
     issuer = TokenIssuer(client_id, client_secret, token_lifetime, clock)
 
     def authorised(request: Request | Headers) -> bool:
@@ -317,7 +319,7 @@ def create_app(
         Route(f"{PREFIX}/make-order-payment", endpoint(make_payment), methods=["POST"]),
         Route(f"{PREFIX}/payment-gateways", endpoint(gateways), methods=["GET"]),
         Route(f"{PREFIX}/update-payment-gateway", endpoint(update_gateway), methods=["POST"]),
-        *admin_routes(store, issuer),
+        *admin_routes(store, issuer, token_form=token_form),
     ]
     app = Starlette(routes=routes)
     app.state.store = store

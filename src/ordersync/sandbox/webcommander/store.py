@@ -30,8 +30,10 @@ from ordersync.sandbox.webcommander.generator import (
     summarize,
 )
 
-ORDER_STATUSES = ("pending", "processing", "completed", "cancelled", "on-hold")
-PAYMENT_STATUSES = ("unpaid", "partially_paid", "paid", "completed", "cancelled", "refunded")
+ORDER_STATUSES = ("pending", "processing", "completed", "cancelled")
+"""What change-order-Status takes: the document shows completed and cancelled (orders read pending)."""
+PAYMENT_STATUSES = ("completed", "cancelled")
+"""What change-order-payment-status takes, as the document shows; ``completed`` reads back as paid."""
 
 PAYMENT_GATEWAYS: list[dict[str, Any]] = [
     {
@@ -270,7 +272,7 @@ class WebCommanderStore:
             raise SandboxError(400, f"'status' must be one of {', '.join(PAYMENT_STATUSES)}, got {status!r}")
         with self._lock:
             order = self._order(order_id)
-            order["paymentStatus"] = status
+            order["paymentStatus"] = "paid" if status == "completed" else status
             self._touched(order, resummarize=False)
 
     def add_comment(
@@ -364,8 +366,10 @@ class WebCommanderStore:
         value = _amount(amount, "amount")
         if not isinstance(gateway, str) or gateway not in {g["code"] for g in self.gateways}:
             raise SandboxError(400, f"unknown 'paymentGateway' {gateway!r}")
+        if not date:
+            raise SandboxError(400, "'date' is required, like 2023-02-01 20:38:17")
         try:
-            paid_at = datetime.strptime(str(date), "%Y-%m-%d %H:%M:%S") if date else None
+            paid_at = datetime.strptime(str(date), "%Y-%m-%d %H:%M:%S")
         except ValueError:
             raise SandboxError(400, f"'date' must be like 2023-02-01 20:38:17, got {date!r}") from None
         with self._lock:
@@ -378,7 +382,7 @@ class WebCommanderStore:
                     "trackInfo": None,
                     "payerInfo": order.get("customerName"),
                     "gatewayCode": gateway,
-                    "payingDate": stamp(paid_at, True) if paid_at else self._now(),
+                    "payingDate": stamp(paid_at, True),
                     "gatewayName": None,
                     "gatewayResponse": None,
                     "id": self._next_payment,
