@@ -185,7 +185,7 @@ def test_an_order_vanishing_mid_scan_is_never_taken_for_complete() -> None:
             removed.append(fake.ids.pop(10))  # oldest first: every later order moves one place up
         return await original(request)
 
-    run, pages = asyncio.run(scan(deleting, page_size=50, concurrency=1))
+    run, _ = asyncio.run(scan(deleting, page_size=50, concurrency=1))
     first = run.report.passes[0]
     assert not first.complete and first.distinct == 199  # one order was skipped over, not seen
     # The next pass sees a listing that holds still: every remaining order.
