@@ -173,7 +173,7 @@ def test_5xx_and_429_are_retried_then_dead_lettered_and_outbox_retry_completes_t
 
 
 def test_both_shops_changing_a_status_at_once_end_as_the_policy_says(tmp_path: Path) -> None:
-    for policy, winner in (("woo", "completed"), ("wc", "on-hold")):
+    for policy, winner in (("woo", "completed"), ("wc", "pending")):
         (tmp_path / policy).mkdir()
         gen = serve_shops(tmp_path / policy)
         shops = next(gen)
@@ -184,7 +184,7 @@ def test_both_shops_changing_a_status_at_once_end_as_the_policy_says(tmp_path: P
             woo_id, wc_id = _replicated(shops, store)
             order = shops.woo.get(woo_id)
             shops.woo.set_status(order, "completed")
-            shops.wc.set_status(wc_id, "on-hold")
+            shops.wc.set_status(wc_id, "pending")
             shops.cycle(store)
             shops.cycle(store)
             assert shops.woo.get(woo_id).status == winner, policy
@@ -280,7 +280,7 @@ def test_an_older_status_change_failing_for_now_never_lands_after_a_newer_one(
 ) -> None:
     shops.outbox = {"max_attempts": 5, "backoff_base": 3600}  # a failed write waits an hour
     woo_id, wc_id = _replicated(shops, state)
-    shops.wc.set_status(wc_id, "on-hold")
+    shops.wc.set_status(wc_id, "pending")
     shops.sync(state)
     shops.woo_app.script(f"/orders/{woo_id}", [Fault.server_error(503)] * 3)  # the target read fails
     shops.write_back(state)
@@ -291,7 +291,7 @@ def test_an_older_status_change_failing_for_now_never_lands_after_a_newer_one(
     shops.cycle(state)
     assert shops.woo.get(woo_id).status == "completed"
     statuses = {r.op.value: r.status for r in outbox.rows(state, shop="woo") if r.kind == "set_status"}  # type: ignore[union-attr]
-    assert statuses == {"on-hold": outbox.SUPERSEDED, "completed": outbox.DONE}
+    assert statuses == {"pending": outbox.SUPERSEDED, "completed": outbox.DONE}
 
 
 def test_a_zero_refund_is_skipped_and_the_rest_still_flows(shops: Shops, state: StateStore) -> None:

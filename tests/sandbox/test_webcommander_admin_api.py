@@ -36,6 +36,16 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
 
 
+def grant(**extra: str) -> dict[str, str]:
+    """The token request WebCommander's authentication page shows: a JSON body."""
+    return {
+        "grant_type": "client_credentials",
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET,
+        **extra,
+    }
+
+
 class Shop:
     def __init__(self, **app_kwargs: Any) -> None:
         self.store = WebCommanderStore(orders=12, seed=3)
@@ -51,15 +61,7 @@ class Shop:
         return asyncio.run(go())
 
     def token(self) -> str:
-        response = self.request(
-            "POST",
-            TOKEN,
-            content=b"grant_type=client_credentials",
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                **basic(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
-            },
-        )
+        response = self.request("POST", TOKEN, json=grant())
         assert response.status_code == 200, response.text
         return response.json()["access_token"]
 
@@ -83,7 +85,30 @@ def shop() -> Shop:
 # -- OAuth2 token endpoint ----------------------------------------------------------------------------
 
 
-def test_client_credentials_by_basic_or_form_body_get_a_bearer_token(shop: Shop) -> None:
+def test_the_published_json_token_request_gets_a_token_and_a_rotating_refresh_token(shop: Shop) -> None:
+    first = shop.request("POST", TOKEN, json=grant())
+    assert first.status_code == 200 and first.headers["cache-control"] == "no-store"
+    body = first.json()
+    assert set(body) == {"access_token", "refresh_token", "expires_in"} and body["expires_in"] == 60
+    refresh = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    renewed = shop.request("POST", TOKEN, json=refresh)
+    assert renewed.status_code == 200 and renewed.json()["access_token"] != body["access_token"]
+    again = shop.request("POST", TOKEN, json=refresh)  # a refresh token works once
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    # The form-urlencoded reading is not taken by default: the strictest reading is JSON only.
+    form = shop.request(
+        "POST",
+        TOKEN,
+        data={"grant_type": "client_credentials"},
+        headers=basic(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
+    )
+    assert form.status_code == 415
+    wrong = shop.request("POST", TOKEN, json=grant(client_secret="nope"))
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+
+
+def test_client_credentials_by_basic_or_form_body_get_a_bearer_token() -> None:
+    shop = Shop(token_form=True)
     by_header = shop.request(
         "POST",
         TOKEN,
@@ -102,8 +127,8 @@ def test_client_credentials_by_basic_or_form_body_get_a_bearer_token(shop: Shop)
     for response in (by_header, by_body):
         assert response.status_code == 200
         body = response.json()
-        assert set(body) == {"access_token", "token_type", "expires_in"}
-        assert body["token_type"] == "Bearer" and body["expires_in"] == 60
+        assert set(body) == {"access_token", "refresh_token", "expires_in"}
+        assert body["expires_in"] == 60
         assert response.headers["cache-control"] == "no-store"  # RFC 6749 §5.1
     assert by_header.json()["access_token"] != by_body.json()["access_token"]
 
@@ -119,9 +144,8 @@ def test_client_credentials_by_basic_or_form_body_get_a_bearer_token(shop: Shop)
     ],
     ids=["bad secret", "bad id", "bad secret in body", "no credentials", "garbled header"],
 )
-def test_a_wrong_client_is_401_invalid_client(
-    shop: Shop, headers: dict[str, str], form: dict[str, str]
-) -> None:
+def test_a_wrong_client_is_401_invalid_client(headers: dict[str, str], form: dict[str, str]) -> None:
+    shop = Shop(token_form=True)
     response = shop.request("POST", TOKEN, data={"grant_type": "client_credentials", **form}, headers=headers)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
@@ -129,11 +153,12 @@ def test_a_wrong_client_is_401_invalid_client(
     assert shop.store.replies == {}
 
 
-def test_other_grants_and_doubled_credentials_are_400(shop: Shop) -> None:
+def test_other_grants_and_doubled_credentials_are_400() -> None:
+    shop = Shop(token_form=True)
     creds = basic(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
     password = shop.request("POST", TOKEN, data={"grant_type": "password"}, headers=creds)
     assert password.status_code == 400 and password.json()["error"] == "unsupported_grant_type"
-    missing = shop.request("POST", TOKEN, data={}, headers=creds)
+    missing = shop.request("POST", TOKEN, data={"client_id": DEFAULT_CLIENT_ID})
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
     twice = shop.request(
         "POST",
@@ -146,19 +171,9 @@ def test_other_grants_and_doubled_credentials_are_400(shop: Shop) -> None:
 
 def test_custom_client_credentials_replace_the_defaults() -> None:
     shop = Shop(client_id="mine", client_secret="s3cr3t with spaces&more")
-    ok = shop.request(
-        "POST",
-        TOKEN,
-        data={"grant_type": "client_credentials"},
-        headers=basic("mine", "s3cr3t with spaces&more"),
-    )
+    ok = shop.request("POST", TOKEN, json=grant(client_id="mine", client_secret="s3cr3t with spaces&more"))
     assert ok.status_code == 200
-    default = shop.request(
-        "POST",
-        TOKEN,
-        data={"grant_type": "client_credentials"},
-        headers=basic(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
-    )
+    default = shop.request("POST", TOKEN, json=grant())
     assert default.status_code == 401
 
 
@@ -276,19 +291,19 @@ def test_a_repeated_key_replays_the_first_answer_without_a_second_write(shop: Sh
 
 def test_a_key_reused_with_another_body_or_path_is_422(shop: Shop) -> None:
     key = {"Idempotency-Key": "reused"}
-    assert shop.app_post("change-order-Status", {"id": "3", "status": "on-hold"}, **key).status_code == 200
+    assert shop.app_post("change-order-Status", {"id": "3", "status": "processing"}, **key).status_code == 200
     other_body = shop.app_post("change-order-Status", {"id": "3", "status": "completed"}, **key)
-    other_path = shop.app_post("change-order-payment-status", {"id": "3", "status": "on-hold"}, **key)
+    other_path = shop.app_post("change-order-payment-status", {"id": "3", "status": "processing"}, **key)
     for response in (other_body, other_path):
         assert response.status_code == 422
         body = response.json()
         assert set(body) == {"status", "message"} and body["status"] == "error"
-    assert shop.store.get(3)["orderStatus"] == "on-hold"
+    assert shop.store.get(3)["orderStatus"] == "processing"
     # The same JSON in another key order or spacing is the same request.
     same = shop.request(
         "POST",
         f"{P}/change-order-Status",
-        content=b'{ "status": "on-hold",  "id": "3" }',
+        content=b'{ "status": "processing",  "id": "3" }',
         headers={**APP_AUTH, **key, "Content-Type": "application/json"},
     )
     assert same.status_code == 200 and same.headers["idempotent-replayed"] == "true"
@@ -342,14 +357,8 @@ def test_faults_come_before_the_keys_so_a_retry_after_one_still_writes_once(shop
 
 
 def test_a_token_request_is_not_an_idempotent_write(shop: Shop) -> None:
-    creds = basic(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
     tokens = {
-        shop.request(
-            "POST",
-            TOKEN,
-            data={"grant_type": "client_credentials"},
-            headers={**creds, "Idempotency-Key": "t"},
-        ).json()["access_token"]
+        shop.request("POST", TOKEN, json=grant(), headers={"Idempotency-Key": "t"}).json()["access_token"]
         for _ in range(2)
     }
     assert len(tokens) == 2

@@ -81,9 +81,15 @@ class Shop:
         return self.request("POST", f"{P}/{path}", headers=AUTH if headers is None else headers, json=body)
 
     def all_orders(self) -> list[dict[str, Any]]:
-        response = self.get("orders?max=-1&offset=0")
-        assert response.status_code == 200
-        return response.json()["orders"]
+        """Every order in listing order, paged by what each page returns (the host caps ``max``)."""
+        orders: list[dict[str, Any]] = []
+        while True:
+            response = self.get(f"orders?max=-1&offset={len(orders)}")
+            assert response.status_code == 200
+            page = response.json()["orders"]
+            orders += page
+            if not page or len(orders) >= response.json()["total"]:
+                return orders
 
     def order(self, order_id: Any) -> dict[str, Any]:
         """``GET order``, checked against the same order in the (cached, pre-encoded) list form."""
@@ -272,9 +278,11 @@ def test_single_order_errors(shop: Shop) -> None:
 # -- 2. pagination ------------------------------------------------------------------------------------
 
 
-def test_pages_are_disjoint_and_cover_every_order_in_id_order(shop: Shop) -> None:
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_pages_are_disjoint_and_cover_every_order_in_id_order(order: str) -> None:
+    shop = Shop(WebCommanderStore(orders=53, seed=7, listing_order=order))
     everything = [o["id"] for o in shop.all_orders()]
-    assert len(everything) == 53 and everything == sorted(set(everything))
+    assert len(everything) == 53 and sorted(everything, reverse=order == "newest") == everything
     seen: list[int] = []
     offset = 0
     while True:
@@ -290,7 +298,17 @@ def test_pages_are_disjoint_and_cover_every_order_in_id_order(shop: Shop) -> Non
     assert seen == everything
 
 
-def test_max_minus_one_returns_everything_from_the_offset(shop: Shop) -> None:
+def test_a_capped_host_answers_fewer_than_asked_and_echoes_the_max_asked(shop: Shop) -> None:
+    """The default sandbox caps ``max`` at 50, as real hosts do, newest first (the strictest reading)."""
+    body = shop.get("orders?max=250&offset=0").json()
+    assert body["max"] == "250" and body["total"] == 53 and len(body["orders"]) == 50
+    assert [o["id"] for o in body["orders"]] == list(range(53, 3, -1))
+    uncapped = Shop(WebCommanderStore(orders=53, seed=7), max_page_size=None)
+    assert len(uncapped.get("orders?max=-1&offset=0").json()["orders"]) == 53
+
+
+def test_max_minus_one_returns_everything_from_the_offset() -> None:
+    shop = Shop(WebCommanderStore(orders=53, seed=7), max_page_size=None)
     everything = [o["id"] for o in shop.all_orders()]
     body = shop.get("orders?max=-1&offset=20").json()
     assert body["max"] == "-1" and body["offset"] == "20" and body["total"] == 53
@@ -415,7 +433,7 @@ def test_some_list_pages_escape_at_signs_and_still_parse(shop: Shop) -> None:
 
 def test_change_order_status(fresh: Shop) -> None:
     before = fresh.order(3)
-    target = "on-hold" if before["orderStatus"] != "on-hold" else "pending"
+    target = "processing" if before["orderStatus"] != "processing" else "pending"
     response = fresh.post("change-order-Status", {"id": "3", "status": target})
     assert response.status_code == 200 and response.json() == {"status": "success"}
     after = fresh.order(3)
@@ -484,9 +502,9 @@ def test_make_order_payment(fresh: Shop) -> None:
     assert when(after["updated"]) > when(order["updated"])
     assert_money_adds_up(after)
 
-    rest = fresh.post(
-        "make-order-payment", {"orderId": order["id"], "paymentGateway": "CRD", "amount": str(grand - half)}
-    )
+    undated = {"orderId": order["id"], "paymentGateway": "CRD", "amount": str(grand - half)}
+    assert_error(fresh.post("make-order-payment", undated), 400)  # the document always sends a date
+    rest = fresh.post("make-order-payment", {**undated, "date": "2023-02-02 09:00:00"})
     assert rest.status_code == 200
     paid = fresh.order(order["id"])
     assert paid["paymentStatus"] == "paid" and paid["orderSummary"]["due"] == "0.00"
@@ -558,7 +576,8 @@ def test_change_order_payment_status(fresh: Shop) -> None:
         assert fresh.order(7)["paymentStatus"] == status
     assert when(fresh.order(7)["updated"]) > when(before["updated"])
     assert_error(fresh.post("change-order-payment-status", {"id": "7", "status": "maybe"}), 400)
-    assert_error(fresh.post("change-order-payment-status", {"id": "99999", "status": "paid"}), 404)
+    assert_error(fresh.post("change-order-payment-status", {"id": "7", "status": "paid"}), 400)
+    assert_error(fresh.post("change-order-payment-status", {"id": "99999", "status": "completed"}), 404)
     assert fresh.order(7)["paymentStatus"] == "cancelled"
 
 
@@ -600,8 +619,8 @@ def test_order_create_with_the_documents_request(fresh: Shop) -> None:
 
     listing = fresh.get("orders?max=-1&offset=0").json()
     assert listing["total"] == len(before_ids) + 1
-    assert listing["orders"][-1]["id"] == order["id"]
-    assert listing["orders"][-1]["orderSummary"] == example["orderSummary"]
+    assert listing["orders"][0]["id"] == order["id"]  # newest first: a new order is at offset 0
+    assert listing["orders"][0]["orderSummary"] == example["orderSummary"]
     assert fresh.get(f"order?id={order['id']}").json()["order"] == order
 
 
@@ -743,7 +762,7 @@ def test_request_count_is_per_path(shop: Shop) -> None:
 
 
 def test_sandbox_server_serves_over_loopback_and_stops() -> None:
-    with SandboxServer(create_app(WebCommanderStore(orders=12, seed=4))) as server:
+    with SandboxServer(create_app(WebCommanderStore(orders=12, seed=4, listing_order="oldest"))) as server:
         assert server.base_url == f"http://127.0.0.1:{server.port}" and server.port > 0
         with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=5) as client:
             pages = [client.get(f"{P}/orders", params={"max": 5, "offset": o}).json() for o in (0, 5, 10)]

@@ -215,6 +215,7 @@ class OrderScan:
         self.max_passes = max_passes
         self.pass_pause = pass_pause
         self.keep_orders = keep_orders
+        self.sequential = False
         self.report = ScanReport(listing or Listing(), sample=limit is not None)
 
     @property
@@ -270,8 +271,10 @@ class OrderScan:
         window: deque[tuple[int, asyncio.Task[OrdersPage]]] = deque()
         try:
             while True:
-                # The first page alone (it tells the total and the cap), then `concurrency` at once.
-                room = 1 if total is None else self.concurrency
+                # The first page alone (it tells the total and the cap), then `concurrency` at once;
+                # one at a time once orders were seen arriving at the head of a newest-first listing,
+                # where pages served out of order could skip orders the arrivals pushed along.
+                room = 1 if total is None or self.sequential else self.concurrency
                 next_offset = window[-1][0] + step if window else frontier
                 while (
                     len(window) < room
@@ -287,6 +290,9 @@ class OrderScan:
                 if offset != frontier:
                     continue  # planned before the host's page size was known; the plan is redone
                 self._absorb(scan, page)
+                if self.listing.order == NEWEST and len(scan.totals) > 1 and not self.sequential:
+                    log.info("webcommander.scan_sequential", shop=self.client.shop.name, why="arrivals")
+                    self.sequential = True
                 frontier, total = page.offset + page.count, page.total
                 yield ScannedPage(_cut(page, wanted), self._position(page))
                 if wanted is not None and frontier >= wanted:

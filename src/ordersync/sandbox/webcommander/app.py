@@ -333,4 +333,6 @@ def create_app(
         return f"app:{uuid}" if authorised(headers) else None
 
     keyed = IdempotencyKeys(app, store, client_of)
-    return FaultInjector(DateHeader(keyed, lambda: datetime.now(UTC)), faults)
+    served = FaultInjector(DateHeader(keyed, lambda: datetime.now(UTC)), faults)
+    served.state = app.state  # the shop's state (store, tokens, churn), for tests and tools
+    return served

@@ -272,7 +272,7 @@ class WebCommanderStore:
             raise SandboxError(400, f"'status' must be one of {', '.join(PAYMENT_STATUSES)}, got {status!r}")
         with self._lock:
             order = self._order(order_id)
-            order["paymentStatus"] = "paid" if status == "completed" else status
+            order["paymentStatus"] = status
             self._touched(order, resummarize=False)
 
     def add_comment(
