@@ -98,6 +98,14 @@ def _status_value(field: str, platform: str, given: str) -> tuple[str, str | Non
     reverse = {value: canonical for canonical, value in table.items()}
     if given in reverse:
         return given, reverse[given]
+    from ordersync.models import OrderStatus, PaymentStatus
+
+    canonical = {s.value for s in (OrderStatus if field == "order_status" else PaymentStatus)}
+    if given in canonical:
+        raise ValueError(
+            f"{platform} has no value for the {field.replace('_', ' ')} {given!r} (mappings/statuses.yaml "
+            f"maps {', '.join(sorted(table)) or 'none'})"
+        )
     return given, None  # a custom status: the writer checks it against the shop
 
 

@@ -135,6 +135,11 @@ class WebCommanderShop(_ShopBase):
     scan_passes: int = Field(
         3, ge=1, le=10, description="passes over the listing to reach one that proves it complete"
     )
+    idempotency_keys: bool = Field(
+        False,
+        description="the shop replays a repeated Idempotency-Key (the documents do not say so): a write "
+        "whose answer was lost and that leaves no trace (an invoice) may then be sent again",
+    )
 
 
 class WooCommerceShop(_ShopBase):

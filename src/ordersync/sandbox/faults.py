@@ -12,7 +12,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 NGINX_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
@@ -27,6 +27,13 @@ class Fault:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     hang: float = 0.0
+    apply_first: bool = False
+    """The shop does the request, then its answer is lost (a proxy answers in its place): the case
+    a client cannot tell from a request that never arrived."""
+
+    @classmethod
+    def lost_after_apply(cls) -> Fault:
+        return cls(status=502, body=NGINX_502, content_type="text/html", apply_first=True)
 
     @classmethod
     def server_error(cls, status: int = 503) -> Fault:
@@ -117,6 +124,12 @@ class FaultInjector:
             await self.app(scope, receive, send)
             return
         self.faults_served += 1
+        if fault.apply_first:
+
+            async def discard(message: Message) -> None:
+                return None
+
+            await self.app(scope, receive, discard)
         if fault.hang:
             await asyncio.sleep(fault.hang)
         headers: list[tuple[bytes, bytes]] = [

@@ -399,10 +399,13 @@ def retry(store: StateStore, ids: list[int] | None, *, shop: str | None = None) 
                         )
                     )
                     continue
+            # A person retrying an invoice whose answer was lost asks for it to be sent again: it leaves
+            # no trace to look for first, so its earlier send is forgotten.
+            resend = {"sent_at": None} if row.kind == "send_invoice" else {}
             connection.execute(
                 update(outbox)
                 .where(outbox.c.id == row.id)
-                .values(status=PENDING, attempts=0, next_attempt_at=_now(), done_at=None)
+                .values(status=PENDING, attempts=0, next_attempt_at=_now(), done_at=None, **resend)
             )
             revived += 1
     return revived

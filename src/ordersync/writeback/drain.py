@@ -29,6 +29,7 @@ from ordersync.operations import (
     Operation,
     OperationRejected,
     RecordPayment,
+    SendInvoice,
     SetPaymentStatus,
     SetStatus,
     marker,
@@ -242,6 +243,14 @@ class Drainer:
                 self._finish(row, op, Applied(ids=found, found=True), current)
                 self.stats.found += 1
                 return None
+            if isinstance(op, SendInvoice) and not getattr(writer, "replays_keys", False):
+                # An invoice leaves no trace on the order, and a shop that does not replay the
+                # Idempotency-Key would mail it twice: at most once, and said loudly.
+                raise OperationRejected(
+                    "the invoice was sent but the shop's answer was lost, and an invoice leaves no "
+                    "trace to check, so it is not sent again; if the customer did not get it, "
+                    "`ordersync outbox retry` sends it once more"
+                )
         if already_true(op, current):
             self._finish(row, op, Applied(ids={}, found=True), current, already=True)
             self.stats.already += 1

@@ -66,6 +66,7 @@ class WebCommanderWriter:
     ):
         self.shop = shop
         self.policy = policy
+        self.replays_keys = shop.idempotency_keys
         self._reader = WebCommanderClient(shop, policy, transport=transport)
         self._admin: httpx.AsyncClient | None = None
         self.auth: ClientCredentialsAuth | None = None

@@ -208,6 +208,7 @@ def create_app(
     *,
     churn: Churn | None = None,
     token_form: bool = False,
+    replay_keys: bool = True,
     client_id: str = DEFAULT_CLIENT_ID,
     client_secret: str = DEFAULT_CLIENT_SECRET,
     token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
@@ -216,7 +217,8 @@ def create_app(
     """The app behind its fault injector; the Starlette app inside keeps ``state.store`` (the shop's
     state) and ``state.tokens`` (the v4 token issuer). ``client_id``/``client_secret`` are the v4 admin
     API's OAuth2 client; its tokens live ``token_lifetime`` seconds by ``clock`` (tests pass their own);
-    ``token_form`` also takes a form-urlencoded token request (JSON only by default, the strictest)."""
+    ``token_form`` also takes a form-urlencoded token request (JSON only by default, the strictest);
+    ``replay_keys=False`` ignores ``Idempotency-Key`` as a shop that follows only the documents does."""
     issuer = TokenIssuer(client_id, client_secret, token_lifetime, clock)
 
     def authorised(request: Request | Headers) -> bool:
@@ -332,7 +334,7 @@ def create_app(
             return f"v4:{client}" if client is not None else None
         return f"app:{uuid}" if authorised(headers) else None
 
-    keyed = IdempotencyKeys(app, store, client_of)
+    keyed: ASGIApp = IdempotencyKeys(app, store, client_of) if replay_keys else app
     served = FaultInjector(DateHeader(keyed, lambda: datetime.now(UTC)), faults)
     served.state = app.state  # the shop's state (store, tokens, churn), for tests and tools
     return served
