@@ -2,6 +2,11 @@
 
     uv run python bench/backfill_bench.py        # both platforms, N = 10,000 and 100,000, 0 and 50 ms
     uv run python bench/backfill_bench.py --platform woocommerce --orders 10000 --latency 0 --notes none
+    uv run python bench/backfill_bench.py --platform webcommander --orders 10000 --max-cap 0  # no cap
+
+The WebCommander sandbox caps ``max`` at 50 (``--max-cap``, as real hosts do) and lists newest first,
+so a ``page_size`` of 250 is answered 50 orders a page; the columns say how many requests that took and
+how soon the first batch was committed.
 
 The sandbox runs in its own process with pre-rendered order JSON (each order encoded once, pages are
 joins of cached bytes), so what is measured is ordersync: fetch, parse, map, validate, load into
@@ -32,7 +37,9 @@ WOO_KEY = "ck_sandbox_read_write_0000000000000000000000"
 WOO_SECRET = "cs_sandbox_read_write_0000000000000000000000"
 
 
-def start_sandbox(platform: str, orders: int, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+def start_sandbox(
+    platform: str, orders: int, latency_ms: float, max_cap: int = 50
+) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     port_flag = "--port" if platform == "webcommander" else "--woo-port"
     proc = subprocess.Popen(
@@ -50,6 +57,8 @@ def start_sandbox(platform: str, orders: int, latency_ms: float) -> tuple[subpro
             "--realistic",
             "--latency-ms",
             str(latency_ms),
+            "--max-cap",
+            str(max_cap),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -103,15 +112,26 @@ def run_backfill(shop: dict[str, object], workdir: Path) -> dict[str, float]:
         "from ordersync.sync.backfill import backfill_shop\n"
         "configure_logging(level='WARNING')\n"
         f"settings = load_settings(Path({str(config)!r}))\n"
+        "from ordersync.mirror.store import Mirror\n"
         "mirror = settings.mirror.open()\n"
+        "first = {}\n"
+        "write = Mirror.write\n"
+        "def timed(self, *a, **k):\n"
+        "    done = write(self, *a, **k)\n"
+        "    first.setdefault('batch', time.perf_counter())\n"
+        "    return done\n"
+        "Mirror.write = timed\n"
+        "def progress(n, total):\n"
+        "    first.setdefault('page', time.perf_counter())\n"
         "t = time.perf_counter()\n"
-        "stats = asyncio.run(backfill_shop(settings.shops[0], settings, mirror))\n"
+        "stats = asyncio.run(backfill_shop(settings.shops[0], settings, mirror, progress=progress))\n"
         "seconds = time.perf_counter() - t\n"
         "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
         "print(json.dumps({'orders': stats.fetched, 'loaded': stats.loaded, 'seconds': seconds,"
         " 'orders_per_s': stats.fetched / seconds, 'peak_rss_mb': rss, 'worker_rss_mb': worker,"
-        " 'pages': stats.pages, 'workers': settings.workers}))\n"
+        " 'pages': stats.pages, 'workers': settings.workers, 'requests': stats.details.get('requests'),"
+        " 'first_page_s': first['page'] - t, 'first_batch_s': first['batch'] - t}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     if done.returncode:
@@ -129,6 +149,9 @@ def main() -> None:
     parser.add_argument("--notes", action="append", choices=["none", "all"], help="WooCommerce; default both")
     parser.add_argument("--page-size", type=int, default=250, help="WooCommerce caps it at 100")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--max-cap", type=int, default=50, help="WebCommander sandbox: orders a page at most (0: none)"
+    )
     args = parser.parse_args()
     sizes = args.orders or [10_000, 100_000]
     latencies = args.latency if args.latency is not None else [0.0, 50.0]
@@ -136,14 +159,14 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; page size {args.page_size}, concurrency {args.concurrency}")
     print(
         f"{'platform':>12} {'notes':>5} {'orders':>8} {'latency':>8} {'seconds':>8} {'orders/s':>9} "
-        f"{'peak RSS MB':>12} {'worker MB':>10}"
+        f"{'peak RSS MB':>12} {'worker MB':>10} {'requests':>9} {'1st page s':>10} {'1st batch s':>11}"
     )
     for platform in platforms:
         note_modes = ["-"] if platform == "webcommander" else (args.notes or ["none", "all"])
         for n in sizes:
             for latency in latencies:
                 for notes in note_modes:
-                    sandbox, url = start_sandbox(platform, n, latency)
+                    sandbox, url = start_sandbox(platform, n, latency, args.max_cap)
                     try:
                         with tempfile.TemporaryDirectory() as tmp:
                             shop = shop_config(platform, url, args.page_size, args.concurrency, notes)
@@ -157,7 +180,8 @@ def main() -> None:
                     print(
                         f"{platform:>12} {notes:>5} {n:>8,} {latency:>6.0f}ms {result['seconds']:>8.2f} "
                         f"{result['orders_per_s']:>9,.0f} {result['peak_rss_mb']:>12.0f} "
-                        f"{result['worker_rss_mb']:>10.0f}",
+                        f"{result['worker_rss_mb']:>10.0f} {result['requests']:>9,} "
+                        f"{result['first_page_s']:>10.2f} {result['first_batch_s']:>11.2f}",
                         flush=True,
                     )
 

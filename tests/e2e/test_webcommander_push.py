@@ -180,3 +180,15 @@ def test_a_status_webcommander_has_no_value_for_is_refused_by_push(documented: D
     result = documented.run("push", "status", "--shop", "wc", "--order", "3", "--status", "on_hold")
     assert result.exit_code != 0 and "on_hold" in result.output
     assert documented.app.total_requests("change-order-Status") == 0
+
+
+def test_a_refused_token_request_dead_letters_at_once_and_is_not_retried(documented: DocumentedShop) -> None:
+    config = yaml.safe_load(documented.config.read_text())
+    config["shops"][0]["admin_api"]["client_secret"] = "not-the-secret"
+    documented.config.write_text(yaml.safe_dump(config))
+    result = documented.run("push", "invoice", "--shop", "wc", "--order", "3")
+    assert result.exit_code == 1 and "token request refused" in result.output
+    assert "not-the-secret" not in result.output
+    assert documented.run("outbox", "drain").exit_code == 0
+    assert documented.app.total_requests("/oauth2/token") == 1  # dead at once, never tried again
+    assert documented.store.invoices == []

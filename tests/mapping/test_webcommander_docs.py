@@ -191,3 +191,25 @@ def test_examples_survive_a_json_round_trip_through_the_mirror_payload(name: str
     import orjson
 
     assert mapped(orjson.loads(orjson.dumps(raw))) == mapped(raw)
+
+
+def test_an_update_in_the_second_pass_of_the_autumn_hour_stays_after_its_creation() -> None:
+    """Melbourne's clocks go back at 03:00 on 2024-04-07: 02:00-03:00 happens twice. Created at 02:40
+    in the first pass (AEDT) and updated 30 minutes later at 02:10 in the second (AEST)."""
+    raw = example("external_orders_list.json")["orders"][0]
+    raw["created"], raw["updated"] = "2024-04-07T02: 40: 00", "2024-04-07T02: 10: 00"
+    order = mapped(raw)
+    assert order.created_at == datetime(2024, 4, 6, 15, 40, tzinfo=UTC)  # the first 02:40 (+11:00)
+    assert order.updated_at == datetime(2024, 4, 6, 16, 10, tzinfo=UTC)  # the second 02:10 (+10:00)
+    raw["updated"] = "2024-04-07T02: 50: 00"  # after creation in the first reading: left as it is
+    assert mapped(raw).updated_at == datetime(2024, 4, 6, 15, 50, tzinfo=UTC)
+
+
+def test_a_200_kb_customer_name_is_a_malformed_record_with_its_path() -> None:
+    from ordersync.mapping import MappingError
+
+    raw = example("external_orders_list.json")["orders"][0]
+    raw["customerName"] = "x" * 200_000
+    with pytest.raises(MappingError) as caught:
+        mapped(raw)
+    assert caught.value.path == "(canonical) customer_name" and "1024" in caught.value.reason

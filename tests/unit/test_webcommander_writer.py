@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ordersync.config import HttpSettings, WebCommanderShop
-from ordersync.errors import AuthError, NotFoundError
+from ordersync.errors import AuthError, NotFoundError, TokenRefusedError
 from ordersync.http import HttpPolicy
 from ordersync.models import Address, LineItem, Order, OrderStatus, Platform, ShippingLine
 from ordersync.operations import (
@@ -54,10 +54,10 @@ class Clock:
 class Env:
     """One sandbox shop, its clock, and writers configured for it."""
 
-    def __init__(self, server_clock: Clock | None = None) -> None:
+    def __init__(self, server_clock: Clock | None = None, lifetime: float = LIFETIME) -> None:
         self.store = WebCommanderStore(orders=40, seed=11)
         self.server_clock = server_clock or Clock()
-        self.app: FaultInjector = create_app(self.store, token_lifetime=LIFETIME, clock=self.server_clock)
+        self.app: FaultInjector = create_app(self.store, token_lifetime=lifetime, clock=self.server_clock)
         self.client_clock = Clock()
 
     def shop(self, *, admin: bool = True, secret: str = DEFAULT_CLIENT_SECRET) -> WebCommanderShop:
@@ -450,6 +450,42 @@ def test_the_token_is_cached_and_refreshed_shortly_before_it_expires(env: Env) -
     assert env.requests(f"{ADMIN}/2/comments") == 3  # no request was refused and sent again
 
 
+def test_a_five_second_token_is_still_used_and_renewed_by_its_refresh_token() -> None:
+    env = Env(lifetime=5)
+
+    async def body(writer: WebCommanderWriter) -> None:
+        assert writer.auth is not None
+        await writer.apply(visible("2", 1), marker("1"), None)
+        for clock in (env.client_clock, env.server_clock):
+            clock.now += 3  # 2 s left: more than a tenth of its lifetime, so it is sent as it is
+        await writer.apply(visible("2", 2), marker("2"), None)
+        assert writer.auth.tokens_fetched == 1
+        for clock in (env.client_clock, env.server_clock):
+            clock.now += 1.8  # inside the margin now
+        await writer.apply(visible("2", 3), marker("3"), None)
+        await writer.apply(visible("2", 4), marker("4"), None)
+        assert writer.auth.tokens_fetched == 2
+
+    env.run(body)
+    assert env.app.state.tokens.issued == 2 and env.app.state.tokens.refreshed == 1
+    assert env.requests(f"{ADMIN}/2/comments") == 4
+
+
+def test_a_used_refresh_token_falls_back_to_a_new_client_grant(env: Env) -> None:
+    async def body(writer: WebCommanderWriter) -> None:
+        assert writer.auth is not None
+        await writer.apply(visible("2", 1), marker("1"), None)
+        env.app.state.tokens._refresh.clear()  # the server forgot it (or another process spent it)
+        for clock in (env.client_clock, env.server_clock):
+            clock.now += LIFETIME
+        await writer.apply(visible("2", 2), marker("2"), None)
+        assert writer.auth.tokens_fetched == 2
+
+    env.run(body)
+    assert env.requests(TOKEN_PATH) == 3  # grant, refused refresh, new grant
+    assert env.app.state.tokens.refreshed == 0
+
+
 def test_a_401_gets_one_new_token_and_one_more_try(env: Env) -> None:
     async def body(writer: WebCommanderWriter) -> None:
         assert writer.auth is not None
@@ -479,7 +515,7 @@ def test_a_second_401_is_an_auth_error_not_a_third_try() -> None:
 
 def test_a_refused_token_request_names_the_shop_and_url_but_no_secret(env: Env) -> None:
     wrong = "wrong-secret-Zq81"
-    with pytest.raises(AuthError) as caught:
+    with pytest.raises(TokenRefusedError) as caught:
         env.apply(SendInvoice(order_id="4"), secret=wrong)
     text = str(caught.value)
     assert "'wc'" in text and "http://wcapi.test/api/v4/oauth2/token" in text and "invalid_client" in text
