@@ -46,12 +46,6 @@ def worker_init(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def worker_ready() -> bool:
-    """Answers once the worker has started and loaded the mappings: the run hands it pages from then on."""
-    load_mapping("webcommander")
-    return True
-
-
 @dataclass(frozen=True)
 class PageJob:
     body: bytes

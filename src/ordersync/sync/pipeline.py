@@ -28,7 +28,7 @@ import structlog
 from ordersync.config import Settings, ShopConfig
 from ordersync.mirror.batch import Batch, OrderKey, quarantine_table
 from ordersync.mirror.store import Mirror
-from ordersync.sync.pagework import PageJob, PageResult, map_page, worker_init, worker_ready
+from ordersync.sync.pagework import PageJob, PageResult, map_page, worker_init
 from ordersync.sync.prefilter import Prefilter
 from ordersync.sync.sources import RawPage, Source
 
@@ -224,13 +224,15 @@ async def load_pages(
         absorb(result, unchanged)
         await writer.add(_Mapped(result, resume, unchanged))
 
-    # Spawned workers take seconds to start (a fresh interpreter importing the mapping stack): pages
-    # are mapped here until every worker has answered once, so the first batch does not wait for them.
-    warming = [loop.run_in_executor(pool, worker_ready) for _ in range(settings.workers)] if pool else []
+    # Spawned workers take a while to start (a fresh interpreter importing the mapping stack): the
+    # first page is mapped here, so the first batch, and with it the first checkpoint, does not wait.
+    mapped_here = 0
 
     def submit(job: PageJob | None) -> asyncio.Future[PageResult]:
-        if job is not None and pool is not None and all(w.done() for w in warming):
+        nonlocal mapped_here
+        if job is not None and pool is not None and mapped_here:
             return loop.run_in_executor(pool, map_page, job)
+        mapped_here += job is not None
         future: asyncio.Future[PageResult] = loop.create_future()
         future.set_result(map_page(job) if job is not None else _nothing())
         return future
