@@ -72,9 +72,21 @@ def test_json_body_gets_a_body_hash() -> None:
     assert request.url.params["oauth_body_hash"] == expected
 
 
-def test_legacy_signature_is_over_the_v3_uri_without_port_with_the_bare_secret() -> None:
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("http://127.0.0.1:8080/wc-api/v2/orders", "http://127.0.0.1:8080/wc-api/v3/orders"),
+        ("http://Shop.Example:80/wc-api/v2/orders/5", "http://shop.example/wc-api/v3/orders/5"),
+        ("https://shop.example:8443/wp/wc-api/v2/orders", "https://shop.example:8443/wp/wc-api/v3/orders"),
+    ],
+)
+def test_the_legacy_base_uri_keeps_the_sites_scheme_host_and_port(url: str, base: str) -> None:
+    assert legacy_base_uri(url) == base
+
+
+def test_legacy_signature_is_over_the_v3_uri_with_the_port_and_the_bare_secret() -> None:
     url = "http://127.0.0.1:8080/wc-api/v2/orders?filter%5Blimit%5D=5&page=2"
-    assert legacy_base_uri(url) == "http://127.0.0.1/wc-api/v3/orders"
+    assert legacy_base_uri(url) == "http://127.0.0.1:8080/wc-api/v3/orders"
     request = signed(OAuth1Auth(KEY, SECRET, legacy=True), httpx.Request("GET", url))
     params = parse_qsl(urlsplit(str(request.url)).query)
     given = dict(params)["oauth_signature"]
@@ -82,7 +94,7 @@ def test_legacy_signature_is_over_the_v3_uri_without_port_with_the_bare_secret()
     pairs = sorted((quote(k, safe="~"), quote(v, safe="~")) for k, v in params if k != "oauth_signature")
     normalized = "&".join(f"{k}={v}" for k, v in pairs)
     base = "&".join(
-        ["GET", quote("http://127.0.0.1/wc-api/v3/orders", safe="~"), quote(normalized, safe="~")]
+        ["GET", quote("http://127.0.0.1:8080/wc-api/v3/orders", safe="~"), quote(normalized, safe="~")]
     )
     expected = base64.b64encode(hmac.new(SECRET.encode(), base.encode(), hashlib.sha256).digest()).decode()
     assert given == expected

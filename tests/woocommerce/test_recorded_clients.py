@@ -4,9 +4,14 @@ and what they make of the answers must be right."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl, quote, urlsplit
 
+import httpx
 import pytest
 
 from ordersync.errors import AuthError, ClientRequestError, NotFoundError
@@ -279,9 +284,56 @@ def test_v2_updated_at_min_is_sent_as_utc_with_z_not_an_offset(make_client: Make
     asyncio.run(client.aclose())
 
 
+def _plugin_signature(method: str, url: str, secret: str) -> str:
+    """The signature the Legacy REST API plugin computes for ``url`` (class-wc-api-authentication.php,
+    check_oauth_signature), rebuilt from its PHP, not through ordersync's helper:
+    ``rawurlencode(untrailingslashit(get_woocommerce_api_url('')) . $server->path)``, the site's
+    scheme, host and port with ``/wc-api/v3``; parameters rawurlencoded, ``%`` encoded again, sorted
+    by key, joined with ``%3D`` and ``%26``; HMAC over the bare secret."""
+    parts = urlsplit(url)
+    route = parts.path.split("/wc-api/", 1)[1].split("/", 1)[1]
+    api_url = f"{parts.scheme}://{parts.netloc}/wc-api/v3/{route}"
+    params = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "oauth_signature"}
+
+    def encode(text: str) -> str:
+        return quote(text, safe="~").replace("%", "%25")
+
+    pairs = sorted((encode(k), encode(v)) for k, v in params.items())
+    query = "%26".join(f"{k}%3D{v}" for k, v in pairs)
+    string_to_sign = f"{method}&{quote(api_url, safe='~')}&{query}"
+    return base64.b64encode(
+        hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha256).digest()
+    ).decode()
+
+
+def test_v2_oauth_signs_what_the_legacy_plugin_checks_on_a_port_other_than_80(
+    make_client: MakeClient,
+) -> None:
+    """The recorded shop listens on 127.0.0.1:8080: the plugin's base string names that port, and a
+    signature over the bare host (what ordersync sent before) does not match it."""
+    seen: list[str] = []
+
+    def capture(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"orders": []}, headers={"X-WC-Total": "0", "X-WC-TotalPages": "0"})
+
+    async def run() -> None:
+        async with make_client(HTTP, api_version="v2") as client:
+            client._http._transport = httpx.MockTransport(capture)
+            await client.orders_page(2, 5, UNFILTERED)
+
+    asyncio.run(run())
+    (url,) = seen
+    assert urlsplit(url).port == 8080
+    given = dict(parse_qsl(urlsplit(url).query))["oauth_signature"]
+    assert given == _plugin_signature("GET", url, SECRET)
+    portless = url.replace("127.0.0.1:8080", "127.0.0.1")
+    assert _plugin_signature("GET", portless, SECRET) != given
+
+
 def test_v2_oauth_needs_the_legacy_signature(make_client: MakeClient) -> None:
-    """The recording redacts signatures, so this checks the request shape and the answers; the sandbox
-    tests check that the legacy signature itself verifies and a standard one does not."""
+    """The recording redacts signatures, so this checks the request shape and the answers; the test
+    above recomputes the signature the plugin's way."""
 
     async def run() -> None:
         async with make_client(HTTP, api_version="v2") as client:

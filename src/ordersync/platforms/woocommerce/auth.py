@@ -38,9 +38,11 @@ class QueryKeyAuth(httpx.Auth):
 class OAuth1Auth(httpx.Auth):
     """One-legged OAuth 1.0a with the signature in the query string, as WooCommerce reads it.
 
-    ``legacy=True`` reproduces how the legacy API (``wc-api/v1``/``v2``) checks signatures: the base
-    string names ``http://<host>/wc-api/v3/<path>`` whatever version was called, and the HMAC key is
-    the secret without the trailing ``&`` of RFC 5849. A standard signature is refused there.
+    ``legacy=True`` reproduces how the Legacy REST API plugin (``class-wc-api-authentication.php``)
+    checks signatures: the base string names ``get_woocommerce_api_url('')`` plus the route, that is
+    the site's own scheme, host and port with ``/wc-api/v3/<path>`` whatever version was called, and
+    the HMAC key is the secret without the trailing ``&`` of RFC 5849. A standard signature is refused
+    there.
     """
 
     requires_request_body = True
@@ -89,7 +91,8 @@ class OAuth1Auth(httpx.Auth):
 
 
 def legacy_base_uri(url: str) -> str:
-    """``http://host/wc-api/v2/orders`` -> ``http://host/wc-api/v3/orders``: what the legacy server signs."""
+    """``http://host:8080/wc-api/v2/orders`` -> ``http://host:8080/wc-api/v3/orders``: what the legacy
+    server signs. Scheme and port are the site's (a default port is left out, as in its home URL)."""
     parts = urlsplit(url)
     path = parts.path
     marker = "/wc-api/"
@@ -97,7 +100,11 @@ def legacy_base_uri(url: str) -> str:
         head, _, rest = path.partition(marker)
         _, _, tail = rest.partition("/")
         path = f"{head}{marker}v3/{tail}"
-    return f"http://{parts.hostname}{path}"
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    default = {"http": 80, "https": 443}.get(scheme)
+    netloc = host if parts.port in (None, default) else f"{host}:{parts.port}"
+    return f"{scheme}://{netloc}{path}"
 
 
 def legacy_signature(

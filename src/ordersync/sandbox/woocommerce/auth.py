@@ -3,8 +3,10 @@
 Over HTTPS a key and secret come as HTTP Basic or as ``consumer_key``/``consumer_secret`` query
 parameters; over plain HTTP only a one-legged OAuth 1.0a signature counts (HMAC-SHA1 or -SHA256,
 a 15-minute timestamp window, nonces used once). wc/v3 verifies a standard RFC 5849 signature;
-the legacy API signs ``http://<host>/wc-api/v3/<path>`` (``v3`` whatever version was called, no port)
-with the secret as the key and no trailing ``&``. Unknown keys on wc/v3 are simply unauthenticated.
+the legacy API (the Legacy REST API plugin's ``check_oauth_signature``) signs the site's API URL,
+``<scheme>://<host>[:<port>]/wc-api/v3/<path>`` (``v3`` whatever version was called; the port unless it
+is the scheme's default), with the secret as the key and no trailing ``&``. Unknown keys on wc/v3 are
+simply unauthenticated.
 """
 
 from __future__ import annotations
@@ -140,10 +142,12 @@ class Authenticator:
         rest = [(k, v) for k, v in params if k != "oauth_signature"]
         normalized = signature.normalize_parameters(rest)
         if call.legacy:
+            # get_woocommerce_api_url(''): the site's home URL as it was called, scheme, host and port.
             parts = urlsplit(call.url)
             head, _, tail = parts.path.partition("/wc-api/")
             tail = tail.partition("/")[2]
-            base_uri = f"http://{parts.hostname}{head}/wc-api/v3/{tail}"
+            port = "" if parts.port in (None, 80 if parts.scheme == "http" else 443) else f":{parts.port}"
+            base_uri = f"{parts.scheme}://{parts.hostname}{port}{head}/wc-api/v3/{tail}"
             key = found.consumer_secret.encode()
         else:
             base_uri = signature.base_string_uri(call.url)
