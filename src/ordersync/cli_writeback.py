@@ -101,6 +101,11 @@ def _status_value(field: str, platform: str, given: str) -> tuple[str, str | Non
     from ordersync.models import OrderStatus, PaymentStatus
 
     canonical = {s.value for s in (OrderStatus if field == "order_status" else PaymentStatus)}
+    if field == "order_status" and given == "refunded":
+        raise ValueError(
+            "a status of 'refunded' is not written: a refund is money, not a status (WooCommerce would "
+            "refund what is left by itself); use `ordersync push refund`, and the shop sets the status"
+        )
     if given in canonical:
         raise ValueError(
             f"{platform} has no value for the {field.replace('_', ' ')} {given!r} (mappings/statuses.yaml "

@@ -188,6 +188,8 @@ class WooCommerceWriter:
             )
 
     async def _set_status(self, order_id: str, value: str) -> Applied:
+        if value == REFUNDED:
+            raise _refunded_refusal(order_id)
         await self._check_status(order_id, value)
         path = f"/orders/{order_id}"
         data = await self._call("PUT", path, self._wrap("order", {"status": value}))
@@ -205,6 +207,9 @@ class WooCommerceWriter:
     async def set_statuses(self, ops: list[SetStatus]) -> list[Applied | Exception]:
         """Status updates in ``POST orders/batch`` calls of up to 100 (REST v3), one PUT each on the
         legacy API; the result holds each op's outcome in order, an error where that one failed."""
+        if any(op.value == REFUNDED for op in ops):
+            rest = iter(await self.set_statuses([op for op in ops if op.value != REFUNDED]))
+            return [_refunded_refusal(op.order_id) if op.value == REFUNDED else next(rest) for op in ops]
         if self.legacy:
             return [await _outcome(self._set_status(op.order_id, op.value)) for op in ops]
         results: list[Applied | Exception] = []
@@ -514,3 +519,15 @@ def _split_tax(tax: Decimal, rates: list[tuple[str, Decimal]]) -> list[dict[str,
         shares.append({"id": rate, "refund_total": decimal_str(share)})
     shares.append({"id": rates[-1][0], "refund_total": decimal_str(left)})
     return shares
+
+
+REFUNDED = "refunded"
+"""Never written as a status: WooCommerce answers it by refunding whatever is left itself
+(``wc_order_fully_refunded``), with no marker and no check of what ordersync already refunded."""
+
+
+def _refunded_refusal(order_id: str) -> OperationRejected:
+    return OperationRejected(
+        f"order {order_id}: status 'refunded' is not written to WooCommerce, which would create its own "
+        "refund of what is left; send the refund (`ordersync push refund`) and WooCommerce sets the status"
+    )

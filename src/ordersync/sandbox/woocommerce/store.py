@@ -349,6 +349,8 @@ class WooCommerceStore:
             changed = False
             if "status" in body and body["status"] != order.status:
                 self.set_status(order, str(body["status"]), at=when)
+                if body["status"] == "refunded":
+                    self._fully_refunded(order, when)
             for name in ("billing", "shipping"):
                 if isinstance(body.get(name), dict):
                     current = getattr(order, name)
@@ -506,6 +508,23 @@ class WooCommerceStore:
         fields += ["email", "phone"] if with_email else ["phone"]
         given = given if isinstance(given, dict) else {}
         return {f: str(given.get(f) or "") for f in fields}
+
+    def _fully_refunded(self, order: Order, when: datetime) -> None:
+        """WooCommerce's ``wc_order_fully_refunded`` hook: an order whose status is set to refunded gets
+        a refund of whatever was left, made by WooCommerce itself (no gateway, no lines), and a note.
+        This is how writing the status moves money behind the writer's back."""
+        left = order.total - order.refunded
+        if left <= 0:
+            return
+        self.create_refund(
+            order.id, {"amount": str(left), "reason": "Order fully refunded.", "api_refund": False}, at=when
+        )
+        self.add_note(
+            order.id,
+            "Order status set to refunded. To return funds to the customer you will need to issue a "
+            "refund through your payment gateway.",
+            at=when,
+        )
 
     def create_refund(self, order_id: Any, body: dict[str, Any], *, at: datetime | None = None) -> Refund:
         """POST /orders/<id>/refunds. Failures are HTTP 500 with ``data`` a bare number, as recorded."""
