@@ -20,7 +20,7 @@ import httpx
 from ordersync.config import WooCommerceShop
 from ordersync.errors import BadResponseError, ClientRequestError, HttpError, NotFoundError, ServerError
 from ordersync.http import HttpPolicy
-from ordersync.mapping import MappingContext, load_mapping
+from ordersync.mapping import MappingContext, load_mapping, minor_units
 from ordersync.mapping.statuses import platform_value
 from ordersync.models import Address, Order, PaymentStatus, Platform
 from ordersync.operations import (
@@ -310,7 +310,8 @@ class WooCommerceWriter:
                 f"refunded {decimal_str(current.refunded_total)})"
             )
         body: dict[str, Any] = {
-            "amount": decimal_str(op.amount),
+            # In the currency's precision: "5.00", not the "5.0000" a 4-decimal source amount would give.
+            "amount": decimal_str(op.amount.quantize(Decimal(1).scaleb(-minor_units(current.currency)))),
             "reason": f"{op.reason or DEFAULT_REFUND_REASON} [{marker}]",
             "api_refund": self.shop.gateway_refunds,
         }
@@ -329,6 +330,10 @@ class WooCommerceWriter:
         if op.currency and op.currency != current.currency:
             raise OperationRejected(f"payment in {op.currency} for {where}, which is in {current.currency}")
         if current.paid_at is not None or current.payment_status in _PAID:
+            if op.amount == current.total:
+                # The effect is already true (a replica's own payment step, or a shop that marked it
+                # paid): done, not dead.
+                return Applied(ids={}, found=True)
             raise OperationRejected(f"{where} is already paid; WooCommerce records one payment per order")
         if op.amount != current.total:
             raise OperationRejected(
