@@ -7,6 +7,7 @@ error page or a timeout is decided here, in one table, and nowhere else.
 from __future__ import annotations
 
 import random
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -260,11 +261,11 @@ class HttpPolicy:
                 TransportError(f"timed out ({type(exc).__name__})", url=redact_url(shown), shop=self.shop)
             ) from None
         except httpx.TransportError as exc:
-            raise _Retryable(
-                TransportError(
-                    f"connection failed ({type(exc).__name__})", url=redact_url(shown), shop=self.shop
-                )
-            ) from None
+            where, cause, permanent = _connection_problem(exc, client, url)
+            error = TransportError(f"cannot reach {where}: {cause}", url=redact_url(shown), shop=self.shop)
+            if permanent:
+                raise error from None  # a certificate does not get better by asking again
+            raise _Retryable(error) from None
         shown = redact_url(response.request.url)
         action = classify(response)
         status = response.status_code
@@ -342,3 +343,38 @@ def tls_verify(verify: bool | str | ssl.SSLContext, shop: str) -> bool | ssl.SSL
         return ssl.create_default_context(cafile=verify)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"shop {shop!r}: cannot load the CA bundle {verify!r}: {exc}") from None
+
+
+def _connection_problem(
+    exc: httpx.TransportError, client: httpx.AsyncClient, url: str
+) -> tuple[str, str, bool]:
+    """(host:port, the cause in words, whether it is permanent) for a request that got no answer: a
+    certificate that does not verify is permanent and names the fix; refused connections and DNS
+    failures are said as such, and retried."""
+    try:
+        target = exc.request.url
+    except RuntimeError:  # raised before a request was bound
+        target = client.base_url.join(url)
+    port = target.port or {"https": 443, "http": 80}.get(target.scheme, 0)
+    where = f"{target.host}:{port}"
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or cause.reason or "certificate verify failed"
+            return (
+                where,
+                f"certificate verify failed: {reason}; for a shop with its own CA set the shop's "
+                "verify_tls to its CA bundle",
+                True,
+            )
+        if isinstance(cause, ssl.SSLError):
+            return where, f"TLS failed: {cause.reason or cause}", False
+        if isinstance(cause, ConnectionRefusedError):
+            return where, "connection refused (is the shop up, and is this its port?)", False
+        if isinstance(cause, socket.gaierror):
+            return where, f"DNS lookup failed ({cause.strerror or cause})", False
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc).strip()
+    return where, f"connection failed ({type(exc).__name__}{': ' + text if text else ''})", False

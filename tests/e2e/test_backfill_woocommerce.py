@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -228,9 +229,26 @@ def test_an_untrusted_certificate_is_refused(
     app = create_app(store)
     with SandboxServer(app, ssl_certfile=tls["cert"], ssl_keyfile=tls["key"]) as server:
         woo = Woo(store, app, server.base_url)
-        with pytest.raises(TransportError):
+        with pytest.raises(TransportError) as refused:
             backfill(woo, tmp_path, auth="basic", notes="none")
+        # Host and port, the cause and the fix; and a certificate failure is not retried.
+        message = str(refused.value)
+        assert f"127.0.0.1:{server.port}" in message and "certificate verify failed" in message
+        assert "verify_tls" in message
+        assert app.total_requests() == 0
     assert isinstance(ssl.create_default_context(cafile=tls["ca"]), ssl.SSLContext)
+
+
+def test_a_refused_connection_names_host_port_and_cause(tmp_path: Path, store: WooCommerceStore) -> None:
+    from ordersync.errors import TransportError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    woo = Woo(store, create_app(store), f"http://127.0.0.1:{port}")
+    with pytest.raises(TransportError) as refused:
+        backfill(woo, tmp_path, notes="none")
+    assert f"127.0.0.1:{port}" in str(refused.value) and "connection refused" in str(refused.value)
 
 
 def test_a_wrong_secret_is_a_clear_error_naming_the_shop_not_the_secret(woo: Woo, tmp_path: Path) -> None:
