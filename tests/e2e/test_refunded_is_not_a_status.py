@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -19,6 +20,22 @@ from tests.e2e.writeback_shops import Shops, serve_shops
 @pytest.fixture
 def shops(tmp_path: Path) -> Iterator[Shops]:
     yield from serve_shops(tmp_path)
+
+
+def _push(shops: Shops, kind: str, order_id: int, *args: str) -> Any:
+    """``ordersync push KIND --shop woo --order ID ...`` against the sandboxes' config."""
+    argv = [
+        "push",
+        kind,
+        "--shop",
+        "woo",
+        "--order",
+        str(order_id),
+        *args,
+        "--config",
+        str(shops.write_config()),
+    ]
+    return CliRunner().invoke(app, argv)
 
 
 def _paid_order(shops: Shops) -> int:
@@ -37,22 +54,7 @@ def test_the_sandbox_refunds_what_is_left_when_the_status_is_set_to_refunded(sho
 def test_push_status_refunded_is_refused_with_a_pointer_to_push_refund(shops: Shops) -> None:
     order_id = _paid_order(shops)
     before = len(shops.woo.get(order_id).refunds)
-    config = str(shops.write_config())
-    result = CliRunner().invoke(
-        app,
-        [
-            "push",
-            "status",
-            "--shop",
-            "woo",
-            "--order",
-            str(order_id),
-            "--status",
-            "refunded",
-            "--config",
-            config,
-        ],
-    )
+    result = _push(shops, "status", order_id, "--status", "refunded")
     assert result.exit_code == 2 and "push refund" in result.output
     assert len(shops.woo.get(order_id).refunds) == before and shops.woo.get(order_id).status == "processing"
 
@@ -61,22 +63,7 @@ def test_a_full_refund_pushed_as_a_refund_is_one_refund_and_woocommerce_sets_the
     order_id = _paid_order(shops)
     order = shops.woo.get(order_id)
     left, before = order.total - order.refunded, len(order.refunds)
-    config = str(shops.write_config())
-    result = CliRunner().invoke(
-        app,
-        [
-            "push",
-            "refund",
-            "--shop",
-            "woo",
-            "--order",
-            str(order_id),
-            "--amount",
-            str(left),
-            "--config",
-            config,
-        ],
-    )
+    result = _push(shops, "refund", order_id, "--amount", str(left))
     assert result.exit_code == 0, result.output
     after = shops.woo.get(order_id)
     assert [r.amount for r in after.refunds[before:]] == [Decimal(left)]
