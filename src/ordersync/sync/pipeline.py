@@ -226,13 +226,13 @@ async def load_pages(
 
     # Spawned workers take a while to start (a fresh interpreter importing the mapping stack): the
     # first page is mapped here, so the first batch, and with it the first checkpoint, does not wait.
-    mapped_here = 0
+    first_mapped = False
 
     def submit(job: PageJob | None) -> asyncio.Future[PageResult]:
-        nonlocal mapped_here
-        if job is not None and pool is not None and mapped_here:
+        nonlocal first_mapped
+        if job is not None and pool is not None and first_mapped:
             return loop.run_in_executor(pool, map_page, job)
-        mapped_here += job is not None
+        first_mapped = first_mapped or job is not None
         future: asyncio.Future[PageResult] = loop.create_future()
         future.set_result(map_page(job) if job is not None else _nothing())
         return future

@@ -380,7 +380,7 @@ class OrderScan:
             scan.totals.append(page.total)
         if page.offset == 0 and scan.first_total is None:
             scan.first_total = page.total
-            numbers = [int(i) for i in page.ids if i is not None and i.isdigit()]
+            numbers = _numbers(page.ids)
             scan.head_max = max(numbers) if numbers else None
         if scan.first_total is not None and page.offset < scan.first_total:
             scan.early.update(i for i in page.ids[: scan.first_total - page.offset] if i is not None)
@@ -404,7 +404,7 @@ class OrderScan:
             self.listing.cap = page.count
 
     def _learn_order(self, page: OrdersPage) -> None:
-        numbers = [int(i) for i in page.ids if i is not None and i.isdigit()]
+        numbers = _numbers(page.ids)
         if len(numbers) < 2 or numbers[0] == numbers[-1]:
             return
         order = NEWEST if numbers[0] > numbers[-1] else OLDEST
@@ -442,7 +442,7 @@ async def newest_orders(client: WebCommanderClient, n: int) -> list[dict[str, An
     head = await client.orders_page(0, n)
     if head.count >= head.total:
         return head.orders
-    numbers = [int(i) for i in head.ids if i is not None and i.isdigit()]
+    numbers = _numbers(head.ids)
     if len(numbers) >= 2 and numbers[0] > numbers[-1]:  # newest first: the head is the newest
         orders, offset = list(head.orders), head.count
         while len(orders) < n and offset < head.total:
@@ -469,6 +469,11 @@ async def newest_orders(client: WebCommanderClient, n: int) -> list[dict[str, An
         orders += head.orders
     unique = {str(o.get("id")): o for o in orders if isinstance(o, dict)}
     return sorted(unique.values(), key=lambda o: _id_key(o.get("id")), reverse=True)[:n]
+
+
+def _numbers(ids: tuple[str | None, ...]) -> list[int]:
+    """A page's numeric ids, in listing order: what order detection and the repair reason about."""
+    return [int(i) for i in ids if i is not None and i.isdigit()]
 
 
 def _id_key(value: Any) -> tuple[int, str]:
