@@ -321,6 +321,12 @@ def sandbox(
         float, typer.Option(help="Share of requests that hang past the client timeout.")
     ] = 0.0,
     rate_html: Annotated[float, typer.Option(help="Share of requests answered with an HTML 502 page.")] = 0.0,
+    outage_after: Annotated[
+        int, typer.Option(min=0, help="Requests served before an outage of --outage-for seconds.")
+    ] = 0,
+    outage_for: Annotated[
+        float, typer.Option(min=0, help="Seconds every request gets nginx's 502 page, as when PHP is down.")
+    ] = 0.0,
     max_cap: Annotated[
         int, typer.Option(help="WebCommander: most orders one page returns, whatever `max` asks (0: no cap).")
     ] = 50,
@@ -358,6 +364,8 @@ def sandbox(
         rate_timeout=rate_timeout,
         rate_html=rate_html,
         seed=seed,
+        outage_after=outage_after,
+        outage_seconds=outage_for,
     )
     console.print(f"generating {orders} orders per shop (seed {seed})...")
     served: list[Served] = []

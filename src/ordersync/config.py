@@ -45,10 +45,24 @@ class HttpSettings(_Strict):
 
     timeout: float = Field(30.0, gt=0, description="seconds for a whole request")
     connect_timeout: float = Field(10.0, gt=0)
-    max_retries: int = Field(5, ge=0, le=20)
+    retry_for: float = Field(
+        300.0,
+        ge=0,
+        description="seconds one read keeps retrying a failing shop: long enough to ride out a restart",
+    )
+    max_retries: int | None = Field(
+        None, ge=0, le=1000, description="a cap on tries as well as time; none: retry_for alone decides"
+    )
     backoff_base: float = Field(0.5, ge=0, description="first retry delay in seconds, doubled each time")
-    backoff_max: float = Field(30.0, ge=0)
+    backoff_max: float = Field(30.0, ge=0, description="the longest pause between two tries")
     max_retry_after: float = Field(120.0, ge=0, description="longest Retry-After we agree to wait")
+    resumes: int = Field(
+        2,
+        ge=0,
+        le=100,
+        description="times a checkpointed backfill that lost its shop for longer than retry_for "
+        "waits and resumes from its checkpoint by itself before it fails",
+    )
 
 
 class Schedule(_Strict):
@@ -303,6 +317,20 @@ class Route(_Strict):
     products: dict[str, str] = Field(
         default_factory=dict, description="source SKU -> target product id, ahead of a lookup by SKU"
     )
+    product_ids: dict[str, str] = Field(
+        default_factory=dict,
+        description="source product id (a variation's own id for a variation) -> target product id; "
+        "WebCommander lines carry a product id and no SKU, so replicating from it needs this",
+    )
+
+    @field_validator("products", "product_ids", mode="before")
+    @classmethod
+    def _text_keys(cls, value: Any) -> Any:
+        """YAML reads ``495: "12"`` with a number for a key; ids are compared as text."""
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
     replicate_since: datetime | None = Field(None, description="aware; older orders are not replicated")
 
     @field_validator("replicate_since")

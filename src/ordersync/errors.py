@@ -51,6 +51,13 @@ class HttpError(OrderSyncError):
         answer = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"{where}{message} ({answer} from {url})")
 
+    def after_retries(self, tries: int, seconds: float) -> HttpError:
+        """Say how long the shop was tried before giving up: an outage and a one-off differ."""
+        if tries > 1:
+            spent = f"{seconds:.1f}" if seconds < 10 else f"{seconds:.0f}"
+            self.args = (f"{self.args[0]}, still failing after {tries} tries over {spent} s",)
+        return self
+
 
 class AuthError(HttpError):
     pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -19,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import orjson
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from ordersync import __version__
 from ordersync.config import HttpSettings
@@ -62,6 +63,10 @@ def redact_url(url: str | httpx.URL) -> str:
         if not k.lower().startswith("oauth_")  # a signature's parts: noise to a reader, a secret to keep
     ]
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="[]-_.~"), ""))
+
+
+_MAX_TRIES = 1000
+"""A floor under the time budget: with no backoff configured, tries would otherwise spin."""
 
 
 class Action(Enum):
@@ -176,11 +181,13 @@ class HttpPolicy:
         shop: str,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.settings = settings
         self.shop = shop
         self._sleep = sleep
         self._jitter = jitter
+        self._clock = clock
         self.retries = 0
         self.requests = 0
         """Every request sent, retries included: what a run cost the shop."""
@@ -200,6 +207,21 @@ class HttpPolicy:
         exc = state.outcome.exception() if state.outcome else None
         retry_after = exc.retry_after if isinstance(exc, _Retryable) else None
         return self.backoff(state.attempt_number, retry_after)
+
+    def _stopper(self, retry: bool) -> Callable[[RetryCallState], bool]:
+        """Stop when the next pause would end past ``retry_for`` seconds since the first try (a budget
+        in time, so a shop restarting for two minutes is waited out however the pauses fall), or
+        when ``max_retries`` is set and spent. ``retry=False`` sends once."""
+        started = self._clock()
+        budget = self.settings.retry_for
+        cap = self.settings.max_retries
+
+        def stop(state: RetryCallState) -> bool:
+            if not retry or state.attempt_number > (_MAX_TRIES if cap is None else cap):
+                return True
+            return self._clock() - started + (state.upcoming_sleep or 0.0) > budget
+
+        return stop
 
     def _before_sleep(self, state: RetryCallState) -> None:
         self.retries += 1
@@ -230,7 +252,7 @@ class HttpPolicy:
         still have taken effect, so only the outbox (which first looks for the effect) may try again.
         ``allow_empty`` accepts an empty 2xx body (a 204) as ``None``."""
         kwargs: dict[str, Any] = {
-            "stop": stop_after_attempt((self.settings.max_retries if retry else 0) + 1),
+            "stop": self._stopper(retry),
             "wait": self._wait,
             "retry": retry_if_exception_type(_Retryable),
             "before_sleep": self._before_sleep,
@@ -238,15 +260,17 @@ class HttpPolicy:
         }
         if self._sleep is not None:
             kwargs["sleep"] = self._sleep
+        started, tries = self._clock(), 0
         try:
             async for attempt in AsyncRetrying(**kwargs):
+                tries += 1
                 with attempt:
                     return await self._once(
                         client, method, url, allow_empty, params=params, json=json, headers=headers
                     )
         except _Retryable as exc:
             exc.final.retry_after = exc.retry_after
-            raise exc.final from None
+            raise exc.final.after_retries(tries, self._clock() - started) from None
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _once(

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -121,11 +121,16 @@ class TaxAmount(_Model):
 
 
 class LineItem(_Model):
-    """One product line. ``subtotal`` is before discounts, ``total`` after; both exclude tax."""
+    """One product line. ``subtotal`` is before discounts, ``total`` after; both exclude tax.
+
+    ``product_id`` is the product (a variable product's parent), ``variation_id`` the variation, and
+    ``sold_product_id`` what was sold: the variation if there is one, else the product. The legacy
+    WooCommerce API gives only the last: a variation's parent is then None, never the variation."""
 
     external_id: Code
     product_id: Code | None = None
     variation_id: Code | None = None
+    sold_product_id: Code | None = None
     sku: Code | None = None
     name: Name | None = None
     quantity: Decimal
@@ -143,8 +148,10 @@ class LineItem(_Model):
 
 
 class TaxLine(_Model):
-    """Tax summed per rate for the whole order. ``shipping_tax_total`` is None where the platform does
-    not split it out (legacy WooCommerce): ``tax_total`` then holds the rate's cart and shipping tax."""
+    """Tax summed per rate for the whole order: ``tax_total`` on the cart (items and fees),
+    ``shipping_tax_total`` on shipping, ``combined_total`` both. Each means the same whichever API fed
+    it: the legacy WooCommerce API gives only the combined figure, so the split is known from it only
+    where the order proves it (no shipping tax, or one rate only) and is None otherwise."""
 
     external_id: Code | None = None
     rate_id: Code | None = None
@@ -152,8 +159,9 @@ class TaxLine(_Model):
     label: Name | None = None
     rate_percent: Decimal | None = None
     compound: bool = False
-    tax_total: Money = Decimal(0)
+    tax_total: Money | None = Decimal(0)
     shipping_tax_total: Money | None = Decimal(0)
+    combined_total: Money | None = None
 
 
 class ShippingLine(_Model):
@@ -197,6 +205,10 @@ class Payment(_Model):
 
 
 class RefundLine(_Model):
+    """What one refunded item gave back. ``kind`` says which of the order's items it refunds, so a
+    refund's lines (amount plus tax) add up to the refund wherever the shop says what was refunded."""
+
+    kind: Literal["product", "shipping", "fee"] = "product"
     line_item_id: Code | None = None
     product_id: Code | None = None
     quantity: Decimal = Decimal(0)
@@ -215,6 +227,9 @@ class Refund(_Model):
     gateway: Code | None = None
     refunded_by: Name | None = None
     lines: list[RefundLine] = Field(default_factory=list)
+    marker: Code | None = None
+    """The tag ordersync left on a refund it made, in the refund's meta where the API takes meta, so
+    a retry finds the refund instead of refunding again; never shown to the customer."""
 
 
 class Comment(_Model):
@@ -281,3 +296,17 @@ class Order(_Model):
     refunds: list[Refund] = Field(default_factory=list)
     comments: list[Comment] = Field(default_factory=list)
     shipments: list[Shipment] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _tax_figures(self) -> Order:
+        """Fill in each tax line's figures that follow from the others and from the order."""
+        for line in self.tax_lines:
+            if line.tax_total is None and line.combined_total is not None and line.shipping_tax_total is None:
+                if not self.shipping_tax:
+                    line.tax_total, line.shipping_tax_total = line.combined_total, Decimal(0)
+                elif len(self.tax_lines) == 1:
+                    line.shipping_tax_total = self.shipping_tax
+                    line.tax_total = line.combined_total - self.shipping_tax
+            if line.combined_total is None and None not in (line.tax_total, line.shipping_tax_total):
+                line.combined_total = line.tax_total + line.shipping_tax_total  # type: ignore[operator]
+        return self

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ordersync.models import Money, Order, OrderStatus, PaymentStatus, RefundLine, UtcDatetime
+from ordersync.models import LineItem, Money, Order, OrderStatus, PaymentStatus, RefundLine, UtcDatetime
 
 
 class _Op(BaseModel):
@@ -75,10 +75,12 @@ class SendInvoice(_Op):
 class CreateOrder(BaseModel):
     """Replicate ``order`` (the source shop's, canonical) into the target shop.
 
-    ``products`` maps a source SKU to a target product id; a line whose SKU is not in it is looked up
-    by SKU on the target where the platform can (WooCommerce). A line that resolves to nothing makes
-    the writer refuse the whole order: nothing half-made is created. ``order`` is filled in by the
-    outbox just before sending, from the source shop, when the route queued only the reference."""
+    ``product_ids`` maps a source product id (what was sold: the variation's id for a variation, or
+    the product's) and ``products`` a source SKU to a target product id; a line in neither is looked
+    up by SKU on the target where the platform can (WooCommerce). WebCommander lines carry a product
+    id and no SKU, so an order from WebCommander needs ``product_ids``. A line that resolves to nothing
+    makes the writer refuse the whole order: nothing half-made is created. ``order`` is filled in by
+    the outbox just before sending, from the source shop, when the route queued only the reference."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,6 +89,23 @@ class CreateOrder(BaseModel):
     source_order_id: str
     order: Order | None = None
     products: dict[str, str] = Field(default_factory=dict)
+    product_ids: dict[str, str] = Field(default_factory=dict)
+
+    def mapped_product(self, line: LineItem) -> tuple[str, str] | None:
+        """(the target product the route names for ``line``, how the route named it), or None."""
+        for source_id in dict.fromkeys(i for i in (line.sold_product_id, line.product_id) if i):
+            if source_id in self.product_ids:
+                return self.product_ids[source_id], f"product id {source_id}"
+        if line.sku and line.sku in self.products:
+            return self.products[line.sku], f"SKU {line.sku!r}"
+        return None
+
+    @staticmethod
+    def source_names(line: LineItem) -> str:
+        """How a line's product is named in a refusal: its SKU and its source product id."""
+        sku = f"SKU {line.sku!r}" if line.sku else "no SKU"
+        source_id = line.sold_product_id or line.product_id
+        return f"{sku}, product id {source_id}" if source_id else sku
 
 
 Operation = Annotated[

@@ -51,7 +51,15 @@ class Harness:
             {
                 "mirror": {"path": str(tmp_path / "mirror.duckdb"), "batch_orders": 300},
                 "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
-                "http": {"max_retries": 1, "backoff_base": 0.01, "backoff_max": 0.02, "timeout": 5},
+                # resumes 0: these tests cut a backfill short on purpose and resume it by hand
+                # (a backfill resuming by itself after an outage is tests/e2e/test_outage.py's)
+                "http": {
+                    "max_retries": 1,
+                    "backoff_base": 0.01,
+                    "backoff_max": 0.02,
+                    "timeout": 5,
+                    "resumes": 0,
+                },
                 "workers": 0,
                 "shops": [{"base_url": base_url, **shop}],
             }

@@ -246,7 +246,9 @@ def test_push_refund_applies_once_per_key_and_refuses_more_than_remains(
     assert "applied" in first.output
     refunds = shops.woo.get(woo_id).refunds
     assert [r.amount for r in refunds] == [Decimal("3.20")]
-    assert "ordersync-" in refunds[0].reason  # the marker a resend after a crash looks for
+    # The marker a resend after a crash looks for is in the refund's meta, not in the reason.
+    assert "ordersync-" not in refunds[0].reason
+    assert any(k == "_ordersync_marker" and str(v).startswith("ordersync-") for _, k, v in refunds[0].meta)
 
     too_much = runner.invoke(
         app,
@@ -415,3 +417,72 @@ def test_operations_of_different_orders_run_side_by_side_and_one_orders_stay_in_
     finally:
         store.dispose()
         gen.close()
+
+
+def test_a_webcommander_order_replicates_into_woocommerce_by_source_product_id(tmp_path: Path) -> None:
+    """WebCommander lines carry a productId and no SKU: the route's product_ids maps them (a
+    variation as ``parent:variation``), and an unmapped product refuses the order naming its id."""
+    from ordersync.sandbox.woocommerce.catalog import PRODUCTS
+
+    mug = next(p for p in PRODUCTS if p.sku == "SKU-001")
+    shirt = next(p for p in PRODUCTS if p.sku == "TSHIRT-S")
+    for shops in serve_shops(tmp_path):
+        shops.routes = [
+            {
+                "from": "wc",
+                "to": "woo",
+                "changes": ["orders"],
+                "product_ids": {495: str(mug.id), "510": f"{shirt.parent_id}:{shirt.id}"},
+            }
+        ]
+        state = shops.store()
+        try:
+            shops.cycle(state)
+            item = {"productType": "product", "quantity": 2, "price": 11.0, "isTaxable": True}
+            address = {
+                "firstName": "Erika",
+                "addressLine1": "Hauptstr. 1",
+                "city": "Berlin",
+                "postCode": "10115",
+                "countryId": "81",
+                "email": "erika@example.com",
+            }
+            base = {"billingAddress": address, "shippingAddress": address}
+            made = shops.wc.create(
+                {**base, "items": [{**item, "productId": 495}, {**item, "productId": 510}]}
+            )
+            unmapped = shops.wc.create({**base, "items": [{**item, "productId": 499}]})
+            before = set(shops.woo.order_ids())
+            shops.cycle(state)
+            with state.engine.connect() as connection:
+                woo_id = state_links.counterpart(connection, "wc", str(made["id"]), "woo")
+                assert state_links.counterpart(connection, "wc", str(unmapped["id"]), "woo") is None
+            assert woo_id is not None and set(shops.woo.order_ids()) - before == {int(woo_id)}
+            lines = shops.woo.get(woo_id).lines
+            assert [(li.product.id, li.quantity) for li in lines] == [(mug.id, 2), (shirt.id, 2)]
+            # WooCommerce taxed the copy by its own rates: linked all the same, with the difference.
+            with state.engine.connect() as connection:
+                (link,) = [x for x in state_links.all_links(connection) if x.target_order_id == woo_id]
+            difference = shops.woo.get(woo_id).total - Decimal(
+                str(shops.wc.get(made["id"])["orderSummary"]["grandTotal"])
+            )
+            assert difference and link.total_difference == difference
+            (dead,) = [r for r in outbox.rows(state) if r.status == outbox.DEAD]
+            assert "product id 499" in (dead.last_error or "") and "product_ids" in (dead.last_error or "")
+        finally:
+            state.dispose()
+
+
+def test_a_note_another_integration_posted_is_routed_and_woocommerces_own_are_not(
+    shops: Shops, state: StateStore
+) -> None:
+    woo_id, wc_id = _replicated(shops, state)
+    # Both say "WooCommerce" as their author, as every note posted through the REST API does.
+    shops.woo.add_note(woo_id, "CRM: customer asked for gift wrap")
+    shops.woo.add_note(woo_id, 'Email "Customer note" sent.')
+    shops.cycle(state)
+    texts = [c["content"] for c in shops.wc.get(wc_id)["orderComment"]]
+    assert texts.count("CRM: customer asked for gift wrap") == 1
+    assert not any(t.startswith("Email ") for t in texts)
+    shops.cycle(state)  # and what ordersync wrote into WebCommander does not come back
+    assert [n.text for n in shops.woo.get(woo_id).notes].count("CRM: customer asked for gift wrap") == 1

@@ -12,7 +12,7 @@ import pytest
 from ordersync.mapping import MappingContext, MappingError, MappingSpecError, load_mapping
 from ordersync.mapping import converters as c
 from ordersync.mapping.engine import OrderMapper, load_mapping_file
-from ordersync.models import OrderStatus, Platform
+from ordersync.models import Order, OrderStatus, Platform
 
 MEL = MappingContext(Platform.WEBCOMMANDER, "s", ZoneInfo("Australia/Melbourne"), "AUD")
 JPY = MappingContext(Platform.WEBCOMMANDER, "s", ZoneInfo("Asia/Tokyo"), "JPY")
@@ -114,6 +114,14 @@ def test_errors_name_the_raw_field() -> None:
             "order.line_items: unknown object 'ghost'",
         ),
         ({"order": {"colour": "x"}}, "unknown canonical field(s) ['colour']"),
+        (
+            {"order": {"refunds": {"concat": [{"path": "a", "each": "ghost"}]}}},
+            "order.refunds.concat[0]: unknown object 'ghost'",
+        ),
+        (
+            {"order": {"refunds": {"concat": [], "default": []}}},
+            "order.refunds: concat takes a non-empty list of fields and nothing beside it",
+        ),
         ({"orders": {}}, "needs an 'order' section"),
     ],
 )
@@ -131,3 +139,36 @@ def test_mapping_files_are_found_and_broken_yaml_is_named(tmp_path: Path) -> Non
     bad.write_text("order: [\n")
     with pytest.raises(MappingSpecError, match=r"x\.yaml is not valid YAML"):
         load_mapping_file(bad)
+
+
+def _order(shipping_tax: str, *taxes: dict) -> Order:
+    return Order.model_validate(
+        {
+            "platform": "woocommerce",
+            "shop": "s",
+            "external_id": "1",
+            "status": "completed",
+            "currency": "EUR",
+            "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+            "subtotal": Decimal(10),
+            "total": Decimal(12),
+            "shipping_tax": Decimal(shipping_tax),
+            "tax_lines": list(taxes),
+        }
+    )
+
+
+def test_a_combined_rate_figure_is_split_only_where_the_order_proves_it() -> None:
+    legacy = {"combined_total": Decimal("7.77"), "tax_total": None, "shipping_tax_total": None}
+    one_rate = _order("0.93", legacy).tax_lines[0]
+    assert (one_rate.tax_total, one_rate.shipping_tax_total) == (Decimal("6.84"), Decimal("0.93"))
+    no_shipping_tax = _order("0", legacy, {**legacy, "combined_total": Decimal(1)}).tax_lines
+    assert [(t.tax_total, t.shipping_tax_total) for t in no_shipping_tax] == [
+        (Decimal("7.77"), Decimal(0)),
+        (Decimal(1), Decimal(0)),
+    ]
+    unknown = _order("0.93", legacy, {**legacy, "combined_total": Decimal(1)}).tax_lines
+    assert all(t.tax_total is None and t.shipping_tax_total is None for t in unknown)
+    assert [t.combined_total for t in unknown] == [Decimal("7.77"), Decimal(1)]
+    split = {"tax_total": Decimal("6.84"), "shipping_tax_total": Decimal("0.93")}
+    assert _order("0.93", split).tax_lines[0].combined_total == Decimal("7.77")

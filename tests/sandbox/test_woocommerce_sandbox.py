@@ -553,15 +553,24 @@ def check_refunds(order: dict[str, Any], refunds: list[dict[str, Any]]) -> None:
     by_id = {r["id"]: r for r in refunds}
     assert [r["id"] for r in order["refunds"]] == [r["id"] for r in refunds], oid  # same order: newest first
     line_ids = {line["id"] for line in order["line_items"]}
+    item_ids = {kind: {item["id"] for item in order[kind]} for kind in ("shipping_lines", "fee_lines")}
     for summary in order["refunds"]:
         refund = by_id[summary["id"]]
         assert MONEY.match(refund["amount"]) and D(refund["amount"]) > 0
         assert D(summary["total"]) == -D(refund["amount"]), oid
         assert summary["reason"] == refund["reason"]
         lines = refund["line_items"]
-        assert D(summary["total_tax"]) == total_of(lines, "total_tax"), oid
-        if lines:
-            assert D(refund["amount"]) == -(total_of(lines) + total_of(lines, "total_tax")), oid
+        # Refunded shipping and fees are listed by their type, each naming the item it refunds.
+        others = [*refund["shipping_lines"], *refund["fee_lines"]]
+        for kind in ("shipping_lines", "fee_lines"):
+            for item in refund[kind]:
+                (meta,) = item["meta_data"]
+                assert meta["key"] == "_refunded_item_id" and int(meta["value"]) in item_ids[kind], oid
+                assert D(item["total"]) < 0 and D(item["total_tax"]) == total_of(item["taxes"]), oid
+        everything = [*lines, *others]
+        assert D(summary["total_tax"]) == total_of(everything, "total_tax"), oid
+        if everything:
+            assert D(refund["amount"]) == -(total_of(everything) + total_of(everything, "total_tax")), oid
         for line in lines:
             assert line["quantity"] < 0 and D(line["total"]) < 0 and D(line["total_tax"]) <= 0
             assert line["subtotal"] == line["total"]
@@ -570,11 +579,16 @@ def check_refunds(order: dict[str, Any], refunds: list[dict[str, Any]]) -> None:
             (meta,) = line["meta_data"]
             assert meta["key"] == "_refunded_item_id" and int(meta["value"]) in line_ids
         per_rate: dict[int, Decimal] = defaultdict(lambda: ZERO)
-        for line in lines:
+        shipping_rate: dict[int, Decimal] = defaultdict(lambda: ZERO)
+        for line in [*lines, *refund["fee_lines"]]:
             for rate, amount in taxes_of(line).items():
                 per_rate[rate] += amount
-        assert {t["rate_id"]: D(t["tax_total"]) for t in refund["tax_lines"]} == dict(per_rate), oid
-        assert all(t["shipping_tax_total"] == "0.00" for t in refund["tax_lines"])
+        for item in refund["shipping_lines"]:
+            for rate, amount in taxes_of(item).items():
+                shipping_rate[rate] += amount
+        got = {t["rate_id"]: (D(t["tax_total"]), D(t["shipping_tax_total"])) for t in refund["tax_lines"]}
+        rates = {*per_rate, *shipping_rate}
+        assert got == {r: (per_rate.get(r, ZERO), shipping_rate.get(r, ZERO)) for r in rates}, oid
         check_dates(refund, ("date_created",))
         assert [m["key"] for m in refund["meta_data"]] == ["_refund_type"]
     refunded = sum((D(r["amount"]) for r in refunds), ZERO)
@@ -904,6 +918,7 @@ def test_money_adds_up_for_every_generated_order(
     assert any(o["customer_id"] == 0 for o in listed) and any(o["customer_id"] for o in listed)
     assert any(x["variation_id"] for x in lines)
     assert any(r["line_items"] for r in refunds) and any(not r["line_items"] for r in refunds)
+    assert any(r["shipping_lines"] for r in refunds) and any(r["fee_lines"] for r in refunds)
     assert any(o["status"] == "refunded" for o in listed)
     assert any(o["status"] != "refunded" and o["refunds"] for o in listed)
     assert {o["status"] for o in listed} >= {"pending", "processing", "on-hold", "completed", "cancelled"}

@@ -152,3 +152,72 @@ def test_redact_url_hides_keys_and_userinfo() -> None:
     shown = redact_url(url)
     assert "ck_1" not in shown and "cs_2" not in shown and "abc" not in shown and "pw" not in shown
     assert "page=2" in shown and shown.startswith("https://shop.test/")
+
+
+class Clock:
+    """Virtual time: sleeping advances it, so an outage of minutes is tested in milliseconds."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def outage(clock: Clock, seconds: float, refused_for: float = 30.0):
+    """A shop that refuses connections, then answers nginx 502 pages, for ``seconds``; then works."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if clock.now < min(refused_for, seconds):
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        if clock.now < seconds:
+            return httpx.Response(
+                502, text="<html>502 Bad Gateway</html>", headers={"content-type": "text/html"}
+            )
+        return httpx.Response(200, json={"orders": []})
+
+    return handler
+
+
+def test_default_policy_rides_out_a_two_minute_outage_with_capped_pauses() -> None:
+    clock = Clock()
+    policy = HttpPolicy(HttpSettings(), shop="demo", sleep=clock.sleep, clock=clock, jitter=lambda: 1.0)
+    assert run(policy, outage(clock, 120)).data == {"orders": []}
+    assert clock.now >= 120
+    assert max(clock.sleeps) == HttpSettings().backoff_max  # pauses grow, then stay at the cap
+    assert clock.sleeps[:3] == [0.5, 1.0, 2.0]
+    assert policy.retries == len(clock.sleeps)
+
+
+def test_an_outage_longer_than_the_budget_fails_within_it_saying_how_long() -> None:
+    clock = Clock()
+    settings = HttpSettings(retry_for=300)
+    policy = HttpPolicy(settings, shop="demo", sleep=clock.sleep, clock=clock, jitter=lambda: 1.0)
+    with pytest.raises(BadResponseError) as info:
+        run(policy, outage(clock, 10_000))
+    assert clock.now <= 300  # never sleeps past the budget
+    assert clock.now > 300 - settings.backoff_max  # but uses it
+    assert f"still failing after {len(clock.sleeps) + 1} tries over {clock.now:.0f} s" in str(info.value)
+
+
+def test_a_retry_after_longer_than_the_budget_left_ends_the_tries() -> None:
+    clock = Clock()
+    policy = HttpPolicy(HttpSettings(retry_for=60), shop="demo", sleep=clock.sleep, clock=clock)
+    handler = script(*[httpx.Response(429, headers={"Retry-After": "100"})] * 3)
+    with pytest.raises(ServerError):
+        run(policy, handler)
+    assert clock.sleeps == [] and len(handler.seen) == 1
+
+
+def test_max_retries_still_caps_tries_when_set() -> None:
+    clock = Clock()
+    policy = HttpPolicy(HttpSettings(max_retries=2), shop="demo", sleep=clock.sleep, clock=clock)
+    handler = script(*[httpx.Response(503)] * 3)
+    with pytest.raises(ServerError):
+        run(policy, handler)
+    assert len(handler.seen) == 3

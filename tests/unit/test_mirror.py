@@ -160,3 +160,21 @@ def test_a_file_held_by_another_process_gives_a_clear_error(tmp_path: Path) -> N
         holder.kill()
         holder.wait()
     Mirror(path, lock_wait=5).write(batch_of(order("2")))
+
+
+def test_a_mirror_from_before_the_added_columns_gains_them_and_loads_into_them(tmp_path: Path) -> None:
+    from ordersync.mirror.schema import ADDED_COLUMNS, TABLES
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:
+        for table, columns in TABLES.items():
+            old = [c for c in columns if c not in ADDED_COLUMNS.get(table, [])]
+            con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in old)})")
+    mirror = Mirror(path)
+    mirror.write(batch_of(order("1")))
+    with duckdb.connect(str(path), read_only=True) as con:
+        for table, added in ADDED_COLUMNS.items():
+            names = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+            assert names[-len(added) :] == [n for n, _ in added]
+        sold = con.execute("SELECT count(*) FROM line_items WHERE sold_product_id IS NULL").fetchone()
+    assert sold == (2,)

@@ -25,6 +25,7 @@ LINK = {
     "target_shop": "woo1",
     "target_order_id": "501",
     "created_at": T0,
+    "total_difference": Decimal("1.2300"),
 }
 OPERATION = {
     "id": 7,
@@ -75,6 +76,7 @@ def test_tables_hold_exactly_the_listed_columns_and_nothing_else_sync_related(tm
         ]
     assert [name for name, _ in SYNC_TABLES["sync_links"]] == [
         "source_shop", "source_order_id", "target_shop", "target_order_id", "created_at",
+        "total_difference",
     ]  # fmt: skip
     assert [name for name, _ in SYNC_TABLES["sync_operations"]] == [
         "id", "idempotency_key", "shop", "kind", "order_id", "origin", "source_shop", "source_order_id",
@@ -235,3 +237,18 @@ def test_a_session_keeps_no_registered_rows_after_a_write_or_a_failed_one(tmp_pa
                 con.execute(statement)
         mirror.write_sync_state([LINK], [], [])
     assert query(mirror.path, "SELECT source_status FROM v_order_links") == [("pending",)]
+
+
+def test_a_mirror_from_before_total_difference_gains_the_column_and_keeps_its_links(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE sync_links (source_shop VARCHAR, source_order_id VARCHAR, target_shop VARCHAR,"
+            " target_order_id VARCHAR, created_at TIMESTAMPTZ)"
+        )
+        con.execute("INSERT INTO sync_links VALUES ('wc1', '1', 'woo1', '501', now())")
+    mirror = Mirror(path)
+    mirror.ensure_schema()
+    assert query(path, "SELECT source_order_id, total_difference FROM sync_links") == [("1", None)]
+    mirror.write_sync_state([LINK], [], [])
+    assert query(path, "SELECT total_difference FROM sync_links") == [(Decimal("1.2300"),)]

@@ -289,6 +289,17 @@ def first_id(values: list[Any], ctx: MappingContext) -> str | None:
     return None
 
 
+def product_unless_variation(values: list[Any], ctx: MappingContext) -> str | None:
+    """The legacy API's ``product_id``, unless the line's meta shows variation attributes: that id is
+    then the variation's, and the product it belongs to is not given (None, never the wrong id)."""
+    product_id, meta = values
+    if isinstance(meta, list) and any(
+        isinstance(m, dict) and not str(m.get("key", "")).startswith("_") for m in meta
+    ):
+        return None
+    return id_nonzero(product_id, ctx)
+
+
 def abs_sum_money(values: list[Any], ctx: MappingContext) -> Decimal:
     """Refund totals the order lists as negative amounts, summed as a positive one."""
     return abs(sum_money(values, ctx))
@@ -353,5 +364,6 @@ MULTI_CONVERTERS: dict[str, Converter] = {
     "money_when": money_when,
     "first_id": first_id,
     "abs_sum_money": abs_sum_money,
+    "product_unless_variation": product_unless_variation,
     "paid_refund_status": paid_refund_status,
 }

@@ -13,7 +13,8 @@ for one converter), ``const``, ``context`` (currency, shop, platform), ``convert
 ``where`` (keep list entries where a path is ``present``/``absent``/``in`` a set, or does not
 start with ``not_prefix``), ``pluck`` (a path
 read from each kept entry), ``build`` (objects built from the current record, dropped by
-``drop_if_zero``), ``default`` and ``required``.
+``drop_if_zero``), ``concat`` (the lists of several such fields, one after the other: a refund's
+product, shipping and fee lines as one list), ``default`` and ``required``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ _FIELD_KEYS = {
     "drop_if_zero",
     "default",
     "required",
+    "concat",
 }
 _CONTEXT_FIELDS = {"currency", "shop", "platform"}
 
@@ -117,6 +119,8 @@ class _Compiler:
         unknown = set(spec) - _FIELD_KEYS
         if unknown:
             raise self.fail(where, f"unknown key(s) {sorted(unknown)}")
+        if "concat" in spec:
+            return self._concat(spec, where)
         source = self._source(spec, where)
         shape = self._shape(spec, where)
         convert = self._converter(spec, where) if shape is None else None
@@ -145,6 +149,25 @@ class _Compiler:
             return value
 
         return get
+
+    def _concat(self, spec: dict[str, Any], where: str) -> Getter:
+        parts = spec["concat"]
+        if set(spec) != {"concat"} or not isinstance(parts, list) or not parts:
+            raise self.fail(where, "concat takes a non-empty list of fields and nothing beside it")
+        getters = [self.field(part, f"{where}.concat[{i}]") for i, part in enumerate(parts)]
+
+        def joined(record: Any, ctx: MappingContext, raw_where: str) -> list[Any]:
+            out: list[Any] = []
+            for getter in getters:
+                value = getter(record, ctx, raw_where)
+                if value is None:
+                    continue
+                if not isinstance(value, list):
+                    raise MappingError(raw_where or "(record)", "concat: a part did not give a list", value)
+                out.extend(value)
+            return out
+
+        return joined
 
     @staticmethod
     def _fast_field(key: str, convert: Callable[[Any, MappingContext], Any], required: bool) -> Getter:

@@ -35,6 +35,7 @@ _CHILDREN: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("compound", "compound"),
             ("tax_total", "tax_total"),
             ("shipping_tax_total", "shipping_tax_total"),
+            ("combined_total", "combined_total"),
         ],
     ),
     "shipping_lines": (
@@ -137,7 +138,7 @@ _get_order = attrgetter(*_ORDER_FIELDS)
 _get_address = attrgetter(*ADDRESS_FIELDS)
 _get_line = attrgetter(*(attr for _, attr in _LINE_FIELDS))
 _get_child = {table: attrgetter(*(attr for _, attr in fields)) for table, (_, fields) in _CHILDREN.items()}
-_REFUND_LINE = attrgetter("line_item_id", "product_id", "quantity", "amount", "tax")
+_REFUND_LINE = attrgetter("line_item_id", "product_id", "quantity", "amount", "tax", "kind")
 
 _SCHEMAS = {table: arrow_schema(columns) for table, columns in TABLES.items()}
 _QUARANTINE_SCHEMA = arrow_schema(QUARANTINE)
@@ -190,7 +191,14 @@ def order_tables(loaded: Iterable[LoadedOrder], now: datetime) -> dict[str, pa.T
                 rows["order_addresses"].append((*key, kind, *_get_address(address)))
         for position, line in enumerate(order.line_items):
             rows["line_items"].append(
-                (*key, position, *_get_line(line), _json_list(line.attributes), _json_list(line.taxes))
+                (
+                    *key,
+                    position,
+                    *_get_line(line),
+                    _json_list(line.attributes),
+                    _json_list(line.taxes),
+                    line.sold_product_id,
+                )
             )
         for table, (attr, _) in _CHILDREN.items():
             getter = _get_child[table]

@@ -200,6 +200,16 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "line_items": [("sold_product_id", "VARCHAR")],
+    "tax_lines": [("combined_total", MONEY)],
+    "refund_lines": [("kind", "VARCHAR")],
+}
+"""Columns added after a table was first released: last in the table, so that a new file and one
+that gained them by ALTER TABLE have the same column order."""
+for _table, _columns in ADDED_COLUMNS.items():
+    TABLES[_table].extend(_columns)
+
 ORDER_TABLES = list(TABLES)
 """Tables whose rows belong to one order and are replaced together when the order changes."""
 
@@ -271,4 +281,9 @@ def create_statements() -> list[str]:
         f"CREATE TABLE IF NOT EXISTS order_events ({', '.join(f'{c} {t}' for c, t in ORDER_EVENTS)})"
     )
     statements.extend(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in ORDERS_MAINTAINED)
+    statements.extend(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {c} {t}"
+        for table, columns in ADDED_COLUMNS.items()
+        for c, t in columns
+    )
     return statements

@@ -30,6 +30,7 @@ SYNC_TABLES: dict[str, list[tuple[str, str]]] = {
         ("target_shop", "VARCHAR"),
         ("target_order_id", "VARCHAR"),
         ("created_at", "TIMESTAMPTZ"),
+        ("total_difference", "DECIMAL(18,4)"),
     ],
     "sync_operations": [
         ("id", "BIGINT"),
@@ -74,8 +75,12 @@ Row = Mapping[str, Any]
 def sync_create_statements() -> list[str]:
     """IF NOT EXISTS, so a mirror file written before the write-back gains the tables on open."""
     return [
-        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{c} {t}' for c, t in cols)})"
-        for table, cols in SYNC_TABLES.items()
+        *(
+            f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{c} {t}' for c, t in cols)})"
+            for table, cols in SYNC_TABLES.items()
+        ),
+        # Added later: a file written before gains it.
+        "ALTER TABLE sync_links ADD COLUMN IF NOT EXISTS total_difference DECIMAL(18,4)",
     ]
 
 

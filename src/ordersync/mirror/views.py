@@ -98,7 +98,7 @@ VIEWS: dict[str, str] = {
                l.target_shop, l.target_order_id, t.platform AS target_platform, t.number AS target_number,
                t.status AS target_status, t.payment_status AS target_payment_status,
                t.total AS target_total, t.currency AS target_currency,
-               l.created_at AS linked_at
+               l.created_at AS linked_at, l.total_difference AS total_difference_at_link
         FROM sync_links l
         LEFT JOIN orders s ON s.shop = l.source_shop AND s.order_id = l.source_order_id
         LEFT JOIN orders t ON t.shop = l.target_shop AND t.order_id = l.target_order_id

@@ -1,4 +1,4 @@
-"""Fault injection for the sandbox shops: latency, 429, 5xx, hangs, HTML pages and broken JSON.
+"""Fault injection for the sandbox shops: latency, 429, 5xx, hangs, HTML pages, broken JSON and outages.
 
 Random faults come from a seeded RNG so a failing run can be replayed; scripted faults let a test say
 "the next two list requests answer 503" and know exactly what the client saw.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -71,6 +72,9 @@ class FaultConfig:
     rate_html: float = 0.0
     rate_bad_json: float = 0.0
     seed: int = 0
+    outage_after: int = 0
+    """Requests served before the shop goes down for ``outage_seconds`` (502 pages)."""
+    outage_seconds: float = 0.0
 
 
 class FaultInjector:
@@ -84,6 +88,33 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.request_count: Counter[str] = Counter()
         self.faults_served = 0
+        self._outage: tuple[int, float, Fault] | None = None
+        self._outage_ends: float | None = None
+        if self.config.outage_seconds:
+            self.outage(self.config.outage_seconds, after=self.config.outage_after)
+
+    def outage(self, seconds: float, *, after: int = 0, fault: Fault | None = None) -> None:
+        """After ``after`` more requests, answer every request with ``fault`` (nginx's 502 page, as
+        when php-fpm is down) for ``seconds`` of wall time; then serve normally again."""
+        with self._lock:
+            self._outage = (after, seconds, fault or Fault.html(502))
+            self._outage_ends = None
+
+    def _outage_fault(self) -> Fault | None:
+        """Called under the lock for each request."""
+        if self._outage is None:
+            return None
+        after, seconds, fault = self._outage
+        if after > 0:
+            self._outage = (after - 1, seconds, fault)
+            return None
+        now = time.monotonic()
+        if self._outage_ends is None:
+            self._outage_ends = now + seconds
+        if now < self._outage_ends:
+            return fault
+        self._outage = self._outage_ends = None
+        return None
 
     def script(self, path_contains: str, faults: list[Fault]) -> None:
         """The next requests whose path and query contain ``path_contains`` get these faults, in turn."""
@@ -92,6 +123,9 @@ class FaultInjector:
 
     def _next_fault(self, path: str) -> Fault | None:
         with self._lock:
+            down = self._outage_fault()
+            if down is not None:
+                return down
             for needle, queue in self._scripts:
                 if needle in path and queue:
                     return queue.pop(0)

@@ -46,14 +46,21 @@ class SandboxServer:
     ):
         self.app = app
         self.host = host
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+        self._tls = {"ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile} if ssl_certfile else {}
+        self._socket = self._bind(port)
         self.port = self._socket.getsockname()[1]
         scheme = "https" if ssl_certfile else "http"
         self.base_url = f"{scheme}://{host}:{self.port}"
-        tls = {"ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile} if ssl_certfile else {}
-        self._server = uvicorn.Server(_config(app, host, **tls))
+        self._prepare()
+
+    def _bind(self, port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, port))
+        return sock
+
+    def _prepare(self) -> None:
+        self._server = uvicorn.Server(_config(self.app, self.host, **self._tls))
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},
@@ -74,6 +81,15 @@ class SandboxServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
+
+    def go_down(self, seconds: float) -> None:
+        """Stop listening for ``seconds`` (clients get connection refused), then serve again on the
+        same port: a shop's PHP or web server restarting."""
+        self.__exit__()
+        time.sleep(seconds)
+        self._socket = self._bind(self.port)
+        self._prepare()
+        self.__enter__()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select
@@ -28,10 +29,17 @@ class Link:
     target_shop: str
     target_order_id: str
     created_at: datetime
+    total_difference: Decimal | None = None
 
 
 def add_link(
-    connection: Connection, source_shop: str, source_order_id: str, target_shop: str, target_order_id: str
+    connection: Connection,
+    source_shop: str,
+    source_order_id: str,
+    target_shop: str,
+    target_order_id: str,
+    *,
+    total_difference: Decimal | None = None,
 ) -> None:
     statement = (
         upsert_into(connection.dialect.name, links)
@@ -41,6 +49,7 @@ def add_link(
             target_shop=target_shop,
             target_order_id=target_order_id,
             created_at=_now(),
+            total_difference=total_difference or None,
         )
         .on_conflict_do_nothing(index_elements=["source_shop", "source_order_id", "target_shop"])
     )
@@ -79,7 +88,14 @@ def counterpart(connection: Connection, shop: str, order_id: str, other: str) ->
 
 def all_links(connection: Connection) -> list[Link]:
     return [
-        Link(r.source_shop, r.source_order_id, r.target_shop, r.target_order_id, aware(r.created_at))  # type: ignore[arg-type]
+        Link(
+            r.source_shop,
+            r.source_order_id,
+            r.target_shop,
+            r.target_order_id,
+            aware(r.created_at),  # type: ignore[arg-type]
+            None if r.total_difference is None else Decimal(r.total_difference),
+        )
         for r in connection.execute(select(links).order_by(links.c.id))
     ]
 

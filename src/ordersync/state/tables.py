@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
@@ -47,6 +48,12 @@ links = Table(
     Column("target_shop", String(200), nullable=False),
     Column("target_order_id", String(100), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "total_difference",
+        Numeric(18, 4),
+        comment="a replica's total minus its source's when it was made (the target's own tax rules); "
+        "NULL when they were equal or the link is not a replica",
+    ),
     UniqueConstraint("source_shop", "source_order_id", "target_shop"),
     Index("ix_links_target", "target_shop", "target_order_id"),
     comment="The same order in two shops, for replication and echo suppression.",

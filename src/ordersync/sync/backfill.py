@@ -24,6 +24,7 @@ import pyarrow as pa
 import structlog
 
 from ordersync.config import Settings, ShopConfig, WebCommanderShop
+from ordersync.errors import BadResponseError, ServerError, TransportError
 from ordersync.mapping import load_mapping
 from ordersync.mirror.store import Mirror
 from ordersync.platforms.webcommander.extract import Listing
@@ -41,6 +42,9 @@ from ordersync.sync.runlog import recorded_run
 from ordersync.sync.sources import WebCommanderSource, open_source
 
 log = structlog.get_logger("ordersync.backfill")
+
+_OUTAGE = (ServerError, TransportError, BadResponseError)
+"""Failures that outlasted the request's retry budget and may still pass: the shop, not our request."""
 
 BackfillStats = RunStats
 
@@ -135,9 +139,22 @@ async def backfill_shop(
     """
     stats = RunStats(shop=shop.name, kind=kind)
     async with recorded_run(store, stats):
-        await _backfill(
-            shop, settings, mirror, stats, since, limit, progress, transport, pool, store, restart
-        )
+        resumes = settings.http.resumes if store is not None and limit is None else 0
+        for resumed in range(resumes + 1):
+            try:
+                await _backfill(
+                    shop, settings, mirror, stats, since, limit, progress, transport, pool, store, restart
+                )
+                break
+            except _OUTAGE as exc:
+                if resumed == resumes:
+                    raise
+                # Every batch before the failure is committed and checkpointed: start again from there.
+                restart = False
+                stats.details["outage_resumes"] = resumed + 1
+                pause = min(settings.http.backoff_max, settings.http.retry_for)
+                log.warning("backfill.outage_resume", shop=shop.name, error=str(exc), pause_s=pause)
+                await asyncio.sleep(pause)
     return stats
 
 
@@ -211,8 +228,8 @@ async def _backfill(
                     on_batch=keeper,
                 )
             finally:
-                stats.retries = policy.retries
-                stats.details["requests"] = policy.requests
+                stats.retries += policy.retries  # a resumed run adds to what the first attempt cost
+                stats.details["requests"] = stats.details.get("requests", 0) + policy.requests
             complete = True
             if isinstance(source, WebCommanderSource) and source.scan is not None:
                 complete = await asyncio.to_thread(_judge_scan, source, store, stats, mirror, since, limit)

@@ -13,6 +13,7 @@ import asyncio
 import random
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -82,9 +83,7 @@ class Drainer:
         self.jitter = jitter
         self.stats = DrainStats()
         http = settings.http
-        self.lease = timedelta(
-            seconds=(http.timeout + http.max_retry_after) * (http.max_retries + 1) * 2 + 60
-        )
+        self.lease = timedelta(seconds=(http.retry_for + http.max_retry_after + http.timeout) * 2 + 60)
         """Long enough for an operation's reads before its send, each with every retry and Retry-After
         it may take; renewed before each operation and each send."""
 
@@ -383,10 +382,22 @@ class Drainer:
             log.warning("outbox.source_fetch_failed", shop=op.source_shop, error=_summary(exc))
         op = op.model_copy(update={"order": source_now})
         target_state: dict[str, Any] | None = None
+        difference: Decimal | None = None
         try:
-            target_state = state_of(from_order(await self.writers[row.shop].fetch(created)))
+            replica = await self.writers[row.shop].fetch(created)
+            target_state = state_of(from_order(replica))
+            difference = replica.total - source_now.total
         except Exception as exc:
             log.warning("outbox.created_fetch_failed", shop=row.shop, order=created, error=_summary(exc))
+        if difference:
+            # The target computed its own taxes or rounding: linked all the same, and said.
+            log.warning(
+                "outbox.replica_total_differs",
+                source=f"{op.source_shop}:{op.source_order_id}",
+                target=f"{row.shop}:{created}",
+                source_total=str(source_now.total),
+                difference=str(difference),
+            )
         route = next(
             (r for r in self.settings.sync.routes if r.source == op.source_shop and r.target == row.shop),
             None,
@@ -401,7 +412,9 @@ class Drainer:
                 # reference is enough (the order itself is in both shops and the mirror).
                 payload=outbox.dump_op(op.model_copy(update={"order": None})),
             )
-            state_links.add_link(connection, op.source_shop, op.source_order_id, row.shop, created)
+            state_links.add_link(
+                connection, op.source_shop, op.source_order_id, row.shop, created, total_difference=difference
+            )
             if not state_links.tracked_states(connection, op.source_shop, [op.source_order_id]):
                 # Linked to a third shop already: its tracked state (and expectations) stays.
                 state_links.save_state(
@@ -503,7 +516,7 @@ def _catch_up(
             )
     if "comments" in changes:
         for comment in order.comments:
-            if not routed_comment(order.platform.value, comment.author):
+            if not routed_comment(order.platform.value, comment.author, comment.text):
                 continue
             out.append(
                 (

@@ -52,8 +52,9 @@ def already_true(op: Operation, order: Order) -> bool:
 def find_effect(op: Operation, order: Order, baseline: dict[str, Any], marker: str) -> dict[str, str] | None:
     """The ids of an earlier attempt's effect on ``order``, or None when it did not happen.
 
-    A refund is recognised by its marker in the reason where the platform keeps reasons, else as a
-    refund not in the baseline with the same amount; comments by their text, payments by amount."""
+    A refund is recognised by its marker (in its meta, or in its reason on the legacy WooCommerce API
+    and from versions that put it there), else as a refund not in the baseline with the same amount;
+    comments by their text, payments by amount."""
     if isinstance(op, (SetStatus, SetPaymentStatus, CancelOrder)):
         return {} if already_true(op, order) else None
     if isinstance(op, AddComment):
@@ -64,7 +65,7 @@ def find_effect(op: Operation, order: Order, baseline: dict[str, Any], marker: s
         return None
     if isinstance(op, CreateRefund):
         for refund in order.refunds:
-            if refund.reason and marker in refund.reason:
+            if refund.marker == marker or (refund.reason and marker in refund.reason):
                 return {"refund_id": refund.external_id} if refund.external_id else {}
         known = set(baseline.get("refunds", []))
         for refund in order.refunds:

@@ -5,6 +5,7 @@ payments, read from the mirror (orders changed since the last routing) or from a
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,9 +15,34 @@ from typing import Any
 from ordersync.models import Order, PaymentStatus
 
 SYSTEM_AUTHORS = frozenset({"WooCommerce", "system"})
-"""WooCommerce attributes its own notes (status changes, emails, stock) and notes added through the
-API to "WooCommerce"; a note a person writes in the admin carries their name. Only people's notes are
-routed: the rest is each shop's own bookkeeping, and would echo every write ordersync makes."""
+"""WooCommerce attributes its own notes (status changes, emails, stock) and every note added through
+the API (``added_by_user`` false, as other integrations post them) to "WooCommerce"; a note a person
+writes in the admin carries their name. So the author alone cannot tell bookkeeping from a message."""
+
+WOOCOMMERCE_OWN_NOTES = re.compile(
+    "|".join(
+        (
+            r"Order status changed from .+ to .+\.",  # anywhere: a gateway's text may come first
+            r"^Order status set to ",
+            r"^Email \".+\" sent\.",
+            r"^Stock levels (reduced|increased)",
+            r"^Item #\S+ (variation #\S+ )?stock (increased|reduced|decreased)",
+            r"^Adjusted stock: ",
+            r"^(Added|Deleted|Removed) line items?: ",
+            r"^Coupon (applied|removed)",
+            r"^Order details (manually )?sent to ",
+            r"^Refunded .+",
+            r"^Order fully refunded",
+            r"^Unpaid order cancelled",
+            r"^Order cancelled by customer",
+            r"^Awaiting (BACS|check|cheque) payment",
+            r"^Payment to be made upon delivery",
+        )
+    ),
+    re.IGNORECASE,
+)
+"""The notes WooCommerce itself writes (English texts of WooCommerce core), which are each shop's own
+bookkeeping and are never routed; any other note is someone's message and is, whoever posted it."""
 
 
 def text_sig(text: str) -> str:
@@ -37,8 +63,13 @@ def item_id(external_id: str | None, *, text: str | None = None, amount: Decimal
     return f"amount:{amount_sig(amount if amount is not None else Decimal(0))}"
 
 
-def routed_comment(platform: str, author: str | None) -> bool:
-    return platform != "woocommerce" or (author or "WooCommerce") not in SYSTEM_AUTHORS
+def routed_comment(platform: str, author: str | None, text: str) -> bool:
+    """A comment to route: on WooCommerce, one a person wrote, or one whose text is not WooCommerce's
+    own (another integration's, posted through the API). ordersync's own notes coming back are not
+    routed either: they match what the write expected (tracking.py)."""
+    if platform != "woocommerce" or (author or "WooCommerce") not in SYSTEM_AUTHORS:
+        return True
+    return not WOOCOMMERCE_OWN_NOTES.search(text.strip())
 
 
 @dataclass(frozen=True)
@@ -71,7 +102,7 @@ def from_order(order: Order) -> Observed:
         comments=[
             (item_id(c.external_id, text=c.text), c.text, c.customer_visible)
             for c in order.comments
-            if routed_comment(order.platform.value, c.author)
+            if routed_comment(order.platform.value, c.author, c.text)
         ],
         refunds=[(item_id(r.external_id, amount=r.amount), r.amount, r.reason) for r in order.refunds],
         payments=[
@@ -131,7 +162,7 @@ def changed_orders(
         )
         for order_id, found, a, b, *rest in con.execute(sql, scope).fetchall():
             if kind == "comments":
-                if routed_comment(platform, rest[0]):
+                if routed_comment(platform, rest[0], a):
                     children[order_id][kind].append((item_id(found, text=a), a, bool(b)))
             else:
                 children[order_id][kind].append((item_id(found, amount=Decimal(a)), Decimal(a), b))

@@ -174,6 +174,7 @@ class _Router:
                             source_shop=self.shop.name,
                             source_order_id=observed.order_id,
                             products=route.products,
+                            product_ids=route.product_ids,
                         ),
                     )
             if not counterparts:

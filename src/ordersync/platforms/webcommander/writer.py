@@ -411,13 +411,14 @@ def order_create_body(op: CreateOrder, shop: WebCommanderShop) -> dict[str, Any]
     gross_total = Decimal(0)
     for n, line in enumerate(order.line_items, start=1):
         what = f"line {n} ({line.name or line.external_id}) of {source}"
-        product = op.products.get(line.sku) if line.sku else None
-        if product is None:
-            sku = repr(line.sku) if line.sku else "(none)"
+        mapped = op.mapped_product(line)
+        if mapped is None:
             raise OperationRejected(
-                f"SKU {sku} on {what} has no WebCommander product id in the route's products map; "
-                "WebCommander's API cannot look a product up by SKU, so nothing was created"
+                f"{what} ({op.source_names(line)}) has no WebCommander product id in the route's "
+                "product_ids or products map; WebCommander's API cannot look a product up by SKU, so "
+                "nothing was created"
             )
+        product = mapped[0]
         if line.quantity <= 0 or line.quantity != line.quantity.to_integral_value():
             raise OperationRejected(f"{what}: quantity {line.quantity} is not a whole number of units")
         gross = (line.total + line.tax).quantize(q)

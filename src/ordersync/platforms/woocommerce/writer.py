@@ -22,7 +22,7 @@ from ordersync.errors import BadResponseError, ClientRequestError, HttpError, No
 from ordersync.http import HttpPolicy
 from ordersync.mapping import MappingContext, load_mapping, minor_units
 from ordersync.mapping.statuses import platform_value
-from ordersync.models import Address, Order, PaymentStatus, Platform
+from ordersync.models import Address, LineItem, Order, PaymentStatus, Platform
 from ordersync.operations import (
     AddComment,
     Applied,
@@ -312,7 +312,11 @@ class WooCommerceWriter:
         body: dict[str, Any] = {
             # In the currency's precision: "5.00", not the "5.0000" a 4-decimal source amount would give.
             "amount": decimal_str(op.amount.quantize(Decimal(1).scaleb(-minor_units(current.currency)))),
-            "reason": f"{op.reason or DEFAULT_REFUND_REASON} [{marker}]",
+            # The reason is the customer's to read: the marker goes in the refund's meta, except on
+            # the legacy API, whose refunds take no meta (there it ends the reason, in brackets).
+            "reason": f"{op.reason or DEFAULT_REFUND_REASON} [{marker}]"
+            if self.legacy
+            else op.reason or DEFAULT_REFUND_REASON,
             "api_refund": self.shop.gateway_refunds,
         }
         if not self.legacy:
@@ -355,7 +359,7 @@ class WooCommerceWriter:
         order = op.order
         if order is None:
             raise OperationRejected(f"no source order given for {op.source_shop}:{op.source_order_id}")
-        products = [await self._product_for(op, line.sku, line.external_id) for line in order.line_items]
+        products = [await self._product_for(op, line) for line in order.line_items]
         source = f"{op.source_shop}:{order.external_id}"
         status = platform_value("order_status", "woocommerce", order.status.value) or "pending"
         lines = []
@@ -394,15 +398,19 @@ class WooCommerceWriter:
         created = self._unwrap("order", data, "/orders")
         return Applied(ids={"order_id": str(self._field(created, "id", "/orders"))})
 
-    async def _product_for(self, op: CreateOrder, sku: str | None, line_id: str) -> tuple[int, int]:
-        """(product id, variation id or 0) in this shop for a source line, or the whole order is refused."""
-        where = f"line {line_id} of {op.source_shop}:{op.source_order_id}"
+    async def _product_for(self, op: CreateOrder, line: LineItem) -> tuple[int, int]:
+        """(product id, variation id or 0) in this shop for a source line: the route's map by source
+        product id or SKU first, then a lookup by SKU; or the whole order is refused."""
+        where = f"line {line.external_id} of {op.source_shop}:{op.source_order_id}"
+        mapped = op.mapped_product(line)
+        if mapped is not None:
+            return await self._mapped(mapped[0], mapped[1], where)
+        sku = line.sku
         if not sku:
             raise OperationRejected(
-                f"{where} has no SKU, so no product of shop {self.shop.name!r} matches it"
+                f"{where} ({op.source_names(line)}) is not in the route's product_ids and has no SKU to "
+                f"look up, so no product of shop {self.shop.name!r} matches it"
             )
-        if sku in op.products:
-            return await self._mapped(op.products[sku], sku, where)
         if sku not in self._products:
             self._products[sku] = await self._lookup_sku(sku)
         found = self._products[sku]
@@ -410,7 +418,7 @@ class WooCommerceWriter:
             raise OperationRejected(f"SKU {sku!r} ({where}) is not a product of shop {self.shop.name!r}")
         return found
 
-    async def _mapped(self, value: str, sku: str, where: str) -> tuple[int, int]:
+    async def _mapped(self, value: str, named: str, where: str) -> tuple[int, int]:
         """A product the route's map names (``"12"``, or ``"12:34"`` for a variation of product 12),
         checked to exist: WooCommerce would take an unknown id and create an empty line."""
         parent, _, variation = value.partition(":")
@@ -425,7 +433,7 @@ class WooCommerceWriter:
                 self._products[key] = None
         if self._products[key] is None:
             raise OperationRejected(
-                f"the route maps SKU {sku!r} ({where}) to product {product_id}, which shop "
+                f"the route maps {named} ({where}) to product {product_id}, which shop "
                 f"{self.shop.name!r} does not have"
             )
         return product_id, _order_int(variation) if variation else 0

@@ -229,13 +229,22 @@ def _history(store: WooCommerceStore, rng: random.Random, order: Order, final: s
                 for r, t in line.taxes.items()
             ]
             amount = unit + sum((Decimal(t["refund_total"]) for t in taxes), Decimal(0))
+            items: list[dict[str, Any]] = [
+                {"id": line.id, "quantity": 1, "refund_total": str(unit), "refund_tax": taxes}
+            ]
+            # Every other such refund also returns the shipping, or a fee, as merchants do for a
+            # return: WooCommerce then lists it under the refund's shipping_lines or fee_lines.
+            extra = [x for x in (*order.shipping_lines, *order.fees) if x.total > 0] if order.id % 2 else []
+            if extra:
+                other = extra[0]
+                other_taxes = [{"id": r, "refund_total": str(t)} for r, t in other.taxes.items()]
+                items.append({"id": other.id, "refund_total": str(other.total), "refund_tax": other_taxes})
+                amount += other.total + sum(other.taxes.values(), Decimal(0))
             body = {
                 "amount": str(amount),
                 "reason": "Returned one line",
                 "api_refund": False,
-                "line_items": [
-                    {"id": line.id, "quantity": 1, "refund_total": str(unit), "refund_tax": taxes}
-                ],
+                "line_items": items,
             }
         if 0 < Decimal(body["amount"]) <= order.total:
             store.create_refund(order.id, body, at=at)

@@ -75,8 +75,11 @@ class CouponLine:
 
 @dataclass
 class RefundLine:
+    """A refunded item; WooCommerce makes it of the refunded item's own type (product, shipping or
+    fee), so the refund lists it under ``line_items``, ``shipping_lines`` or ``fee_lines``."""
+
     id: int
-    line: Line
+    line: Line | ShippingLine | FeeLine
     quantity: int
     total: Decimal
     taxes: dict[int, Decimal]

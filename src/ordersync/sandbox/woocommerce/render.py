@@ -14,7 +14,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ordersync.sandbox.woocommerce.catalog import RATES
-from ordersync.sandbox.woocommerce.model import ZERO, Line, Note, Order, Refund, cents
+from ordersync.sandbox.woocommerce.model import (
+    ZERO,
+    FeeLine,
+    Line,
+    Note,
+    Order,
+    Refund,
+    RefundLine,
+    ShippingLine,
+    cents,
+)
 
 VERSION = "11.0.1"
 EPOCH = "1970-01-01T00:00:00Z"
@@ -104,34 +114,8 @@ class Renderer:
                 _tax_line(order.tax_line_ids.get(rate, 0), rate, cart, ship)
                 for rate, cart, ship in order.tax_rows()
             ],
-            "shipping_lines": [
-                {
-                    "id": s.id,
-                    "method_title": s.method_title,
-                    "method_id": s.method_id,
-                    "instance_id": "",
-                    "total": money(s.total),
-                    "total_tax": money(sum(s.taxes.values(), ZERO)),
-                    "taxes": [{"id": r, "total": money(t), "subtotal": ""} for r, t in s.taxes.items()],
-                    "tax_status": "taxable",
-                    "meta_data": [],
-                }
-                for s in order.shipping_lines
-            ],
-            "fee_lines": [
-                {
-                    "id": f.id,
-                    "name": f.name,
-                    "tax_class": "",
-                    "tax_status": "taxable",
-                    "amount": "",
-                    "total": money(f.total),
-                    "total_tax": money(sum(f.taxes.values(), ZERO)),
-                    "taxes": [{"id": r, "total": money(t), "subtotal": ""} for r, t in f.taxes.items()],
-                    "meta_data": [],
-                }
-                for f in order.fees
-            ],
+            "shipping_lines": [_shipping_line(s.id, s, s.total, s.taxes) for s in order.shipping_lines],
+            "fee_lines": [_fee_line(f.id, f, f.total, f.taxes) for f in order.fees],
             "coupon_lines": [
                 {
                     "id": c.id,
@@ -242,10 +226,12 @@ class Renderer:
 
     def v3_refund(self, order: Order, refund: Refund, base: str) -> dict[str, Any]:
         api = f"{base}/wp-json/wc/v3"
-        per_rate: dict[int, Decimal] = {}
+        cart: dict[int, Decimal] = {}
+        ship: dict[int, Decimal] = {}
         for rl in refund.lines:
+            into = ship if isinstance(rl.line, ShippingLine) else cart
             for rate, amount in rl.taxes.items():
-                per_rate[rate] = per_rate.get(rate, ZERO) + amount
+                into[rate] = into.get(rate, ZERO) + amount
         return {
             "id": refund.id,
             "date_created": self.local(refund.created),
@@ -272,13 +258,24 @@ class Renderer:
                     "id": rl.id,
                 }
                 for rl in refund.lines
+                if isinstance(rl.line, Line)
             ],
-            "shipping_lines": [],
+            "shipping_lines": [
+                _shipping_line(rl.id, rl.line, -rl.total, _negated(rl.taxes), _refunded(rl))
+                for rl in refund.lines
+                if isinstance(rl.line, ShippingLine)
+            ],
             "tax_lines": [
-                _tax_line(refund.tax_line_ids.get(rate, 0), rate, -amount, ZERO)
-                for rate, amount in sorted(per_rate.items())
+                _tax_line(
+                    refund.tax_line_ids.get(rate, 0), rate, -cart.get(rate, ZERO), -ship.get(rate, ZERO)
+                )
+                for rate in sorted({*cart, *ship})
             ],
-            "fee_lines": [],
+            "fee_lines": [
+                _fee_line(rl.id, rl.line, -rl.total, _negated(rl.taxes), _refunded(rl))
+                for rl in refund.lines
+                if isinstance(rl.line, FeeLine)
+            ],
             "_links": _child_links(api, order.id, "refunds", refund.id),
         }
 
@@ -412,6 +409,7 @@ class Renderer:
                     "refunded_item_id": 0,
                 }
                 for rl in refund.lines
+                if isinstance(rl.line, Line)  # the legacy API lists product lines only
             ],
         }
 
@@ -422,6 +420,47 @@ class Renderer:
             "note": note.text,
             "customer_note": note.customer_note,
         }
+
+
+def _negated(taxes: dict[int, Decimal]) -> dict[int, Decimal]:
+    return {rate: -amount for rate, amount in taxes.items()}
+
+
+def _refunded(rl: RefundLine) -> list[dict[str, Any]]:
+    """A refund item's meta: the id of the order item it refunds."""
+    return [{"id": rl.meta_id, "key": "_refunded_item_id", "value": str(rl.line.id)}]
+
+
+def _shipping_line(
+    item_id: int, s: ShippingLine, total: Decimal, taxes: dict[int, Decimal], meta: list[Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "method_title": s.method_title,
+        "method_id": s.method_id,
+        "instance_id": "",
+        "total": money(total),
+        "total_tax": money(sum(taxes.values(), ZERO)),
+        "taxes": [{"id": r, "total": money(t), "subtotal": ""} for r, t in taxes.items()],
+        "tax_status": "taxable",
+        "meta_data": meta or [],
+    }
+
+
+def _fee_line(
+    item_id: int, f: FeeLine, total: Decimal, taxes: dict[int, Decimal], meta: list[Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "name": f.name,
+        "tax_class": "",
+        "tax_status": "taxable",
+        "amount": "",
+        "total": money(total),
+        "total_tax": money(sum(taxes.values(), ZERO)),
+        "taxes": [{"id": r, "total": money(t), "subtotal": ""} for r, t in taxes.items()],
+        "meta_data": meta or [],
+    }
 
 
 def _tax_line(line_id: int, rate: int, tax: Decimal, shipping_tax: Decimal) -> dict[str, Any]:

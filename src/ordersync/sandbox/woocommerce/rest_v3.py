@@ -383,11 +383,17 @@ class RestV3Api:
         )
 
     async def product(self, ctx: Ctx) -> Response:
-        """``GET products/<id>``: a product, not a variation (those live under their parent)."""
+        """``GET products/<id>``: a product, a variable one included, not a variation (those live
+        under their parent)."""
         wanted = int(ctx.request.path_params["id"])
         for product in BY_SKU.values():
             if product.id == wanted and not product.parent_id:
                 return json_response(_v3_product(product))
+        variations = [p for p in BY_SKU.values() if p.parent_id == wanted]
+        if variations:
+            parent = {**_v3_product(variations[0]), "id": wanted, "type": "variable", "sku": ""}
+            parent |= {"name": variations[0].parent_name, "parent_id": 0}
+            return json_response({**parent, "variations": [v.id for v in variations]})
         raise StoreError(404, "woocommerce_rest_product_invalid_id", "Invalid ID.")
 
 

@@ -550,7 +550,9 @@ class WooCommerceStore:
                 )
             lines: list[RefundLine] = []
             for item in body.get("line_items") or []:
-                lines.append(self._refund_line(order, item))
+                line = self._refund_line(order, item)
+                if line.quantity or line.total or any(line.taxes.values()):
+                    lines.append(line)  # wc_create_refund skips an item that refunds nothing
             when = at or self.now()
             full = amount == left
             refund = Refund(
@@ -570,7 +572,8 @@ class WooCommerceStore:
                     refund.meta.append((self.next_meta_id(), str(entry["key"]), entry.get("value")))
             order.refunds.append(refund)
             for rl in lines:
-                self.add_note(order.id, f"Item #{rl.line.product.id} stock increased.", at=when)
+                if isinstance(rl.line, Line):
+                    self.add_note(order.id, f"Item #{rl.line.product.id} stock increased.", at=when)
             if full:
                 self.set_status(order, "refunded", at=when)
             self._touch(order, at=when)
@@ -612,7 +615,9 @@ class WooCommerceStore:
     def _refund_line(self, order: Order, item: Any) -> RefundLine:
         if not isinstance(item, dict):
             raise StoreError(500, "woocommerce_rest_cannot_create_order_refund", "Invalid refund line.", 500)
-        line = next((x for x in order.lines if x.id == int(item.get("id") or 0)), None)
+        wanted = int(item.get("id") or 0)
+        items: list[Line | ShippingLine | FeeLine] = [*order.lines, *order.shipping_lines, *order.fees]
+        line = next((x for x in items if x.id == wanted), None)
         if line is None:
             raise StoreError(500, "woocommerce_rest_cannot_create_order_refund", "Invalid refund line.", 500)
         quantity = int(item.get("quantity") or 0)
