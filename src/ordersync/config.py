@@ -50,6 +50,12 @@ class HttpSettings(_Strict):
         ge=0,
         description="seconds one read keeps retrying a failing shop: long enough to ride out a restart",
     )
+    first_contact_for: float = Field(
+        30.0,
+        ge=0,
+        description="seconds to retry a shop that has not answered once in this run (a wrong host or "
+        "port, a DNS typo fails fast); once it has answered, retry_for applies",
+    )
     max_retries: int | None = Field(
         None, ge=0, le=1000, description="a cap on tries as well as time; none: retry_for alone decides"
     )
@@ -60,8 +66,8 @@ class HttpSettings(_Strict):
         2,
         ge=0,
         le=100,
-        description="times a checkpointed backfill that lost its shop for longer than retry_for "
-        "waits and resumes from its checkpoint by itself before it fails",
+        description="times a backfill that lost its shop for longer than retry_for waits and resumes "
+        "from its own checkpoint by itself before it fails",
     )
 
 
@@ -174,6 +180,27 @@ class WooCommerceShop(_ShopBase):
     page_size: int = Field(100, ge=1, le=100, description="per_page / filter[limit]; WooCommerce allows 100")
     statuses: list[str] = Field(default_factory=lambda: ["any"], min_length=1)
     notes: Literal["all", "none"] = Field("all", description="read each order's notes into comments")
+    own_notes: list[str] = Field(
+        default_factory=list,
+        description="regular expressions of notes this shop writes itself beyond WooCommerce's English "
+        "ones (its language's texts, a plugin's bookkeeping): never routed as comments",
+    )
+    route_api_notes: bool = Field(
+        True,
+        description="route notes posted through the API (author 'WooCommerce') that are not "
+        "WooCommerce's own texts; false: only notes a person wrote in the admin",
+    )
+
+    @field_validator("own_notes")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"own_notes: {pattern!r} is not a regular expression: {exc}") from None
+        return value
+
     refunds: bool = Field(True, description="read refund details (lines, taxes) of refunded orders")
     detail_concurrency: int = Field(8, ge=1, le=64, description="refund and note requests at once")
     sync_overlap: float = Field(

@@ -47,6 +47,8 @@ class HttpError(OrderSyncError):
         """The platform's error code (WooCommerce ``code``) when the body names one."""
         self.retry_after: float | None = None
         """Seconds the server asked us to wait (Retry-After) before the last failure, if it did."""
+        self.permanent = False
+        """Asking again cannot help (a certificate that does not verify): never retried or resumed."""
         where = f"shop {shop!r}: " if shop else ""
         answer = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"{where}{message} ({answer} from {url})")

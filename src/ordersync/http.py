@@ -66,7 +66,7 @@ def redact_url(url: str | httpx.URL) -> str:
 
 
 _MAX_TRIES = 1000
-"""A floor under the time budget: with no backoff configured, tries would otherwise spin."""
+"""A ceiling on tries beside the time budget: with no backoff configured they would otherwise spin."""
 
 
 class Action(Enum):
@@ -191,6 +191,8 @@ class HttpPolicy:
         self.retries = 0
         self.requests = 0
         """Every request sent, retries included: what a run cost the shop."""
+        self.answered = False
+        """Whether the shop has answered at all (any HTTP status) since this policy was made."""
 
     def timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.settings.timeout, connect=self.settings.connect_timeout)
@@ -211,14 +213,17 @@ class HttpPolicy:
     def _stopper(self, retry: bool) -> Callable[[RetryCallState], bool]:
         """Stop when the next pause would end past ``retry_for`` seconds since the first try (a budget
         in time, so a shop restarting for two minutes is waited out however the pauses fall), or
-        when ``max_retries`` is set and spent. ``retry=False`` sends once."""
+        when ``max_retries`` is set and spent. ``retry=False`` sends once. Until the shop has answered
+        once, the budget is ``first_contact_for``: a host or port that was never right fails fast."""
         started = self._clock()
-        budget = self.settings.retry_for
         cap = self.settings.max_retries
 
         def stop(state: RetryCallState) -> bool:
             if not retry or state.attempt_number > (_MAX_TRIES if cap is None else cap):
                 return True
+            budget = self.settings.retry_for
+            if not self.answered:
+                budget = min(budget, self.settings.first_contact_for)
             return self._clock() - started + (state.upcoming_sleep or 0.0) > budget
 
         return stop
@@ -288,8 +293,10 @@ class HttpPolicy:
             where, cause, permanent = _connection_problem(exc, client, url)
             error = TransportError(f"cannot reach {where}: {cause}", url=redact_url(shown), shop=self.shop)
             if permanent:
+                error.permanent = True
                 raise error from None  # a certificate does not get better by asking again
             raise _Retryable(error) from None
+        self.answered = True
         shown = redact_url(response.request.url)
         action = classify(response)
         status = response.status_code
@@ -386,7 +393,11 @@ def _connection_problem(
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, ssl.SSLCertVerificationError):
-            reason = cause.verify_message or cause.reason or "certificate verify failed"
+            reason = (
+                getattr(cause, "verify_message", None)
+                or getattr(cause, "reason", None)
+                or "certificate verify failed"
+            )
             return (
                 where,
                 f"certificate verify failed: {reason}; for a shop with its own CA set the shop's "

@@ -92,10 +92,13 @@ class CreateOrder(BaseModel):
     product_ids: dict[str, str] = Field(default_factory=dict)
 
     def mapped_product(self, line: LineItem) -> tuple[str, str] | None:
-        """(the target product the route names for ``line``, how the route named it), or None."""
-        for source_id in dict.fromkeys(i for i in (line.sold_product_id, line.product_id) if i):
-            if source_id in self.product_ids:
-                return self.product_ids[source_id], f"product id {source_id}"
+        """(the target product the route names for ``line``, how the route named it), or None.
+
+        What was sold first (a variation's own id), then the SKU; a variable product's id only for a
+        line that is no variation: mapping the parent would turn every size into one product."""
+        sold = line.sold_product_id or (line.product_id if not line.variation_id else None)
+        if sold and sold in self.product_ids:
+            return self.product_ids[sold], f"product id {sold}"
         if line.sku and line.sku in self.products:
             return self.products[line.sku], f"SKU {line.sku!r}"
         return None

@@ -141,7 +141,7 @@ def test_a_backfill_waits_out_bad_gateways_and_refused_connections(outage: Calla
 def test_past_the_retry_budget_the_backfill_resumes_from_its_checkpoint(
     outage: Callable[..., Outage],
 ) -> None:
-    shop = outage(retry_for=0.6, backoff_max=0.2, resumes=3)
+    shop = outage(retry_for=0.6, backoff_max=1.0, resumes=3)
     down = shop.take_down(checkpointed=True, bad_gateway=1.5, refused=0)
     stats = shop.backfill()
     down.join(timeout=10)
@@ -166,3 +166,29 @@ def test_an_outage_past_every_resume_fails_the_run_saying_how_long_it_tried(
     (run,) = records.last_runs(shop.state, "shop")
     assert run.status == "failed"
     assert 0 < len(shop.mirrored()) < len(shop.ids)  # what was fetched before stays committed
+
+
+@pytest.mark.parametrize("outage", ["woocommerce"], indirect=True)
+def test_a_restart_that_loses_the_shop_before_its_first_batch_fails_and_never_takes_the_old_checkpoint(
+    outage: Callable[..., Outage],
+) -> None:
+    shop = outage(retry_for=0.3, backoff_max=0.1, resumes=2)
+    shop.take_down(checkpointed=True, bad_gateway=30, refused=0).join(timeout=0.01)
+    with pytest.raises((ServerError, BadResponseError)):
+        shop.backfill()  # leaves an unfinished checkpoint part-way
+    assert not records.get_cursor(shop.state, "shop", "backfill")["done"]  # type: ignore[index]
+    shop.settings.mirror.path.unlink()  # the mirror is rebuilt: a restart is asked for
+    # The shop fails again before the restart commits anything, and is back 0.5 s later: resuming
+    # then would take the old checkpoint, skip the orders before it and call the run complete.
+    shop.app.outage(0.5)
+    mirror = Mirror(shop.settings.mirror.path)
+    with pytest.raises((ServerError, BadResponseError)):
+        asyncio.run(
+            backfill_shop(shop.settings.shops[0], shop.settings, mirror, store=shop.state, restart=True)
+        )
+    time.sleep(0.6)
+    stats = asyncio.run(
+        backfill_shop(shop.settings.shops[0], shop.settings, mirror, store=shop.state, restart=True)
+    )
+    assert "resumed_from" not in stats.details and stats.incomplete is None
+    assert sorted(shop.mirrored()) == sorted(shop.ids)

@@ -172,3 +172,18 @@ def test_a_combined_rate_figure_is_split_only_where_the_order_proves_it() -> Non
     assert [t.combined_total for t in unknown] == [Decimal("7.77"), Decimal(1)]
     split = {"tax_total": Decimal("6.84"), "shipping_tax_total": Decimal("0.93")}
     assert _order("0.93", split).tax_lines[0].combined_total == Decimal("7.77")
+
+
+def test_a_legacy_line_is_a_variation_by_its_attribute_meta_not_by_any_meta() -> None:
+    ctx = MEL
+    variation = c.product_unless_variation(
+        ["21", [{"key": "size", "value": "M", "label": "Size"}], "T-Shirt - M"], ctx
+    )
+    taxonomy = c.product_unless_variation(["22", [{"key": "pa_colour", "value": "blue"}], "Mug"], ctx)
+    backordered = c.product_unless_variation(["14", [{"key": "Backordered", "value": "1"}], "Mug"], ctx)
+    add_on = c.product_unless_variation(
+        ["15", [{"key": "gift-note", "value": "Happy birthday"}], "Card"], ctx
+    )
+    simple = c.product_unless_variation([16, [], "Beans - Dark"], ctx)
+    assert (variation, taxonomy) == (None, None)
+    assert (backordered, add_on, simple) == ("14", "15", "16")

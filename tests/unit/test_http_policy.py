@@ -187,6 +187,7 @@ def outage(clock: Clock, seconds: float, refused_for: float = 30.0):
 def test_default_policy_rides_out_a_two_minute_outage_with_capped_pauses() -> None:
     clock = Clock()
     policy = HttpPolicy(HttpSettings(), shop="demo", sleep=clock.sleep, clock=clock, jitter=lambda: 1.0)
+    policy.answered = True  # the shop answered earlier in the run, then went down
     assert run(policy, outage(clock, 120)).data == {"orders": []}
     assert clock.now >= 120
     assert max(clock.sleeps) == HttpSettings().backoff_max  # pauses grow, then stay at the cap
@@ -198,6 +199,7 @@ def test_an_outage_longer_than_the_budget_fails_within_it_saying_how_long() -> N
     clock = Clock()
     settings = HttpSettings(retry_for=300)
     policy = HttpPolicy(settings, shop="demo", sleep=clock.sleep, clock=clock, jitter=lambda: 1.0)
+    policy.answered = True
     with pytest.raises(BadResponseError) as info:
         run(policy, outage(clock, 10_000))
     assert clock.now <= 300  # never sleeps past the budget
@@ -221,3 +223,29 @@ def test_max_retries_still_caps_tries_when_set() -> None:
     with pytest.raises(ServerError):
         run(policy, handler)
     assert len(handler.seen) == 3
+
+
+def test_a_shop_that_never_answered_fails_within_the_first_contact_budget() -> None:
+    """A wrong port or host is not waited on for five minutes: until the shop has answered once in the
+    run, refused connections get ``first_contact_for``; a 502 is an answer, and gets the whole budget."""
+    clock = Clock()
+    policy = HttpPolicy(HttpSettings(), shop="demo", sleep=clock.sleep, clock=clock, jitter=lambda: 1.0)
+    with pytest.raises(TransportError, match=r"(?i)connection refused"):
+        run(policy, outage(clock, 10_000, refused_for=10_000))
+    assert 15 < clock.now <= HttpSettings().first_contact_for
+    gateway = Clock()
+    policy = HttpPolicy(HttpSettings(), shop="demo", sleep=gateway.sleep, clock=gateway, jitter=lambda: 1.0)
+    assert run(policy, outage(gateway, 120, refused_for=0)).data == {"orders": []}
+    assert gateway.now >= 120
+
+
+def test_a_certificate_that_does_not_verify_is_permanent() -> None:
+    import ssl
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cause = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+        raise httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]", request=request) from cause
+
+    with pytest.raises(TransportError) as info:
+        run(policy(Recorder()), handler)
+    assert info.value.permanent

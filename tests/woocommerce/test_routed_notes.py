@@ -7,8 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ordersync.writeback.observe import routed_comment
+import pytest
+from pydantic import ValidationError
+
+from ordersync.config import WooCommerceShop
+from ordersync.writeback.observe import DEFAULT_NOTES, note_filter
 from tests.woocommerce.conftest import recorded
+
+routed_comment = DEFAULT_NOTES.routed
 
 
 def recorded_notes() -> list[dict[str, Any]]:
@@ -50,5 +56,39 @@ def test_woocommerce_texts_that_are_never_routed_and_people_who_always_are() -> 
         assert not routed_comment("woocommerce", "WooCommerce", text), text
         assert not routed_comment("woocommerce", None, text), text  # the legacy API names no author
     assert routed_comment("woocommerce", "WooCommerce", "Private: packed by warehouse team B.")
-    assert routed_comment("woocommerce", "Kim", "Order status changed from A to B.")  # a person wrote it
+    assert routed_comment("woocommerce", "Kim", "Please call before delivery")
+    # WooCommerce writes a status changed by hand or by bulk edit under the admin's name.
+    assert not routed_comment(
+        "woocommerce",
+        "Kim",
+        "Order status changed by bulk edit: Order status changed from Processing to Completed.",
+    )
+    assert not routed_comment("woocommerce", "Kim", "Unable to reduce stock for item Mug.")
+    assert routed_comment("woocommerce", "WooCommerce", "Refunded 5 EUR for the late parcel")  # a message
     assert routed_comment("webcommander", None, "Order status changed from A to B.")
+
+
+def _shop(**fields: object) -> WooCommerceShop:
+    return WooCommerceShop.model_validate(
+        {"name": "w", "platform": "woocommerce", "base_url": "https://shop.example", "consumer_key": "ck",
+         "consumer_secret": "cs", **fields}
+    )  # fmt: skip
+
+
+def test_a_shop_in_another_language_names_its_own_notes_or_routes_people_only() -> None:
+    german = note_filter(
+        _shop(own_notes=[r"^Bestellstatus von .+ auf .+ geändert\.", r"^E-Mail .+ gesendet"])
+    )
+    assert not german.routed(
+        "woocommerce", "WooCommerce", "Bestellstatus von Ausstehend auf In Bearbeitung geändert."
+    )
+    assert not german.routed("woocommerce", "WooCommerce", 'E-Mail "Neue Bestellung" gesendet.')
+    assert german.routed("woocommerce", "WooCommerce", "Bitte vor der Lieferung anrufen")
+    people_only = note_filter(_shop(route_api_notes=False))
+    assert not people_only.routed("woocommerce", "WooCommerce", "CRM: customer asked for gift wrap")
+    assert people_only.routed("woocommerce", "Kim", "CRM: customer asked for gift wrap")
+
+
+def test_a_pattern_that_is_not_a_regular_expression_is_a_config_error() -> None:
+    with pytest.raises(ValidationError, match="own_notes: '\\(' is not a regular expression"):
+        _shop(own_notes=["("])

@@ -289,14 +289,25 @@ def first_id(values: list[Any], ctx: MappingContext) -> str | None:
     return None
 
 
+_ATTRIBUTE_KEY = re.compile(r"^[a-z0-9_-]+$")
+
+
 def product_unless_variation(values: list[Any], ctx: MappingContext) -> str | None:
-    """The legacy API's ``product_id``, unless the line's meta shows variation attributes: that id is
-    then the variation's, and the product it belongs to is not given (None, never the wrong id)."""
-    product_id, meta = values
-    if isinstance(meta, list) and any(
-        isinstance(m, dict) and not str(m.get("key", "")).startswith("_") for m in meta
-    ):
-        return None
+    """The legacy API's ``product_id``, unless the line is a variation: that id is then the
+    variation's, and the product it belongs to is not given (None, never the wrong id).
+
+    A variation line's meta holds its attributes under their slugs (``pa_size``, ``colour``) with the
+    values WooCommerce also puts in the line's name ("T-Shirt - S"); other visible meta (core's
+    "Backordered", an add-on's label) has neither shape and leaves a simple product's id alone."""
+    product_id, meta, name = values
+    _, dash, suffix = str(name or "").rpartition(" - ")
+    in_name = {part.strip().lower() for part in suffix.split(",")} if dash else set()
+    for entry in meta if isinstance(meta, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        key, value = str(entry.get("key", "")), str(entry.get("value", "")).strip().lower()
+        if key.startswith("pa_") or (_ATTRIBUTE_KEY.match(key) and value in in_name):
+            return None
     return id_nonzero(product_id, ctx)
 
 

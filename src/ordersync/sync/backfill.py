@@ -25,6 +25,7 @@ import structlog
 
 from ordersync.config import Settings, ShopConfig, WebCommanderShop
 from ordersync.errors import BadResponseError, ServerError, TransportError
+from ordersync.http import HttpPolicy
 from ordersync.mapping import load_mapping
 from ordersync.mirror.store import Mirror
 from ordersync.platforms.webcommander.extract import Listing
@@ -138,18 +139,36 @@ async def backfill_shop(
     incremental sync starts from.
     """
     stats = RunStats(shop=shop.name, kind=kind)
+    # One policy for every attempt: its counts are the run's, and a shop that answered once is known
+    # to exist (an outage gets the whole retry budget, not the first-contact one).
+    policy = HttpPolicy(settings.http, shop=shop.name)
     async with recorded_run(store, stats):
         resumes = settings.http.resumes if store is not None and limit is None else 0
+        own: dict[str, Any] = {}
         for resumed in range(resumes + 1):
             try:
                 await _backfill(
-                    shop, settings, mirror, stats, since, limit, progress, transport, pool, store, restart
+                    shop,
+                    settings,
+                    mirror,
+                    stats,
+                    since,
+                    limit,
+                    progress,
+                    transport,
+                    pool,
+                    store,
+                    restart,
+                    policy,
+                    own,
                 )
                 break
             except _OUTAGE as exc:
-                if resumed == resumes:
+                # Resumed only from a checkpoint this run wrote or took over: a restart that failed
+                # before its first batch leaves an older run's, which must not be taken. Never for
+                # an error asking again cannot cure.
+                if resumed == resumes or exc.permanent or not _is_own_checkpoint(store, shop, own):
                     raise
-                # Every batch before the failure is committed and checkpointed: start again from there.
                 restart = False
                 stats.details["outage_resumes"] = resumed + 1
                 pause = min(settings.http.backoff_max, settings.http.retry_for)
@@ -170,6 +189,8 @@ async def _backfill(
     pool: Executor | None,
     store: StateStore | None,
     restart: bool,
+    policy: HttpPolicy,
+    own: dict[str, Any],
 ) -> None:
     checkpoint: dict[str, Any] | None = None
     start: int | None = None
@@ -190,11 +211,12 @@ async def _backfill(
                 "kind": stats.kind,  # a WebCommander sync is a scan checkpointed like a backfill
             }
         checkpoint |= {"done": False}
+        own["started_at"] = checkpoint["started_at"]
     own_pool = pool is None and settings.workers > 0
     if own_pool:
         pool = mapping_pool(settings.workers)
     try:
-        async with open_source(shop, settings.http, transport=transport) as (source, policy):
+        async with open_source(shop, settings.http, transport=transport, policy=policy) as (source, _):
             known = await asyncio.to_thread(mirror.known_hashes, source.platform.value, shop.name)
             prefilter = (
                 Prefilter(known, load_mapping(source.mapping).version, source.orders_key) if known else None
@@ -228,8 +250,8 @@ async def _backfill(
                     on_batch=keeper,
                 )
             finally:
-                stats.retries += policy.retries  # a resumed run adds to what the first attempt cost
-                stats.details["requests"] = stats.details.get("requests", 0) + policy.requests
+                stats.retries = policy.retries  # the run's, across resumed attempts
+                stats.details["requests"] = policy.requests
             complete = True
             if isinstance(source, WebCommanderSource) and source.scan is not None:
                 complete = await asyncio.to_thread(_judge_scan, source, store, stats, mirror, since, limit)
@@ -271,6 +293,14 @@ def _judge_scan(
         gone, back = mirror.mark_presence(source.platform.value, source.shop.name, report.seen)
         stats.details |= {"disappeared": gone, "reappeared": back}
     return True
+
+
+def _is_own_checkpoint(store: StateStore | None, shop: ShopConfig, own: dict[str, Any]) -> bool:
+    """Whether the stored checkpoint is the one this run wrote or took over, with a position."""
+    if store is None or "started_at" not in own:
+        return False
+    current = records.get_cursor(store, shop.name, BACKFILL) or {}
+    return current.get("started_at") == own["started_at"] and current.get("position") is not None
 
 
 def _step_back(shop: ShopConfig, position: Any) -> Any:

@@ -53,7 +53,8 @@ class RunStats:
     retries: int = 0
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
-    """What else a run measured (resume point, requests, notes re-read); kept in the run history."""
+    """What else a run measured (resume point, requests, notes re-read); kept in the run history.
+    Counts are the work done: a run that resumed after an outage counts what it read again."""
     incomplete: str | None = None
     """Why the run cannot prove it read everything: it then ends ``incomplete``, never ``ok``."""
 

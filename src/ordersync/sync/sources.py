@@ -216,8 +216,10 @@ async def open_source(
     http: HttpSettings,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    policy: HttpPolicy | None = None,
 ) -> AsyncIterator[tuple[Source, HttpPolicy]]:
-    policy = HttpPolicy(http, shop=shop.name)
+    """A source for one shop; ``policy`` carries one run's retry state and counts across attempts."""
+    policy = policy or HttpPolicy(http, shop=shop.name)
     if isinstance(shop, WebCommanderShop):
         source = WebCommanderSource(shop, policy, transport)
         try:

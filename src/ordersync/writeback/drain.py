@@ -39,7 +39,7 @@ from ordersync.state import links as state_links
 from ordersync.state import outbox
 from ordersync.state.store import StateStore
 from ordersync.writeback.effects import already_true, baseline_of, find_effect
-from ordersync.writeback.observe import from_order, item_id, routed_comment
+from ordersync.writeback.observe import NoteFilter, from_order, item_id, note_filter
 from ordersync.writeback.tracking import amount_sig, expect_effect, know, state_of, text_sig
 from ordersync.writeback.writer import Writer
 
@@ -83,9 +83,13 @@ class Drainer:
         self.jitter = jitter
         self.stats = DrainStats()
         http = settings.http
-        self.lease = timedelta(seconds=(http.retry_for + http.max_retry_after + http.timeout) * 2 + 60)
-        """Long enough for an operation's reads before its send, each with every retry and Retry-After
-        it may take; renewed before each operation and each send."""
+        self.lease = timedelta(seconds=(http.retry_for + http.max_retry_after + http.timeout) * 4 + 60)
+        """Long enough for the reads between two renewals (a replication's source and copy fetched
+        after its send: four requests), each with every retry and Retry-After it may take; renewed
+        before each operation and each send."""
+
+    def _notes(self, shop: str) -> NoteFilter:
+        return note_filter(self.settings.shop(shop))
 
     # -- driving ------------------------------------------------------------------------------------
     async def drain(self, ids: list[int] | None = None, *, max_rounds: int = 100) -> DrainStats:
@@ -269,7 +273,9 @@ class Drainer:
             if row.origin == "route":
                 # A person's push is their change to this shop and may flow on; a routed one must not.
                 states = state_links.tracked_states(connection, row.shop, [current.external_id])
-                state = states.get(current.external_id) or state_of(from_order(current))
+                state = states.get(current.external_id) or state_of(
+                    from_order(current, self._notes(row.shop))
+                )
                 _remember(state, op, applied)
                 written = "payment_status" if isinstance(op, SetPaymentStatus) else "status"
                 if (
@@ -373,6 +379,7 @@ class Drainer:
         if not created:
             raise OperationRejected("the shop answered the order creation without an order id")
         assert op.order is not None
+        sent = op.order
         # The source as it is now, not as the first attempt saw it: what changed there meanwhile was
         # not routed (the order had no link yet), so the catch-up must carry it.
         source_now = op.order
@@ -385,8 +392,8 @@ class Drainer:
         difference: Decimal | None = None
         try:
             replica = await self.writers[row.shop].fetch(created)
-            target_state = state_of(from_order(replica))
-            difference = replica.total - source_now.total
+            target_state = state_of(from_order(replica, self._notes(row.shop)))
+            difference = replica.total - sent.total  # against what was sent, not a later change
         except Exception as exc:
             log.warning("outbox.created_fetch_failed", shop=row.shop, order=created, error=_summary(exc))
         if difference:
@@ -395,7 +402,7 @@ class Drainer:
                 "outbox.replica_total_differs",
                 source=f"{op.source_shop}:{op.source_order_id}",
                 target=f"{row.shop}:{created}",
-                source_total=str(source_now.total),
+                source_total=str(sent.total),
                 difference=str(difference),
             )
         route = next(
@@ -418,7 +425,10 @@ class Drainer:
             if not state_links.tracked_states(connection, op.source_shop, [op.source_order_id]):
                 # Linked to a third shop already: its tracked state (and expectations) stays.
                 state_links.save_state(
-                    connection, op.source_shop, op.source_order_id, state_of(from_order(source_now))
+                    connection,
+                    op.source_shop,
+                    op.source_order_id,
+                    state_of(from_order(source_now, self._notes(op.source_shop))),
                 )
             if target_state is not None and not state_links.tracked_states(connection, row.shop, [created]):
                 state_links.save_state(connection, row.shop, created, target_state)
@@ -469,6 +479,7 @@ def _catch_up(
     """What the new order lacks that its route carries: the source's status, payments, refunds and
     comments as they were when it was copied (a new order starts pending, unpaid, with no comments).
     Keys are the ones routing would use, so nothing is queued twice."""
+    notes = note_filter(settings.shop(op.source_shop))
     from ordersync.mapping.statuses import platform_value
 
     order = op.order
@@ -516,7 +527,7 @@ def _catch_up(
             )
     if "comments" in changes:
         for comment in order.comments:
-            if not routed_comment(order.platform.value, comment.author, comment.text):
+            if not notes.routed(order.platform.value, comment.author, comment.text):
                 continue
             out.append(
                 (

@@ -22,17 +22,18 @@ writes in the admin carries their name. So the author alone cannot tell bookkeep
 WOOCOMMERCE_OWN_NOTES = re.compile(
     "|".join(
         (
-            r"Order status changed from .+ to .+\.",  # anywhere: a gateway's text may come first
-            r"^Order status set to ",
+            r"Order status changed from .+ to .+\.",  # anywhere: a gateway's or a bulk edit's text may lead
+            r"Order status set to .+\.",
             r"^Email \".+\" sent\.",
+            r"email notification manually sent\.",
+            r"^Order details (manually )?sent to ",
             r"^Stock levels (reduced|increased)",
             r"^Item #\S+ (variation #\S+ )?stock (increased|reduced|decreased)",
+            r"^Unable to (reduce|restore) stock for item ",
             r"^Adjusted stock: ",
             r"^(Added|Deleted|Removed) line items?: ",
             r"^Coupon (applied|removed)",
-            r"^Order details (manually )?sent to ",
-            r"^Refunded .+",
-            r"^Order fully refunded",
+            r"^Order fully refunded\.",
             r"^Unpaid order cancelled",
             r"^Order cancelled by customer",
             r"^Awaiting (BACS|check|cheque) payment",
@@ -41,8 +42,37 @@ WOOCOMMERCE_OWN_NOTES = re.compile(
     ),
     re.IGNORECASE,
 )
-"""The notes WooCommerce itself writes (English texts of WooCommerce core), which are each shop's own
-bookkeeping and are never routed; any other note is someone's message and is, whoever posted it."""
+"""The notes WooCommerce core itself writes, in English, whoever it names as author (a status changed
+by hand or by bulk edit is written under the admin's name). They are each shop's own bookkeeping and
+are never routed; any other note is someone's message and is, whoever posted it."""
+
+
+@dataclass(frozen=True)
+class NoteFilter:
+    """Which of a shop's comments are messages to route. On WooCommerce: not the texts WooCommerce
+    writes (``WOOCOMMERCE_OWN_NOTES``, plus the shop's ``own_notes`` patterns, e.g. its language's
+    texts); and, with ``api_notes`` off, only notes a person wrote in the admin."""
+
+    own: re.Pattern[str] | None = None
+    api_notes: bool = True
+
+    def routed(self, platform: str, author: str | None, text: str) -> bool:
+        if platform != "woocommerce":
+            return True
+        body = text.strip()
+        if WOOCOMMERCE_OWN_NOTES.search(body) or (self.own is not None and self.own.search(body)):
+            return False
+        return self.api_notes or (author or "WooCommerce") not in SYSTEM_AUTHORS
+
+
+DEFAULT_NOTES = NoteFilter()
+
+
+def note_filter(shop: Any) -> NoteFilter:
+    """The filter a shop's config asks for (a WooCommerce shop's ``own_notes`` and ``route_api_notes``)."""
+    patterns = getattr(shop, "own_notes", None) or []
+    own = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) if patterns else None
+    return NoteFilter(own=own, api_notes=getattr(shop, "route_api_notes", True))
 
 
 def text_sig(text: str) -> str:
@@ -63,15 +93,6 @@ def item_id(external_id: str | None, *, text: str | None = None, amount: Decimal
     return f"amount:{amount_sig(amount if amount is not None else Decimal(0))}"
 
 
-def routed_comment(platform: str, author: str | None, text: str) -> bool:
-    """A comment to route: on WooCommerce, one a person wrote, or one whose text is not WooCommerce's
-    own (another integration's, posted through the API). ordersync's own notes coming back are not
-    routed either: they match what the write expected (tracking.py)."""
-    if platform != "woocommerce" or (author or "WooCommerce") not in SYSTEM_AUTHORS:
-        return True
-    return not WOOCOMMERCE_OWN_NOTES.search(text.strip())
-
-
 @dataclass(frozen=True)
 class Observed:
     order_id: str
@@ -90,7 +111,7 @@ class Observed:
     """(id, amount, gateway) of payments that went through"""
 
 
-def from_order(order: Order) -> Observed:
+def from_order(order: Order, notes: NoteFilter = DEFAULT_NOTES) -> Observed:
     return Observed(
         order_id=order.external_id,
         number=order.number,
@@ -102,7 +123,7 @@ def from_order(order: Order) -> Observed:
         comments=[
             (item_id(c.external_id, text=c.text), c.text, c.customer_visible)
             for c in order.comments
-            if routed_comment(order.platform.value, c.author, c.text)
+            if notes.routed(order.platform.value, c.author, c.text)
         ],
         refunds=[(item_id(r.external_id, amount=r.amount), r.amount, r.reason) for r in order.refunds],
         payments=[
@@ -131,6 +152,7 @@ def changed_orders(
     after: tuple[datetime, str],
     created_since: datetime,
     linked: list[str],
+    notes: NoteFilter = DEFAULT_NOTES,
 ) -> list[Observed]:
     """Orders the mirror rewrote after ``after`` (a ``(loaded_at, order_id)`` position: one batch
     shares a ``loaded_at``) that routing cares about: linked ones, and ones
@@ -162,7 +184,7 @@ def changed_orders(
         )
         for order_id, found, a, b, *rest in con.execute(sql, scope).fetchall():
             if kind == "comments":
-                if routed_comment(platform, rest[0], a):
+                if notes.routed(platform, rest[0], a):
                     children[order_id][kind].append((item_id(found, text=a), a, bool(b)))
             else:
                 children[order_id][kind].append((item_id(found, amount=Decimal(a)), Decimal(a), b))

@@ -40,7 +40,7 @@ from ordersync.operations import (
 from ordersync.state import links as state_links
 from ordersync.state import outbox, records
 from ordersync.state.store import StateStore
-from ordersync.writeback.observe import Observed, changed_orders
+from ordersync.writeback.observe import Observed, changed_orders, note_filter
 from ordersync.writeback.tracking import Changes, InFlight, amount_sig, diff, state_of, text_sig
 
 log = structlog.get_logger("ordersync.routing")
@@ -117,6 +117,7 @@ def route_shop(settings: Settings, store: StateStore, mirror: Mirror, shop: Shop
             after=after,
             created_since=min(replicating.values(), default=_NEVER),
             linked=list(linked),
+            notes=note_filter(shop),
         )
     router = _Router(settings, shop, outgoing, replicating, stats)
     for start in range(0, len(observed), CHUNK):
