@@ -38,9 +38,15 @@ WOO_SECRET = "cs_sandbox_read_write_0000000000000000000000"
 
 
 def start_sandbox(
-    platform: str, orders: int, latency_ms: float, max_cap: int = 50
+    platform: str,
+    orders: int,
+    latency_ms: float,
+    max_cap: int = 50,
+    *,
+    port: int | None = None,
+    extra: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
+    port = port or free_port()
     port_flag = "--port" if platform == "webcommander" else "--woo-port"
     proc = subprocess.Popen(
         [
@@ -59,6 +65,7 @@ def start_sandbox(
             str(latency_ms),
             "--max-cap",
             str(max_cap),
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

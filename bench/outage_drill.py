@@ -23,36 +23,12 @@ from pathlib import Path
 
 import duckdb
 
-from backfill_bench import ROOT, free_port, shop_config
+from backfill_bench import ROOT, free_port, shop_config, start_sandbox
 
 
 def sandbox(platform: str, port: int, orders: int, bad_gateway: float) -> subprocess.Popen[str]:
-    port_flag = "--port" if platform == "webcommander" else "--woo-port"
-    outage = ["--outage-after", "0", "--outage-for", str(bad_gateway)] if bad_gateway else []
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ordersync.cli",
-            "sandbox",
-            "--only",
-            platform,
-            port_flag,
-            str(port),
-            "--orders",
-            str(orders),
-            *outage,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip() == "ready":
-            return proc
-    raise RuntimeError("sandbox did not start")
+    outage = ("--outage-after", "0", "--outage-for", str(bad_gateway)) if bad_gateway else ()
+    return start_sandbox(platform, orders, 0.0, port=port, extra=outage)[0]
 
 
 def checkpointed(state: Path) -> bool:
