@@ -146,6 +146,25 @@ def run_backfill(shop: dict[str, object], workdir: Path) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def run_peer(platform: str, base_url: str, workdir: Path) -> dict[str, float]:
+    """The minimal peer pipeline (bench/peers/minimal.py) on the same sandbox, in a fresh process."""
+    peer = Path(__file__).parent / "peers" / "minimal.py"
+    args = [sys.executable, str(peer), "--platform", platform, "--base-url", base_url]
+    done = subprocess.run(
+        [*args, "--db", str(workdir / "peer.duckdb")], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _peer_cells(result: dict[str, float], peer: dict[str, float] | None) -> str:
+    if not peer:
+        return f"{'-':>7} {'-':>6} {'-':>8}"
+    ratio = result["orders_per_s"] / peer["orders_per_s"]
+    return f"{peer['orders_per_s']:>7,.0f} {ratio:>5.2f}x {peer['peak_rss_mb']:>8.0f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -159,6 +178,7 @@ def main() -> None:
     parser.add_argument(
         "--max-cap", type=int, default=50, help="WebCommander sandbox: orders a page at most (0: none)"
     )
+    parser.add_argument("--no-peer", action="store_true", help="skip the minimal peer pipeline")
     args = parser.parse_args()
     sizes = args.orders or [10_000, 100_000]
     latencies = args.latency if args.latency is not None else [0.0, 50.0]
@@ -166,7 +186,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; page size {args.page_size}, concurrency {args.concurrency}")
     print(
         f"{'platform':>12} {'notes':>5} {'orders':>8} {'latency':>8} {'seconds':>8} {'orders/s':>9} "
-        f"{'peak RSS MB':>12} {'worker MB':>10} {'requests':>9} {'1st page s':>10} {'1st batch s':>11}"
+        f"{'peak RSS MB':>12} {'worker MB':>10} {'requests':>9} {'1st page s':>10} {'1st batch s':>11} "
+        f"{'peer/s':>7} {'ratio':>6} {'peer MB':>8}"
     )
     for platform in platforms:
         note_modes = ["-"] if platform == "webcommander" else (args.notes or ["none", "all"])
@@ -181,6 +202,11 @@ def main() -> None:
                             # The WooCommerce sandbox keeps ~2 % of its orders in the trash, which
                             # `status=any` leaves out, as on a real shop.
                             assert result["orders"] == result["loaded"] > 0.95 * n, result
+                            # The peer reads no notes or refunds: compared where ordersync reads none.
+                            peer = None
+                            if not args.no_peer and notes != "all":
+                                peer = run_peer(platform, url, Path(tmp))
+                                assert peer["orders"] == result["orders"], (peer, result)
                     finally:
                         sandbox.terminate()
                         sandbox.wait()
@@ -188,7 +214,8 @@ def main() -> None:
                         f"{platform:>12} {notes:>5} {n:>8,} {latency:>6.0f}ms {result['seconds']:>8.2f} "
                         f"{result['orders_per_s']:>9,.0f} {result['peak_rss_mb']:>12.0f} "
                         f"{result['worker_rss_mb']:>10.0f} {result['requests']:>9,} "
-                        f"{result['first_page_s']:>10.2f} {result['first_batch_s']:>11.2f}",
+                        f"{result['first_page_s']:>10.2f} {result['first_batch_s']:>11.2f} "
+                        + _peer_cells(result, peer),
                         flush=True,
                     )
 
