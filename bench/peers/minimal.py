@@ -68,6 +68,19 @@ def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def _addresses(raw: dict[str, Any], postcode_key: str) -> list[Address]:
+    return [
+        Address(
+            kind=kind,
+            city=_text(address.get("city")),
+            postcode=_text(address.get(postcode_key)),
+            country=_text(address.get("country")),
+        )
+        for kind in ("billing", "shipping")
+        if isinstance(address := raw.get(kind), dict)
+    ]
+
+
 def woocommerce_order(raw: dict[str, Any]) -> Order:
     return Order(
         order_id=str(raw["id"]),
@@ -86,16 +99,7 @@ def woocommerce_order(raw: dict[str, Any]) -> Order:
             )
             for li in raw["line_items"]
         ],
-        addresses=[
-            Address(
-                kind=k,
-                city=_text(a.get("city")),
-                postcode=_text(a.get("postcode")),
-                country=_text(a.get("country")),
-            )
-            for k in ("billing", "shipping")
-            if isinstance(a := raw.get(k), dict)
-        ],
+        addresses=_addresses(raw, "postcode"),
     )
 
 
@@ -119,16 +123,7 @@ def webcommander_order(raw: dict[str, Any]) -> Order:
             )
             for li in raw["items"]
         ],
-        addresses=[
-            Address(
-                kind=k,
-                city=_text(a.get("city")),
-                postcode=_text(a.get("postCode")),
-                country=_text(a.get("country")),
-            )
-            for k in ("billing", "shipping")
-            if isinstance(a := raw.get(k), dict)
-        ],
+        addresses=_addresses(raw, "postCode"),
     )
 
 
