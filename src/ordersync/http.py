@@ -210,12 +210,11 @@ class HttpPolicy:
         retry_after = exc.retry_after if isinstance(exc, _Retryable) else None
         return self.backoff(state.attempt_number, retry_after)
 
-    def _stopper(self, retry: bool) -> Callable[[RetryCallState], bool]:
+    def _stopper(self, retry: bool, started: float) -> Callable[[RetryCallState], bool]:
         """Stop when the next pause would end past ``retry_for`` seconds since the first try (a budget
         in time, so a shop restarting for two minutes is waited out however the pauses fall), or
         when ``max_retries`` is set and spent. ``retry=False`` sends once. Until the shop has answered
         once, the budget is ``first_contact_for``: a host or port that was never right fails fast."""
-        started = self._clock()
         cap = self.settings.max_retries
 
         def stop(state: RetryCallState) -> bool:
@@ -256,8 +255,9 @@ class HttpPolicy:
         ``retry=False`` sends once: for writes that are not idempotent, where a timeout or a 5xx may
         still have taken effect, so only the outbox (which first looks for the effect) may try again.
         ``allow_empty`` accepts an empty 2xx body (a 204) as ``None``."""
+        started, tries = self._clock(), 0
         kwargs: dict[str, Any] = {
-            "stop": self._stopper(retry),
+            "stop": self._stopper(retry, started),
             "wait": self._wait,
             "retry": retry_if_exception_type(_Retryable),
             "before_sleep": self._before_sleep,
@@ -265,7 +265,6 @@ class HttpPolicy:
         }
         if self._sleep is not None:
             kwargs["sleep"] = self._sleep
-        started, tries = self._clock(), 0
         try:
             async for attempt in AsyncRetrying(**kwargs):
                 tries += 1

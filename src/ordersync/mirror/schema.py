@@ -207,8 +207,19 @@ ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {
 }
 """Columns added after a table was first released: last in the table, so that a new file and one
 that gained them by ALTER TABLE have the same column order."""
-for _table, _columns in ADDED_COLUMNS.items():
-    TABLES[_table].extend(_columns)
+
+
+def with_added_columns(
+    tables: dict[str, list[tuple[str, str]]], added: dict[str, list[tuple[str, str]]]
+) -> list[str]:
+    """Append ``added`` to their tables' definitions; return the statements that give an older file
+    the same columns in the same order."""
+    for table, columns in added.items():
+        tables[table].extend(columns)
+    return [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} {k}" for t, cs in added.items() for c, k in cs]
+
+
+_ADD_COLUMNS = with_added_columns(TABLES, ADDED_COLUMNS)
 
 ORDER_TABLES = list(TABLES)
 """Tables whose rows belong to one order and are replaced together when the order changes."""
@@ -281,9 +292,5 @@ def create_statements() -> list[str]:
         f"CREATE TABLE IF NOT EXISTS order_events ({', '.join(f'{c} {t}' for c, t in ORDER_EVENTS)})"
     )
     statements.extend(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in ORDERS_MAINTAINED)
-    statements.extend(
-        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {c} {t}"
-        for table, columns in ADDED_COLUMNS.items()
-        for c, t in columns
-    )
+    statements.extend(_ADD_COLUMNS)
     return statements

@@ -21,7 +21,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from ordersync.mirror.schema import arrow_type
+from ordersync.mirror.schema import arrow_type, with_added_columns
 
 SYNC_TABLES: dict[str, list[tuple[str, str]]] = {
     "sync_links": [
@@ -30,7 +30,6 @@ SYNC_TABLES: dict[str, list[tuple[str, str]]] = {
         ("target_shop", "VARCHAR"),
         ("target_order_id", "VARCHAR"),
         ("created_at", "TIMESTAMPTZ"),
-        ("total_difference", "DECIMAL(18,4)"),
     ],
     "sync_operations": [
         ("id", "BIGINT"),
@@ -67,6 +66,10 @@ SYNC_TABLES: dict[str, list[tuple[str, str]]] = {
         ("detected_at", "TIMESTAMPTZ"),
     ],
 }
+
+SYNC_ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {"sync_links": [("total_difference", "DECIMAL(18,4)")]}
+"""Columns added after the write-back tables were first released (see ``schema.ADDED_COLUMNS``)."""
+_ADD_COLUMNS = with_added_columns(SYNC_TABLES, SYNC_ADDED_COLUMNS)
 """Table -> columns. ``sync_operations.result`` is the shop's answer as JSON text, like raw payloads."""
 
 Row = Mapping[str, Any]
@@ -79,8 +82,7 @@ def sync_create_statements() -> list[str]:
             f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{c} {t}' for c, t in cols)})"
             for table, cols in SYNC_TABLES.items()
         ),
-        # Added later: a file written before gains it.
-        "ALTER TABLE sync_links ADD COLUMN IF NOT EXISTS total_difference DECIMAL(18,4)",
+        *_ADD_COLUMNS,
     ]
 
 
