@@ -275,13 +275,26 @@ def test_a_wrong_secret_is_a_clear_error_naming_the_shop_not_the_secret(woo: Woo
 
 
 def test_a_new_note_or_refund_rewrites_only_that_order(fresh_woo: Woo, tmp_path: Path) -> None:
-    backfill(fresh_woo, tmp_path)
+    _, mirror = backfill(fresh_woo, tmp_path)
     ids = fresh_woo.store.order_ids()
+    raw = f"SELECT payload, details FROM raw_orders WHERE order_id = '{ids[3]}'"
+    ((payload, details),) = query(mirror, raw)
     fresh_woo.store.add_note(ids[3], "Customer asked for a call back", customer_note=False)
     stats, mirror = backfill(fresh_woo, tmp_path)
     assert (stats.loaded, stats.unchanged) == (1, len(ids) - 1)
     texts = [r[0] for r in query(mirror, f"SELECT text FROM comments WHERE order_id = '{ids[3]}'")]
     assert "Customer asked for a call back" in texts
+    # raw_orders keeps the order as the shop listed it (a note is not part of it) and the details
+    # fetched beside it in their own column.
+    ((payload_after, details_after),) = query(mirror, raw)
+    assert payload_after == payload and "_notes" not in orjson.loads(payload)
+    notes = [n["note"] for n in orjson.loads(details_after)["_notes"]]
+    assert len(notes) == len(orjson.loads(details)["_notes"]) + 1
+    assert "Customer asked for a call back" in notes
+    leaked = (
+        "SELECT count(*) FROM raw_orders WHERE payload LIKE '%\"_notes\"%' OR payload LIKE '%\"_refunds\"%'"
+    )
+    assert query(mirror, leaked)[0][0] == 0
 
 
 def test_waf_html_pages_are_retried_and_the_run_completes(woo: Woo, tmp_path: Path) -> None:

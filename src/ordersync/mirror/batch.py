@@ -148,8 +148,11 @@ _QUARANTINE_SCHEMA = arrow_schema(QUARANTINE)
 class LoadedOrder:
     order: Order
     payload: bytes
+    """The order as the shop listed it."""
     content_hash: str
     source_url: str
+    details: bytes | None = None
+    """What was fetched beside it (WooCommerce ``_refunds``, ``_notes``), JSON; None if nothing."""
 
 
 @dataclass
@@ -209,7 +212,10 @@ def order_tables(loaded: Iterable[LoadedOrder], now: datetime) -> dict[str, pa.T
                 rows["refund_lines"].append(
                     (*key, refund_pos, position, refund.external_id, *_REFUND_LINE(rline))
                 )
-        rows["raw_orders"].append((*key, item.payload.decode(), item.content_hash, item.source_url, now))
+        details = item.details.decode() if item.details else None
+        rows["raw_orders"].append(
+            (*key, item.payload.decode(), item.content_hash, item.source_url, now, details)
+        )
     return {table: _table(_SCHEMAS[table], table_rows) for table, table_rows in rows.items()}
 
 

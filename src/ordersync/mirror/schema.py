@@ -204,6 +204,7 @@ ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "line_items": [("sold_product_id", "VARCHAR")],
     "tax_lines": [("combined_total", MONEY)],
     "refund_lines": [("kind", "VARCHAR")],
+    "raw_orders": [("details", "VARCHAR")],
 }
 """Columns added after a table was first released: last in the table, so that a new file and one
 that gained them by ALTER TABLE have the same column order."""

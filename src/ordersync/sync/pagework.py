@@ -82,14 +82,17 @@ def _record_id(raw: Any) -> str | None:
     return None
 
 
-def attach(raws: list[Any], attachments: dict[str, dict[str, Any]]) -> None:
-    """Details fetched beside the list join their order before hashing, so a new note or refund
-    changes the order's content hash and gets it rewritten."""
-    for raw in raws:
-        if isinstance(raw, dict):
-            extra = attachments.get(str(raw.get("id")))
-            if extra:
-                raw.update(extra)
+def details_of(raw: Any, attachments: dict[str, dict[str, Any]] | None) -> dict[str, Any] | None:
+    """What was fetched beside this order (refunds, notes), keyed by its id; None when nothing was."""
+    if not attachments or not isinstance(raw, dict):
+        return None
+    return attachments.get(str(raw.get("id"))) or None
+
+
+def order_digest(payload: bytes, details: bytes | None, mapping_version: str) -> str:
+    """The order as the shop listed it and the details fetched beside it: a new note or refund changes
+    the hash, so the order is rewritten, while ``raw_orders`` keeps the two apart."""
+    return content_hash(payload + details if details else payload, mapping_version)
 
 
 def map_page(job: PageJob) -> PageResult:
@@ -97,8 +100,7 @@ def map_page(job: PageJob) -> PageResult:
     raws = body[job.orders_key] if job.orders_key else body
     if job.take is not None:
         raws = raws[: job.take]
-    if job.attachments:
-        attach(raws, orjson.loads(job.attachments))
+    attachments = orjson.loads(job.attachments) if job.attachments else None
     mapper = load_mapping(job.mapping)
     ctx = MappingContext(
         platform=job.platform, shop=job.shop, timezone=ZoneInfo(job.timezone), currency=job.currency
@@ -109,9 +111,11 @@ def map_page(job: PageJob) -> PageResult:
     result = PageResult(tables={}, quarantine=quarantine_table([], now), keys=[], fetched=len(raws))
     for raw in raws:
         payload = orjson.dumps(raw)
-        digest = content_hash(payload, mapper.version)
+        extra = details_of(raw, attachments)
+        details = orjson.dumps(extra) if extra else None
+        digest = order_digest(payload, details, mapper.version)
         try:
-            order = mapper.map(raw, ctx)
+            order = mapper.map({**raw, **extra} if extra else raw, ctx)
         except MappingError as exc:
             record_id = _record_id(raw)
             bad.append(
@@ -121,7 +125,8 @@ def map_page(job: PageJob) -> PageResult:
                     record_id=record_id,
                     path=exc.path,
                     reason=exc.reason,
-                    payload=payload,
+                    # Kept whole, details merged in, so the record can be mapped again as it was.
+                    payload=orjson.dumps({**raw, **extra}) if extra else payload,
                     content_hash=digest,
                     source_url=job.source_url,
                 )
@@ -132,7 +137,7 @@ def map_page(job: PageJob) -> PageResult:
             result.skipped += 1
             continue
         loaded[(job.platform.value, job.shop, order.external_id)] = LoadedOrder(
-            order, payload, digest, job.source_url
+            order, payload, digest, job.source_url, details
         )
     result.tables = order_tables(loaded.values(), now)
     result.quarantine = quarantine_table(bad, now)

@@ -261,11 +261,17 @@ async def load_pages(
                 unchanged = 0
                 stats.mapped += page.count
                 if prefilter is not None:
-                    changed, unchanged = prefilter.changed(page.body, page.count, page.attachments)
+                    changed, details, unchanged = prefilter.changed(page.body, page.count, page.attachments)
                     stats.mapped -= unchanged
-                    # Only new or changed orders travel to a worker, as a bare list with details merged.
+                    # Only new or changed orders travel to a worker, as a bare list with their details.
                     job = (
-                        replace(job, body=orjson.dumps(changed), orders_key=None, take=None, attachments=None)
+                        replace(
+                            job,
+                            body=orjson.dumps(changed),
+                            orders_key=None,
+                            take=None,
+                            attachments=orjson.dumps(details) if details else None,
+                        )
                         if changed
                         else None
                     )

@@ -106,7 +106,8 @@ class _Budget:
 @dataclass(frozen=True)
 class PageWithDetails:
     """A list page and, per order id, what the list lacks: ``_refunds`` and ``_notes``, as JSON bytes
-    (``{"<id>": {"_refunds": [...], "_notes": [...]}}``) that the mapping worker merges in."""
+    (``{"<id>": {"_refunds": [...], "_notes": [...]}}``): the mapper reads them merged into the order,
+    ``raw_orders`` keeps them in their own column."""
 
     page: ListPage
     attachments: bytes | None
