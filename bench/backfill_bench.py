@@ -202,7 +202,7 @@ def main() -> None:
                             # The WooCommerce sandbox keeps ~2 % of its orders in the trash, which
                             # `status=any` leaves out, as on a real shop.
                             assert result["orders"] == result["loaded"] > 0.95 * n, result
-                            # The peer reads no notes or refunds: compared where ordersync reads none.
+                            # The peer reads refunds but no notes: compared where ordersync reads none.
                             peer = None
                             if not args.no_peer and notes != "all":
                                 peer = run_peer(platform, url, Path(tmp))
