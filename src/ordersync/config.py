@@ -255,7 +255,10 @@ ShopConfig = Annotated[WebCommanderShop | WooCommerceShop, Field(discriminator="
 
 class MirrorSettings(_Strict):
     path: Path = Path("ordersync.duckdb")
-    batch_orders: int = Field(500, ge=1, description="orders per DuckDB write")
+    batch_orders: int = Field(5000, ge=1, description="orders per DuckDB write at most")
+    batch_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="Arrow bytes after which a batch is written (its usual bound)"
+    )
     lock_wait: float = Field(60.0, ge=0, description="seconds to wait for an analyst to release the file")
     memory_limit: str = Field(
         "48MB",

@@ -40,6 +40,7 @@ from ordersync.errors import ConfigError, OrderSyncError
 from ordersync.state.store import StateStore
 from ordersync.sync.incremental import sync_shop
 from ordersync.sync.pipeline import mapping_pool
+from ordersync.sync.sources import mapping_name
 
 log = structlog.get_logger("ordersync.daemon")
 
@@ -76,7 +77,7 @@ class _Daemon:
         self.shops = shops
         self.store = store
         self.transport = transport
-        self.pool: Executor | None = mapping_pool(settings.workers)
+        self.pool: Executor | None = mapping_pool(settings.workers, {mapping_name(shop) for shop in shops})
         self.running: dict[asyncio.Task[Any], str] = {}
         self.behind: set[str] = set()
         self.stopping = False
@@ -191,7 +192,7 @@ class _Daemon:
             if isinstance(exc, BrokenProcessPool) and self.pool is not None:
                 # A worker died (out of memory, killed): every later run would fail on this pool.
                 self.pool.shutdown(wait=False, cancel_futures=True)
-                self.pool = mapping_pool(self.settings.workers)
+                self.pool = mapping_pool(self.settings.workers, {mapping_name(shop) for shop in self.shops})
         finally:
             self.running.pop(task, None)
 

@@ -34,6 +34,7 @@ from ordersync.errors import (
     ServerError,
     TransportError,
 )
+from ordersync.rawpage import ShapeError
 
 log = structlog.get_logger("ordersync.http")
 
@@ -249,12 +250,15 @@ class HttpPolicy:
         headers: dict[str, str] | None = None,
         retry: bool = True,
         allow_empty: bool = False,
+        decode: Callable[[bytes], Any] = orjson.loads,
     ) -> JsonResponse:
         """Send with retries and return the decoded JSON body; a body that is not JSON is retried too.
 
         ``retry=False`` sends once: for writes that are not idempotent, where a timeout or a 5xx may
         still have taken effect, so only the outbox (which first looks for the effect) may try again.
-        ``allow_empty`` accepts an empty 2xx body (a 204) as ``None``."""
+        ``allow_empty`` accepts an empty 2xx body (a 204) as ``None``. ``decode`` turns the body into
+        ``data`` (a list page's reader takes only what paging needs); a ``ValueError`` from it is a body
+        that is not JSON (retried), a :class:`ShapeError` JSON of the wrong shape (not retried)."""
         started, tries = self._clock(), 0
         kwargs: dict[str, Any] = {
             "stop": self._stopper(retry, started),
@@ -270,7 +274,7 @@ class HttpPolicy:
                 tries += 1
                 with attempt:
                     return await self._once(
-                        client, method, url, allow_empty, params=params, json=json, headers=headers
+                        client, method, url, allow_empty, decode, params=params, json=json, headers=headers
                     )
         except _Retryable as exc:
             exc.final.retry_after = exc.retry_after
@@ -278,7 +282,13 @@ class HttpPolicy:
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _once(
-        self, client: httpx.AsyncClient, method: str, url: str, allow_empty: bool = False, **kwargs: Any
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        url: str,
+        allow_empty: bool = False,
+        decode: Callable[[bytes], Any] = orjson.loads,
+        **kwargs: Any,
     ) -> JsonResponse:
         shown = url
         self.requests += 1
@@ -309,8 +319,10 @@ class HttpPolicy:
             if allow_empty and not response.content.strip():
                 return JsonResponse(None, response)
             try:
-                return JsonResponse(orjson.loads(response.content), response)
-            except orjson.JSONDecodeError:
+                return JsonResponse(decode(response.content), response)
+            except ShapeError as exc:
+                raise BadResponseError(str(exc), url=shown, status=status, shop=self.shop) from None
+            except ValueError:
                 problem = (
                     "response body is not valid JSON" if response.content.strip() else "got an empty body"
                 )

@@ -58,7 +58,7 @@ def to_lower(value: Any, ctx: MappingContext) -> str | None:
     return text.lower() if text else text
 
 
-def to_decimal(value: Any, _: MappingContext) -> Decimal | None:
+def _parse_decimal(value: Any) -> Decimal | None:
     kind = type(value)
     if kind is float:
         if value != value or value in (float("inf"), float("-inf")):
@@ -79,14 +79,49 @@ def to_decimal(value: Any, _: MappingContext) -> Decimal | None:
     return number
 
 
+# Shops repeat the same few hundred prices, taxes and quantities across thousands of orders, and a
+# Decimal is immutable: a conversion is looked up instead of parsed and rounded again. One cache per
+# exact input type (1 and 1.0 give Decimals that print differently; True is not 1), bounded in size.
+_CACHE_LIMIT = 65_536
+_DECIMALS: dict[type, dict[Any, Decimal | None]] = {float: {}, str: {}, int: {}}
+_MONEY: dict[tuple[Decimal, type], dict[Any, Decimal | None]] = {}
+
+
+def _remember(cache: dict[Any, Decimal | None], value: Any, number: Decimal | None) -> Decimal | None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[value] = number
+    return number
+
+
+def to_decimal(value: Any, _: MappingContext) -> Decimal | None:
+    cache = _DECIMALS.get(type(value))
+    if cache is None:
+        return _parse_decimal(value)
+    try:
+        return cache[value]
+    except KeyError:
+        return _remember(cache, value, _parse_decimal(value))
+
+
 def _quantize(number: Decimal, ctx: MappingContext) -> Decimal:
     return number.quantize(ctx.quantum, rounding=ROUND_HALF_UP)
 
 
 def to_money(value: Any, ctx: MappingContext) -> Decimal | None:
     """Money in the currency's precision; floats go through their repr, never binary arithmetic."""
-    number = to_decimal(value, ctx)
-    return None if number is None else _quantize(number, ctx)
+    kind = type(value)
+    if kind is not float and kind is not str and kind is not int:
+        number = _parse_decimal(value)
+        return None if number is None else _quantize(number, ctx)
+    cache = _MONEY.get((ctx.quantum, kind))
+    if cache is None:
+        cache = _MONEY.setdefault((ctx.quantum, kind), {})
+    try:
+        return cache[value]
+    except KeyError:
+        number = _parse_decimal(value)
+        return _remember(cache, value, None if number is None else _quantize(number, ctx))
 
 
 def to_money_or_zero(value: Any, ctx: MappingContext) -> Decimal:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -57,6 +58,7 @@ _FIELD_KEYS = {
     "concat",
 }
 _CONTEXT_FIELDS = {"currency", "shop", "platform"}
+_PLAIN_KEYS = {"path", "paths", "convert", "required", "table", "default"}
 
 
 def _join(where: str, path: str) -> str:
@@ -109,7 +111,37 @@ class _Compiler:
         def build(record: Any, ctx: MappingContext, raw_where: str) -> dict[str, Any]:
             return {name: getter(record, ctx, raw_where) for name, getter in getters}
 
-        return build
+        plain = [self._plain(field_spec, f"{where}.{name}") for name, field_spec in spec.items()]
+        return _straight_line(getters, plain, build)
+
+    def _plain(self, spec: Any, where: str) -> _Plain | None:
+        """A field read from paths through one converter or value table: the case a straight-line
+        builder inlines (anything else keeps its getter)."""
+        if isinstance(spec, str):
+            return _Plain([spec.split(".")], CONVERTERS["str"], False, None, multi=False)
+        if not isinstance(spec, dict) or set(spec) - {
+            "path",
+            "paths",
+            "convert",
+            "required",
+            "table",
+            "default",
+        }:
+            return None
+        if ("path" in spec) == ("paths" in spec) or ("convert" in spec) == ("table" in spec):
+            return None
+        multi = "paths" in spec
+        paths = spec["paths"] if multi else spec["path"]
+        if not isinstance(paths, str | list) or (isinstance(paths, list) and (not multi or not paths)):
+            return None  # several alternative paths: the getter keeps "first that is set"
+        convert = self._converter(spec, where)
+        if convert is None:
+            return None
+        default = spec.get("default")
+        if isinstance(default, float):
+            default = Decimal(str(default))
+        parts = [p.split(".") for p in (paths if multi else [paths])]
+        return _Plain(parts, convert, bool(spec.get("required")), default, multi=multi)
 
     def field(self, spec: Any, where: str) -> Getter:
         if isinstance(spec, str):
@@ -335,6 +367,91 @@ class _Compiler:
             reader = _path_reader(path)
             return lambda item: not str(reader(item)).startswith(str(prefix))
         raise self.fail(f"{where}.where", f"unknown test {test!r}")
+
+
+@dataclass(frozen=True)
+class _Plain:
+    paths: list[list[str]]
+    """Each path as its keys; one path, or the ``paths:`` of a multi-value converter."""
+    convert: Callable[[Any, MappingContext], Any]
+    required: bool
+    default: Any
+    multi: bool
+
+
+def _dig(value: Any, key: str) -> Any:
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+class _Missing(Exception):
+    """A required value was missing on the straight-line path: the general path says where."""
+
+
+def _required(value: Any) -> Any:
+    if value is None:
+        raise _Missing
+    return value
+
+
+def _straight_line(
+    getters: list[tuple[str, Getter]],
+    plain: list[_Plain | None],
+    general: Callable[[Any, MappingContext, str], dict[str, Any]],
+) -> Callable[[Any, MappingContext, str], dict[str, Any]]:
+    """The same builder as ``general``, compiled into one function: a dict display in which each
+    plain field is a chain of ``get`` calls and a converter call, and every other field calls its
+    getter.
+
+    Mapping files hold no expressions, and none reach this code: the source is made only of numbered
+    names and ``repr`` literals of the file's keys. It computes exactly what ``general`` does, in the
+    same order; on any error it runs ``general`` instead, which raises the error with its path
+    (mapping is pure, so it fails the same way). Per field it saves closure calls, a try block and
+    the dict comprehension's bookkeeping: about half of what mapping an order cost."""
+    namespace: dict[str, Any] = {
+        "general": general,
+        "MappingError": MappingError,
+        "_required": _required,
+        "_dig": _dig,
+        "_or": _or,
+    }
+    items = []
+    for i, ((name, getter), fast) in enumerate(zip(getters, plain, strict=True)):
+        if fast is None:
+            namespace[f"g{i}"] = getter
+            items.append(f"{name!r}: g{i}(record, ctx, raw_where)")
+            continue
+        reads = []
+        for keys in fast.paths:
+            read = f"get({keys[0]!r})"
+            for key in keys[1:]:
+                read = f"_dig({read}, {key!r})"
+            reads.append(read)
+        namespace[f"c{i}"] = fast.convert
+        value = f"c{i}([{', '.join(reads)}], ctx)" if fast.multi else f"c{i}({reads[0]}, ctx)"
+        if fast.required:
+            value = f"_required({value})"
+        elif fast.default is not None:
+            namespace[f"d{i}"] = fast.default
+            value = f"_or({value}, d{i})"
+        items.append(f"{name!r}: {value}")
+    source = (
+        "def build(record, ctx, raw_where):\n"
+        "    if type(record) is not dict:\n"
+        "        return general(record, ctx, raw_where)\n"
+        "    get = record.get\n"
+        "    try:\n"
+        f"        return {{{', '.join(items)}}}\n"
+        "    except MappingError:\n"
+        "        raise\n"
+        "    except Exception:\n"
+        "        return general(record, ctx, raw_where)\n"
+    )
+    exec(compile(source, "<mapping builder>", "exec"), namespace)
+    return namespace["build"]
 
 
 def _pydantic_path(loc: tuple[Any, ...]) -> str:

@@ -247,6 +247,10 @@ class Batch:
     _records: list[QuarantinedRecord] = field(default_factory=list)
     keys: set[OrderKey] = field(default_factory=set)
     quarantined: int = 0
+    nbytes: int = 0
+    """Arrow bytes of the tables added: what sizes a write."""
+    fresh: bool = True
+    """Every order added is new to the mirror (the caller knows), so none has rows to replace."""
 
     def __len__(self) -> int:
         return len(self.keys) + self.quarantined
@@ -257,6 +261,7 @@ class Batch:
 
     def add(self, order: Order, payload: bytes, content_hash: str, source_url: str) -> None:
         key = (order.platform.value, order.shop, order.external_id)
+        self.fresh = False
         self._orders[key] = LoadedOrder(order, payload, content_hash, source_url)
         self.keys.add(key)
 
@@ -264,11 +269,21 @@ class Batch:
         self._records.append(record)
         self.quarantined += 1
 
-    def add_tables(self, tables: dict[str, pa.Table], quarantine: pa.Table, keys: Iterable[OrderKey]) -> None:
-        """A mapped page; its keys must not be in the batch already (the caller flushes first)."""
+    def add_tables(
+        self,
+        tables: dict[str, pa.Table],
+        quarantine: pa.Table,
+        keys: Iterable[OrderKey],
+        *,
+        fresh: bool = False,
+    ) -> None:
+        """A mapped page; its keys must not be in the batch already (the caller flushes first).
+        ``fresh``: the caller knows that none of its orders is in the mirror yet."""
+        self.fresh = self.fresh and fresh
         for table, data in tables.items():
             if data.num_rows:
                 self._tables[table].append(data)
+                self.nbytes += data.nbytes
         if quarantine.num_rows:
             self._quarantine.append(quarantine)
             self.quarantined += quarantine.num_rows

@@ -215,6 +215,8 @@ class Mirror:
         now: datetime,
     ) -> WriteResult:
         con.register("b_orders", tables["orders"])
+        if batch.fresh and batch.order_count:
+            return self._insert_new(con, batch, tables, quarantine, now)
         # _changed: the batch's orders this write touches. `rewrite`: the content changed, so all the
         # order's rows are replaced. Unchanged orders are in it only when marked missing, to clear that.
         # This join scans the whole orders table for every batch, so it reads few columns; the events
@@ -257,11 +259,42 @@ class Mirror:
                 else f" WHERE EXISTS (SELECT 1 FROM _changed c WHERE c.rewrite AND {_KEY_JOIN})"
             )
             con.execute(f"INSERT INTO {table} BY NAME SELECT t.* FROM b_{table} t{where}")
-        # An order that maps now leaves the quarantine; a newly bad record enters it once.
+        # An order that maps now leaves the quarantine.
         con.execute(
             "DELETE FROM quarantine q USING b_orders b "
             "WHERE q.platform = b.platform AND q.shop = b.shop AND q.record_id = b.order_id"
         )
+        self._quarantine(con, quarantine)
+        return WriteResult(
+            written=changed, unchanged=batch.order_count - changed, quarantined=batch.quarantined
+        )
+
+    def _insert_new(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        batch: Batch,
+        tables: dict[str, pa.Table],
+        quarantine: pa.Table,
+        now: datetime,
+    ) -> WriteResult:
+        """A batch of orders the caller knows are not in the mirror (nor in its quarantine): inserted
+        as they are, each with its 'new' event, with no join against what the mirror holds."""
+        before_after = ", ".join(f"NULL AS {f}_before, b.{f}" for f in EVENT_FIELDS)
+        con.execute(
+            f"INSERT INTO order_events ({_EVENT_COLUMNS}) SELECT b.platform, b.shop, b.order_id,"
+            f" ?::TIMESTAMPTZ, 'new', {before_after}, b.updated_at FROM b_orders b",
+            [now],
+        )
+        for table in ORDER_TABLES:
+            if tables[table].num_rows:
+                con.register(f"b_{table}", tables[table])
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM b_{table}")
+        self._quarantine(con, quarantine)
+        return WriteResult(written=batch.order_count, unchanged=0, quarantined=batch.quarantined)
+
+    @staticmethod
+    def _quarantine(con: duckdb.DuckDBPyConnection, quarantine: pa.Table) -> None:
+        """A newly bad record enters the quarantine once (the same payload twice is one row)."""
         if quarantine.num_rows:
             con.register("b_quarantine", quarantine)
             con.execute(
@@ -271,9 +304,6 @@ class Mirror:
                 " AND q.record_id IS NOT DISTINCT FROM n.record_id"
                 " AND q.content_hash = n.content_hash)"
             )
-        return WriteResult(
-            written=changed, unchanged=batch.order_count - changed, quarantined=batch.quarantined
-        )
 
     def _record_events(self, con: duckdb.DuckDBPyConnection, now: datetime, *, stored: bool) -> None:
         """Events of the orders in _changed, made before their stored rows are replaced.

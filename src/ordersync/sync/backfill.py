@@ -26,7 +26,6 @@ import structlog
 from ordersync.config import Settings, ShopConfig, WebCommanderShop
 from ordersync.errors import BadResponseError, ServerError, TransportError
 from ordersync.http import HttpPolicy
-from ordersync.mapping import load_mapping
 from ordersync.mirror.store import Mirror
 from ordersync.platforms.webcommander.extract import Listing
 from ordersync.state import records
@@ -40,7 +39,7 @@ from ordersync.sync.pipeline import (
 )
 from ordersync.sync.prefilter import Prefilter
 from ordersync.sync.runlog import recorded_run
-from ordersync.sync.sources import WebCommanderSource, open_source
+from ordersync.sync.sources import WebCommanderSource, mapping_name, open_source
 
 log = structlog.get_logger("ordersync.backfill")
 
@@ -214,13 +213,11 @@ async def _backfill(
         own["started_at"] = checkpoint["started_at"]
     own_pool = pool is None and settings.workers > 0
     if own_pool:
-        pool = mapping_pool(settings.workers)
+        pool = mapping_pool(settings.workers, [mapping_name(shop)])
     try:
         async with open_source(shop, settings.http, transport=transport, policy=policy) as (source, _):
             known = await asyncio.to_thread(mirror.known_hashes, source.platform.value, shop.name)
-            prefilter = (
-                Prefilter(known, load_mapping(source.mapping).version, source.orders_key) if known else None
-            )
+            prefilter = Prefilter(known)
             log.info(
                 "backfill.start",
                 shop=shop.name,

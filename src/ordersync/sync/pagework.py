@@ -1,8 +1,11 @@
 """Mapping one page of raw orders into mirror tables: the CPU-bound step, run in worker processes.
 
-A worker gets the page's bytes as received, parses them, maps and validates each order, and hands
-back Arrow tables (cheap to send between processes) with the quarantined records. Mapping is pure,
-so a page gives the same tables in any process; the main process only fetches and writes.
+A worker gets the page's bytes as received and each order's mirrored content hash (looked up by the
+main process from the ids paging read). It splits the page into each order's own bytes, hashes them,
+and parses, maps and validates only the orders whose hash changed: an unchanged order costs a hash,
+not a parse. What it builds (Arrow tables) goes back through a spool file in shared memory that the
+main process maps without copying (``spool.py``); only a small summary is pickled. Mapping is pure,
+so a page gives the same tables in any process.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import pyarrow as pa
 from ordersync.mapping import MappingContext, MappingError, load_mapping
 from ordersync.mirror.batch import LoadedOrder, OrderKey, QuarantinedRecord, order_tables, quarantine_table
 from ordersync.models import Platform
+from ordersync.rawpage import split_records
+from ordersync.sync import spool
 
 
 def relax_gc() -> None:
@@ -46,6 +51,14 @@ def worker_init(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def warm_up(mappings: tuple[str, ...]) -> int:
+    """Import the mapping stack and compile the mappings, so the first page a worker gets is mapped at
+    full speed; submitted to each worker when the pool starts, before the first page is back."""
+    for name in mappings:
+        load_mapping(name)
+    return os.getpid()
+
+
 @dataclass(frozen=True)
 class PageJob:
     body: bytes
@@ -59,6 +72,16 @@ class PageJob:
     take: int | None = None
     since: datetime | None = None
     attachments: bytes | None = None
+    """Details fetched beside the list, JSON keyed by order id: ``{"<id>": {"_refunds": [...]}}``."""
+    ids: tuple[str | None, ...] = ()
+    """Each order's id as paging read it; empty when the caller has none (the worker reads them)."""
+    known: tuple[str | None, ...] | None = None
+    """Each order's content hash in the mirror, by position (None: not mirrored); an order whose hash
+    is unchanged is skipped before it is parsed. None: nothing is skipped."""
+    spool: str | None = None
+    """A folder for the result's tables (shared memory); None returns them in the result itself."""
+    body_path: str | None = None
+    """Where the page's bytes wait in the spool (``body`` is then empty)."""
 
 
 @dataclass
@@ -67,13 +90,39 @@ class PageResult:
     quarantine: pa.Table
     keys: list[OrderKey]
     fetched: int = 0
+    """Every order of the page, unchanged ones included."""
+    unchanged: int = 0
     skipped: int = 0
     quarantined: list[tuple[str | None, str, str]] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)
+    """The new content hash of each order passed on (mapped or quarantined), so that the run skips
+    it when a later page lists it again."""
+    spooled: spool.Spooled | None = None
+    """Where the tables wait when a worker built them: ``load`` maps them in."""
+
+    def load(self) -> PageResult:
+        """The tables in this process (mapped from the spool without copying), once."""
+        if self.spooled is not None:
+            tables = self.spooled.open()
+            self.quarantine = tables.pop(spool.QUARANTINE)
+            self.tables, self.spooled = tables, None
+        return self
 
 
 def content_hash(payload: bytes, mapping_version: str) -> str:
     """Changes when the payload or the mapping that reads it changes, so either re-writes the order."""
-    return hashlib.blake2b(payload + mapping_version.encode(), digest_size=16).hexdigest()
+    return order_digest(payload, None, mapping_version)
+
+
+def order_digest(payload: Any, details: bytes | None, mapping_version: str) -> str:
+    """The order as the shop sent it (its bytes, ``payload`` is any buffer) and the details fetched
+    beside it: a new note or refund changes the hash, so the order is rewritten, while ``raw_orders``
+    keeps the two apart."""
+    digest = hashlib.blake2b(payload, digest_size=16)
+    if details:
+        digest.update(details)
+    digest.update(mapping_version.encode())
+    return digest.hexdigest()
 
 
 def _record_id(raw: Any) -> str | None:
@@ -82,24 +131,18 @@ def _record_id(raw: Any) -> str | None:
     return None
 
 
-def details_of(raw: Any, attachments: dict[str, dict[str, Any]] | None) -> dict[str, Any] | None:
-    """What was fetched beside this order (refunds, notes), keyed by its id; None when nothing was."""
-    if not attachments or not isinstance(raw, dict):
+def details_of(record_id: str | None, attachments: dict[str, dict[str, Any]] | None) -> dict[str, Any] | None:
+    """What was fetched beside this order (refunds, notes); None when nothing was."""
+    if not attachments or record_id is None:
         return None
-    return attachments.get(str(raw.get("id"))) or None
-
-
-def order_digest(payload: bytes, details: bytes | None, mapping_version: str) -> str:
-    """The order as the shop listed it and the details fetched beside it: a new note or refund changes
-    the hash, so the order is rewritten, while ``raw_orders`` keeps the two apart."""
-    return content_hash(payload + details if details else payload, mapping_version)
+    return attachments.get(record_id) or None
 
 
 def map_page(job: PageJob) -> PageResult:
-    body = orjson.loads(job.body)
-    raws = body[job.orders_key] if job.orders_key else body
+    body = spool.take(job.body_path) if job.body_path is not None else job.body
+    records = split_records(body, job.orders_key)
     if job.take is not None:
-        raws = raws[: job.take]
+        records = records[: job.take]
     attachments = orjson.loads(job.attachments) if job.attachments else None
     mapper = load_mapping(job.mapping)
     ctx = MappingContext(
@@ -108,16 +151,30 @@ def map_page(job: PageJob) -> PageResult:
     now = datetime.now(UTC)
     loaded: dict[OrderKey, LoadedOrder] = {}
     bad: list[QuarantinedRecord] = []
-    result = PageResult(tables={}, quarantine=quarantine_table([], now), keys=[], fetched=len(raws))
-    for raw in raws:
-        payload = orjson.dumps(raw)
-        extra = details_of(raw, attachments)
+    result = PageResult(tables={}, quarantine=quarantine_table([], now), keys=[], fetched=len(records))
+    ids, known = job.ids, job.known
+    for position, record in enumerate(records):
+        record_id = ids[position] if position < len(ids) else None
+        payload: bytes | None = None
+        raw: Any = None
+        if record_id is None:  # not read by paging (or the record has none): read it here
+            payload = bytes(record)
+            raw = orjson.loads(payload)
+            record_id = _record_id(raw)
+        extra = details_of(record_id, attachments)
         details = orjson.dumps(extra) if extra else None
-        digest = order_digest(payload, details, mapper.version)
+        digest = order_digest(record, details, mapper.version)
+        if known is not None and position < len(known) and known[position] == digest:
+            result.unchanged += 1
+            continue
+        if record_id is not None:
+            result.digests[record_id] = digest
+        if payload is None:
+            payload = bytes(record)
+            raw = orjson.loads(payload)
         try:
             order = mapper.map({**raw, **extra} if extra else raw, ctx)
         except MappingError as exc:
-            record_id = _record_id(raw)
             bad.append(
                 QuarantinedRecord(
                     platform=job.platform.value,
@@ -139,7 +196,11 @@ def map_page(job: PageJob) -> PageResult:
         loaded[(job.platform.value, job.shop, order.external_id)] = LoadedOrder(
             order, payload, digest, job.source_url, details
         )
-    result.tables = order_tables(loaded.values(), now)
-    result.quarantine = quarantine_table(bad, now)
     result.keys = list(loaded)
+    tables = order_tables(loaded.values(), now) if loaded else {}
+    quarantine = quarantine_table(bad, now)
+    if job.spool is not None:
+        result.spooled = spool.write(job.spool, {**tables, spool.QUARANTINE: quarantine})
+    else:
+        result.tables, result.quarantine = tables, quarantine
     return result

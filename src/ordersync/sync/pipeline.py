@@ -15,20 +15,20 @@ import contextlib
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import structlog
 
 from ordersync.config import Settings, ShopConfig
 from ordersync.mirror.batch import Batch, OrderKey, quarantine_table
 from ordersync.mirror.store import Mirror
-from ordersync.sync.pagework import PageJob, PageResult, map_page, worker_init
+from ordersync.sync import spool
+from ordersync.sync.pagework import PageJob, PageResult, map_page, warm_up, worker_init
 from ordersync.sync.prefilter import Prefilter
 from ordersync.sync.sources import RawPage, Source
 
@@ -75,36 +75,54 @@ class BatchDone:
 BatchCallback = Callable[[BatchDone], None]
 
 
-def mapping_pool(workers: int) -> Executor | None:
-    """Worker processes for mapping; spawned, not forked, because the caller may run threads."""
+def mapping_pool(workers: int, mappings: Iterable[str] = ()) -> Executor | None:
+    """Worker processes for mapping; spawned, not forked, because the caller may run threads.
+
+    A spawned worker takes a while to start (a fresh interpreter importing the mapping stack), so each
+    is started now and compiles ``mappings`` while the run's first requests are on their way."""
     if workers <= 0:
         return None
-    return ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=worker_init,
         initargs=(os.getpid(),),
     )
+    for _ in range(workers):
+        pool.submit(warm_up, tuple(mappings))
+    return pool
 
 
 @dataclass
 class _Mapped:
     result: PageResult
     resume: int | None
-    unchanged: int
+    fresh: bool
+    """Every order of the page is new to the mirror (the run knows the mirror's orders), so it is
+    inserted without looking for rows to replace."""
 
 
 class _Writer:
     """Gathers mapped pages into batches and writes them in a thread, one write at a time.
 
+    A batch is written once it holds ``batch_bytes`` of Arrow data or ``batch_orders`` orders, so a
+    write's fixed costs are spread over as much as memory allows, whatever the orders weigh.
     A failed write (or checkpoint) stops all later writes: a later batch committed and checkpointed
     after a lost one would move the checkpoint past orders the mirror never got.
     """
 
-    def __init__(self, mirror: Mirror, stats: RunStats, batch_orders: int, on_batch: BatchCallback | None):
+    def __init__(
+        self,
+        mirror: Mirror,
+        stats: RunStats,
+        batch_orders: int,
+        batch_bytes: int,
+        on_batch: BatchCallback | None,
+    ):
         self.mirror = mirror
         self.stats = stats
         self.batch_orders = batch_orders
+        self.batch_bytes = batch_bytes
         self.on_batch = on_batch
         self.batch = Batch()
         self.seen_since_flush = 0
@@ -122,16 +140,17 @@ class _Writer:
         result = mapped.result
         if self.batch.keys.intersection(result.keys):
             await self.flush()  # the page repeats an order of this batch: write the batch first
-        self.batch.add_tables(result.tables, result.quarantine, result.keys)
+        self.batch.add_tables(result.tables, result.quarantine, result.keys, fresh=mapped.fresh)
         if result.quarantine.num_rows:
             self.quarantine.append(result.quarantine)
-        self.seen_since_flush += result.fetched + mapped.unchanged
+        self.seen_since_flush += result.fetched
         self.resume = mapped.resume
         # Unchanged pages write nothing, but still move the checkpoint now and then.
         if (
             not self.first_written
             or len(self.batch) >= self.batch_orders
-            or self.seen_since_flush >= 10 * self.batch_orders
+            or self.batch.nbytes >= self.batch_bytes
+            or self.seen_since_flush >= min(10 * self.batch_orders, _UNCHANGED_CHECKPOINT)
         ):
             self.first_written = True
             await self.flush()
@@ -185,6 +204,10 @@ class _Writer:
         self.stats.unchanged += unchanged
 
 
+_UNCHANGED_CHECKPOINT = 5_000
+"""Orders seen (unchanged ones count) after which the checkpoint moves even if nothing was written."""
+
+
 def _epoch() -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -203,39 +226,47 @@ async def load_pages(
     prefilter: Prefilter | None = None,
     on_batch: BatchCallback | None = None,
 ) -> None:
-    """Map and write every page of ``pages``; on a failure, the pages before it are still written."""
+    """Map and write every page of ``pages``; on a failure, the pages before it are still written.
+
+    With a ``prefilter`` (the mirror's content hashes) the workers skip unchanged orders before parsing
+    them, and pages whose orders are all new to the mirror are inserted without a look for old rows."""
     loop = asyncio.get_running_loop()
-    writer = _Writer(mirror, stats, settings.mirror.batch_orders, on_batch)
-    in_flight: deque[tuple[asyncio.Future[PageResult], int | None, int]] = deque()
+    writer = _Writer(mirror, stats, settings.mirror.batch_orders, settings.mirror.batch_bytes, on_batch)
+    in_flight: deque[tuple[asyncio.Future[PageResult], int | None]] = deque()
     depth = max(2, 2 * settings.workers)
 
-    def absorb(result: PageResult, unchanged: int) -> None:
+    def absorb(result: PageResult) -> bool:
         stats.pages += 1
-        stats.fetched += result.fetched + unchanged
-        stats.unchanged += unchanged
+        stats.fetched += result.fetched
+        stats.unchanged += result.unchanged
+        stats.mapped += result.fetched - result.unchanged
         stats.skipped += result.skipped
         stats.quarantined += len(result.quarantined)
         for record_id, path, reason in result.quarantined:
             log.warning("order.quarantined", shop=shop.name, record_id=record_id, path=path, reason=reason)
+        return prefilter.absorb(result) if prefilter is not None else False
 
     async def take_oldest() -> None:
-        future, resume, unchanged = in_flight[0]
+        future, resume = in_flight[0]
         result = await future
         in_flight.popleft()
-        absorb(result, unchanged)
-        await writer.add(_Mapped(result, resume, unchanged))
+        result.load()
+        fresh = absorb(result)
+        await writer.add(_Mapped(result, resume, fresh))
 
     # Spawned workers take a while to start (a fresh interpreter importing the mapping stack): the
     # first page is mapped here, so the first batch, and with it the first checkpoint, does not wait.
     first_mapped = False
 
-    def submit(job: PageJob | None) -> asyncio.Future[PageResult]:
+    def submit(job: PageJob, folder: str) -> asyncio.Future[PageResult]:
         nonlocal first_mapped
-        if job is not None and pool is not None and first_mapped:
+        if pool is not None and first_mapped:
+            # The page's bytes and its tables go through shared memory; only names are pickled.
+            job = replace(job, body=b"", body_path=spool.put(folder, job.body), spool=folder)
             return loop.run_in_executor(pool, map_page, job)
-        first_mapped = first_mapped or job is not None
+        first_mapped = True
         future: asyncio.Future[PageResult] = loop.create_future()
-        future.set_result(map_page(job) if job is not None else _nothing())
+        future.set_result(map_page(job))
         return future
 
     mirror.path.parent.mkdir(parents=True, exist_ok=True)
@@ -243,73 +274,55 @@ async def load_pages(
     await asyncio.to_thread(session.__enter__)
     try:
         await asyncio.to_thread(mirror.ensure_schema)
-        try:
-            async for page in pages:
-                job: PageJob | None = PageJob(
-                    body=page.body,
-                    source_url=page.source_url,
-                    platform=source.platform,
-                    shop=shop.name,
-                    timezone=shop.timezone,
-                    currency=shop.currency,
-                    mapping=source.mapping,
-                    orders_key=source.orders_key,
-                    take=page.count,
-                    since=since,
-                    attachments=page.attachments,
-                )
-                unchanged = 0
-                stats.mapped += page.count
-                if prefilter is not None:
-                    changed, details, unchanged = prefilter.changed(page.body, page.count, page.attachments)
-                    stats.mapped -= unchanged
-                    # Only new or changed orders travel to a worker, as a bare list with their details.
-                    job = (
-                        replace(
-                            job,
-                            body=orjson.dumps(changed),
-                            orders_key=None,
-                            take=None,
-                            attachments=orjson.dumps(details) if details else None,
-                        )
-                        if changed
-                        else None
+        with spool.spool_folder() as folder:
+            try:
+                async for page in pages:
+                    job = PageJob(
+                        body=page.body,
+                        source_url=page.source_url,
+                        platform=source.platform,
+                        shop=shop.name,
+                        timezone=shop.timezone,
+                        currency=shop.currency,
+                        mapping=source.mapping,
+                        orders_key=source.orders_key,
+                        take=page.count,
+                        since=since,
+                        attachments=page.attachments,
+                        ids=page.ids,
+                        known=prefilter.hashes(page.ids[: page.count]) if prefilter is not None else None,
                     )
-                in_flight.append((submit(job), page.resume, unchanged))
-                if progress is not None:
-                    progress(page.count, page.total)
-                while len(in_flight) > depth:
-                    await take_oldest()
-            while in_flight:
-                await take_oldest()
-            await writer.flush()
-            await writer.wait()
-        except asyncio.CancelledError:
-            # Stopping (SIGTERM): keep what is already mapped, abandon the rest; the checkpoint has
-            # not moved past it, so the next run reads it again.
-            with contextlib.suppress(Exception):
-                while in_flight and in_flight[0][0].done() and not in_flight[0][0].cancelled():
-                    await take_oldest()
-                await writer.flush()
-            with contextlib.suppress(Exception):
-                await writer.wait()
-            raise
-        except Exception:
-            # The pages mapped before the failure are whole and come before it: keep them (unless a
-            # write failed: then nothing after the lost batch may be written).
-            with contextlib.suppress(Exception):
+                    in_flight.append((submit(job, folder), page.resume))
+                    if progress is not None:
+                        progress(page.count, page.total)
+                    while len(in_flight) > depth:
+                        await take_oldest()
                 while in_flight:
                     await take_oldest()
                 await writer.flush()
-            with contextlib.suppress(Exception):
                 await writer.wait()
-            raise
-        finally:
-            for future, _, _ in in_flight:
-                future.cancel()
+            except asyncio.CancelledError:
+                # Stopping (SIGTERM): keep what is already mapped, abandon the rest; the checkpoint has
+                # not moved past it, so the next run reads it again.
+                with contextlib.suppress(Exception):
+                    while in_flight and in_flight[0][0].done() and not in_flight[0][0].cancelled():
+                        await take_oldest()
+                    await writer.flush()
+                with contextlib.suppress(Exception):
+                    await writer.wait()
+                raise
+            except Exception:
+                # The pages mapped before the failure are whole and come before it: keep them (unless a
+                # write failed: then nothing after the lost batch may be written).
+                with contextlib.suppress(Exception):
+                    while in_flight:
+                        await take_oldest()
+                    await writer.flush()
+                with contextlib.suppress(Exception):
+                    await writer.wait()
+                raise
+            finally:
+                for future, _ in in_flight:
+                    future.cancel()
     finally:
         await asyncio.to_thread(session.__exit__, None, None, None)
-
-
-def _nothing() -> PageResult:
-    return PageResult(tables={}, quarantine=quarantine_table([], _epoch()), keys=[])

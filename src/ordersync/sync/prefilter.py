@@ -1,51 +1,38 @@
-"""Skipping orders whose raw payload is already in the mirror, before they are mapped.
+"""The mirror's content hashes, handed to the workers so they skip unchanged orders before parsing.
 
-The mirror keeps each order's content hash (raw payload plus mapping version). A scan of an unchanged
-shop hashes what it receives and compares: only new or changed orders go to the mapping workers and
-into DuckDB. Hashing is the same as the worker's (``pagework.order_digest`` over the order's JSON and
-the details fetched beside it), so an order skipped here is one the mirror would have left alone.
+The mirror keeps each order's content hash (the order's bytes as the shop sent them, the details
+fetched beside it, the mapping version). The main process knows a page's ids from paging, so it sends
+each order's stored hash by position; the worker hashes what it received, and only new or changed
+orders are parsed, mapped and written. Hashes the workers report back join the known set, so a page
+read twice in one run (a listing that moved) costs a hash the second time.
+
+Because the run knows every order the mirror holds for the shop, it can also tell the writer that a
+page holds only orders new to the mirror: those are inserted without a search for rows to replace.
+One run per shop writes at a time, so nothing else adds them in between.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
-from ordersync.sync.pagework import details_of, order_digest
+from ordersync.sync.pagework import PageResult
 
 
 class Prefilter:
-    def __init__(self, known: dict[str, str], mapping_version: str, orders_key: str | None):
+    def __init__(self, known: dict[str, str]):
         self.known = known
-        self.version = mapping_version
-        self.orders_key = orders_key
-        self.seen: set[str] = set()
-        """Every order id received, for marking the orders that left the listing."""
+        """order id -> content hash, from the mirror, then updated by what the run passes on."""
 
-    def changed(
-        self, body: bytes, count: int, attachments: bytes | None
-    ) -> tuple[list[Any], dict[str, Any] | None, int]:
-        """The page's new or changed raw orders, the details of those, and how many were unchanged."""
-        data = orjson.loads(body)
-        raws = data[self.orders_key] if self.orders_key else data
-        raws = raws[:count]
-        details = orjson.loads(attachments) if attachments else None
-        changed: list[Any] = []
-        passed: dict[str, Any] = {}
-        unchanged = 0
-        for raw in raws:
-            record_id = str(raw.get("id")) if isinstance(raw, dict) and raw.get("id") is not None else None
-            if record_id is not None:
-                self.seen.add(record_id)
-                extra = details_of(raw, details)
-                digest = order_digest(orjson.dumps(raw), orjson.dumps(extra) if extra else None, self.version)
-                if self.known.get(record_id) == digest:
-                    unchanged += 1
-                    continue
-                # Passed on now, so a second pass over the listing (or a page read twice) skips it.
-                self.known[record_id] = digest
-                if extra:
-                    passed[record_id] = extra
-            changed.append(raw)
-        return changed, passed or None, unchanged
+    def hashes(self, ids: tuple[str | None, ...]) -> tuple[str | None, ...]:
+        """The stored hash of each order of a page, by position (None where the mirror has none)."""
+        known = self.known
+        return tuple(known.get(i) if i is not None else None for i in ids)
+
+    def absorb(self, result: PageResult) -> bool:
+        """Remember what a page passed on; True when every order it loads is new to the mirror."""
+        known = self.known
+        fresh = all(key[2] not in known for key in result.keys)
+        known.update(result.digests)
+        for key in result.keys:
+            # Keyed by the mapped id too (the mirror's), should it differ from the listed one ("48.0"):
+            # a later page repeating the order is then never taken for new. "" matches no hash.
+            known.setdefault(key[2], "")
+        return fresh

@@ -36,6 +36,8 @@ class RawPage:
     total: int
     count: int
     body: bytes
+    ids: tuple[str | None, ...] = ()
+    """Each order's id as paging read it (None for a record without one)."""
     attachments: bytes | None = None
     """Per-order details fetched beside the list (WooCommerce refunds and notes), merged by the worker."""
     resume: Any = None
@@ -54,6 +56,13 @@ class Source(Protocol):
         """Raw pages; ``since`` may narrow the request where the API can filter (the worker filters
         exactly either way). ``start`` is a page's ``resume`` from an earlier run."""
         ...
+
+
+def mapping_name(shop: ShopConfig) -> str:
+    """The mapping file (``mappings/<name>.yaml``) that reads this shop's orders."""
+    if isinstance(shop, WebCommanderShop):
+        return "webcommander"
+    return f"woocommerce_{shop.api_version}"
 
 
 class WebCommanderSource:
@@ -96,6 +105,7 @@ class WebCommanderSource:
                 total=page.total,
                 count=page.count,
                 body=page.body,
+                ids=page.ids,
                 resume=scanned.resume,
             )
 
@@ -111,7 +121,7 @@ class WooCommerceSource:
 
         self.shop = shop
         self.client = open_client(shop, policy, transport=transport)
-        self.mapping = f"woocommerce_{shop.api_version}"
+        self.mapping = mapping_name(shop)
         self.orders_key = self.client.orders_key
         # The legacy API sorts by date with no tie-breaker, so orders created in the same second move
         # between pages (recorded: one order listed twice and another never); ids are unique.
@@ -137,6 +147,7 @@ class WooCommerceSource:
             filters=filters,
             limit=limit,
             start_page=start or 1,
+            keep_orders=False,
         )
         async for page in self.with_details(lists):
             yield page
@@ -157,6 +168,7 @@ class WooCommerceSource:
                 total=total,
                 count=page.count,
                 body=page.body,
+                ids=page.ids,
                 attachments=done.attachments,
                 resume=page.page + 1,
             )

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from ordersync.config import WebCommanderShop
 from ordersync.errors import BadResponseError
 from ordersync.http import HttpPolicy, JsonResponse, build_client
+from ordersync.rawpage import PageHeads, heads_decoder
 
 API_PREFIX = "/external/app/access"
+_HEADS = heads_decoder("orders")
 
 
 @dataclass(frozen=True)
@@ -66,39 +69,32 @@ class WebCommanderClient:
         await self._http.aclose()
 
     async def orders_page(self, offset: int, max_: int, *, keep_orders: bool = True) -> OrdersPage:
-        """One page of ``GET orders``; ``max_=-1`` asks for everything from ``offset``."""
+        """One page of ``GET orders``; ``max_=-1`` asks for everything from ``offset``. Only the
+        envelope and the ids are read; ``keep_orders`` also parses the orders (tools and tests)."""
         path = f"{API_PREFIX}/orders"
         result = await self.policy.request_json(
-            self._http, "GET", path, params={"max": max_, "offset": offset}
+            self._http, "GET", path, params={"max": max_, "offset": offset}, decode=_HEADS
         )
-        body = result.data
+        heads: PageHeads = result.data
         url = str(result.response.request.url.copy_with(query=None))
-        if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
+        status = heads.fields.get("status")
+        if status not in (None, "success"):
             raise BadResponseError(
-                "orders envelope has no 'orders' list",
+                f"orders envelope says status={status!r}",
                 url=url,
                 status=result.response.status_code,
                 shop=self.shop.name,
             )
-        if body.get("status") not in (None, "success"):
-            raise BadResponseError(
-                f"orders envelope says status={body.get('status')!r}",
-                url=url,
-                status=result.response.status_code,
-                shop=self.shop.name,
-            )
-        total = _as_int(body.get("total", len(body["orders"])), "'total'", url, self.shop.name)
-        ids = tuple(
-            str(o["id"]) if isinstance(o, dict) and o.get("id") is not None else None for o in body["orders"]
-        )
+        total = _as_int(heads.fields.get("total", heads.count), "'total'", url, self.shop.name)
+        body = result.response.content
         return OrdersPage(
             offset=offset,
             total=total,
-            orders=body["orders"] if keep_orders else [],
+            orders=orjson.loads(body)["orders"] if keep_orders else [],
             url=f"{url}?max={max_}&offset={offset}",
-            body=result.response.content,
-            count=len(body["orders"]),
-            ids=ids,
+            body=body,
+            count=heads.count,
+            ids=heads.ids,
             asked=max_,
         )
 

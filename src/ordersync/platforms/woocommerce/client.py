@@ -14,11 +14,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
+import orjson
 
 from ordersync.config import WooCommerceShop
 from ordersync.errors import BadResponseError
 from ordersync.http import HttpPolicy, JsonResponse, build_client, redact_url, tls_verify
 from ordersync.platforms.woocommerce.auth import build_auth
+from ordersync.rawpage import PageHeads, heads_decoder, heads_of
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,10 @@ class OrderFilters:
 
 @dataclass(frozen=True)
 class ListPage:
-    """One page of orders. ``total``/``total_pages`` are None when the shop sent no total headers."""
+    """One page of orders. ``total``/``total_pages`` are None when the shop sent no total headers.
+
+    ``orders`` holds the parsed orders only when the caller asked for them (``keep_orders``); a
+    backfill reads just each order's id and refund mark (``ids``, ``refunded``) and hands the bytes on."""
 
     page: int
     per_page: int
@@ -52,6 +57,18 @@ class ListPage:
     url: str
     server_time: datetime | None = None
     """The shop's clock when it answered (``Date``), to the second; None without the header."""
+    ids: tuple[str | None, ...] = ()
+    """Each order's id as text (None for a record without one)."""
+    refunded: tuple[bool, ...] = ()
+    """Whether each order's summary lists a refund (v3 ``refunds``)."""
+
+    def __post_init__(self) -> None:
+        # Parsed orders (tests, the incremental sync, a page cut or filtered with `replace`) are the
+        # truth: the marks are read from them, so they cannot go stale.
+        if self.orders or not self.count:
+            heads = heads_of(self.orders[: self.count])
+            object.__setattr__(self, "ids", heads.ids)
+            object.__setattr__(self, "refunded", heads.refunded)
 
 
 def _gmt(value: datetime) -> str:
@@ -113,6 +130,7 @@ class WooCommerceClient:
     ):
         self.shop = shop
         self.policy = policy
+        self._heads = heads_decoder(self.orders_key)
         auth = build_auth(
             shop.auth_mode,
             shop.consumer_key.get_secret_value(),
@@ -193,20 +211,38 @@ class WooCommerceClient:
         raise NotImplementedError
 
     async def orders_page(
-        self, page: int | None, per_page: int | None, filters: OrderFilters = OrderFilters()
+        self,
+        page: int | None,
+        per_page: int | None,
+        filters: OrderFilters = OrderFilters(),
+        *,
+        keep_orders: bool = True,
     ) -> ListPage:
-        result = await self._get("/orders", self.list_params(page, per_page, filters))
-        orders = self._unwrap(result, self.orders_key, list)
+        """One list page; without ``keep_orders`` only ids and refund marks are read from its bytes."""
+        result = await self.policy.request_json(
+            self._http,
+            "GET",
+            f"{self.prefix}/orders",
+            params=self.list_params(page, per_page, filters),
+            decode=self._heads,
+        )
+        heads: PageHeads = result.data
+        body = result.response.content
+        orders: list[dict[str, Any]] = []
+        if keep_orders:
+            orders = self._unwrap(JsonResponse(orjson.loads(body), result.response), self.orders_key, list)
         return ListPage(
             page=page or 1,
-            per_page=per_page or len(orders),
+            per_page=per_page or heads.count,
             total=_header_int(result.headers, self.total_header),
             total_pages=_header_int(result.headers, self.pages_header),
-            count=len(orders),
-            body=result.response.content,
-            orders=orders,
+            count=heads.count,
+            body=body,
+            orders=orders if keep_orders else [],
             url=public_url(result.response.request.url),
             server_time=_http_date(result.headers.get("date")),
+            ids=heads.ids,
+            refunded=heads.refunded,
         )
 
     async def order(self, order_id: int | str) -> dict[str, Any]:

@@ -36,13 +36,14 @@ async def iter_order_pages(
     filters: OrderFilters = OrderFilters(),
     limit: int | None = None,
     start_page: int = 1,
+    keep_orders: bool = True,
 ) -> AsyncIterator[ListPage]:
     """Yield pages in order from ``start_page``; ``limit`` stops after that many orders (the last page
-    is cut to fit)."""
+    is cut to fit). Without ``keep_orders`` pages carry their bytes, ids and refund marks only."""
     if not 1 <= per_page <= 100:
         raise ValueError("per_page must be between 1 and 100 (WooCommerce refuses more)")
     budget = _Budget(limit, start_page)
-    first = await client.orders_page(start_page, per_page, filters)
+    first = await client.orders_page(start_page, per_page, filters, keep_orders=keep_orders)
     yield budget.cut(first)
     if not first.count or budget.spent:
         return
@@ -50,7 +51,7 @@ async def iter_order_pages(
         log.warning("woocommerce.no_total_headers", url=first.url)
         page = first
         while page.count >= per_page and not budget.spent:
-            page = await client.orders_page(page.page + 1, per_page, filters)
+            page = await client.orders_page(page.page + 1, per_page, filters, keep_orders=keep_orders)
             if not page.count:
                 return
             yield budget.cut(page)
@@ -61,7 +62,11 @@ async def iter_order_pages(
     try:
         while True:
             while len(window) < concurrency and next_page <= last and not budget.planned(next_page, per_page):
-                window.append(asyncio.create_task(client.orders_page(next_page, per_page, filters)))
+                window.append(
+                    asyncio.create_task(
+                        client.orders_page(next_page, per_page, filters, keep_orders=keep_orders)
+                    )
+                )
                 next_page += 1
             if not window:
                 return
@@ -98,7 +103,13 @@ class _Budget:
     def cut(self, page: ListPage) -> ListPage:
         if self.limit is not None and self.given + page.count > self.limit:
             room = max(self.limit - self.given, 0)
-            page = replace(page, orders=page.orders[:room], count=room)
+            page = replace(
+                page,
+                orders=page.orders[:room],
+                count=room,
+                ids=page.ids[:room],
+                refunded=page.refunded[:room],
+            )
         self.given += page.count
         return page
 
@@ -113,12 +124,10 @@ class PageWithDetails:
     attachments: bytes | None
 
 
-def needs_refunds(order: dict[str, Any], version: str) -> bool:
-    """v3 orders summarise their refunds, so only those with one are asked; the legacy order says
-    nothing of refunds (a partial refund leaves no trace in it), so every order is."""
-    if version == "v3":
-        return bool(order.get("refunds"))
-    return True
+def needs_refunds(lists_refund: bool, version: str) -> bool:
+    """v3 orders summarise their refunds, so only those that list one are asked; the legacy order
+    says nothing of refunds (a partial refund leaves no trace in it), so every order is."""
+    return lists_refund if version == "v3" else True
 
 
 async def fetch_details(
@@ -144,15 +153,13 @@ async def fetch_details(
                 return None
 
     jobs: list[tuple[str, str, asyncio.Task[list[dict[str, Any]] | None]]] = []
-    for order in page.orders[: page.count]:
-        order_id = order.get("id")
-        if order_id is None:
+    for key, lists_refund in zip(page.ids[: page.count], page.refunded, strict=False):
+        if key is None:
             continue  # the mapper quarantines it
-        key = str(order_id)
-        if refunds and needs_refunds(order, client.version):
-            jobs.append((key, "_refunds", asyncio.create_task(bounded(lambda i=order_id: client.refunds(i)))))
+        if refunds and needs_refunds(lists_refund, client.version):
+            jobs.append((key, "_refunds", asyncio.create_task(bounded(lambda i=key: client.refunds(i)))))
         if notes:
-            jobs.append((key, "_notes", asyncio.create_task(bounded(lambda i=order_id: client.notes(i)))))
+            jobs.append((key, "_notes", asyncio.create_task(bounded(lambda i=key: client.notes(i)))))
     try:
         # gather raises the first error itself (a TaskGroup would wrap it in an ExceptionGroup).
         await asyncio.gather(*(task for _, _, task in jobs))

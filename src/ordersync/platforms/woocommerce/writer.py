@@ -105,7 +105,7 @@ class WooCommerceWriter:
     # ---- reading ------------------------------------------------------------------------------
     async def fetch(self, order_id: str) -> Order:
         raw = await self.client.order(order_id)
-        refunds = needs_refunds(raw, self.client.version)
+        refunds = needs_refunds(bool(raw.get("refunds")), self.client.version)
         found = await asyncio.gather(
             self.client.refunds(order_id) if refunds else _nothing(),
             self.client.notes(order_id),
