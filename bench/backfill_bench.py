@@ -138,7 +138,8 @@ def run_backfill(shop: dict[str, object], workdir: Path) -> dict[str, float]:
         "print(json.dumps({'orders': stats.fetched, 'loaded': stats.loaded, 'seconds': seconds,"
         " 'orders_per_s': stats.fetched / seconds, 'peak_rss_mb': rss, 'worker_rss_mb': worker,"
         " 'pages': stats.pages, 'workers': settings.workers, 'requests': stats.details.get('requests'),"
-        " 'first_page_s': first['page'] - t, 'first_batch_s': first['batch'] - t}))\n"
+        " 'first_page_s': first['page'] - t, 'first_batch_s': first['batch'] - t,"
+        " 'gate': stats.details.get('detail_concurrency')}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     if done.returncode:
@@ -158,11 +159,30 @@ def run_peer(platform: str, base_url: str, workdir: Path) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _gate_cells(result: dict[str, float], shop: dict[str, object], latency: float) -> str:
+    gate = result.get("gate")
+    bound = detail_bound(result, shop, latency)
+    shown = f"{gate['peak']}/{gate['final']}" if gate else "-"
+    return f" {shown:>15} {f'{bound:,.0f}' if bound else '-':>8}"
+
+
 def _peer_cells(result: dict[str, float], peer: dict[str, float] | None) -> str:
     if not peer:
         return f"{'-':>7} {'-':>6} {'-':>8}"
     ratio = result["orders_per_s"] / peer["orders_per_s"]
     return f"{peer['orders_per_s']:>7,.0f} {ratio:>5.2f}x {peer['peak_rss_mb']:>8.0f}"
+
+
+def detail_bound(result: dict[str, float], shop: dict[str, object], latency_ms: float) -> float | None:
+    """The most orders a second the run's requests allow at this latency, were the client free: list
+    pages ``concurrency`` at a time and detail requests ``detail_concurrency`` (the gate's ceiling) at
+    a time, each taking one latency. None at 0 ms, where the client's CPU is the only bound."""
+    if not latency_ms or not result.get("gate"):
+        return None
+    pages = result["pages"]
+    details = result["requests"] - pages
+    seconds = latency_ms / 1000 * (pages / int(shop["concurrency"]) + details / result["gate"]["ceiling"])
+    return result["orders"] / seconds
 
 
 def main() -> None:
@@ -187,7 +207,7 @@ def main() -> None:
     print(
         f"{'platform':>12} {'notes':>5} {'orders':>8} {'latency':>8} {'seconds':>8} {'orders/s':>9} "
         f"{'peak RSS MB':>12} {'worker MB':>10} {'requests':>9} {'1st page s':>10} {'1st batch s':>11} "
-        f"{'peer/s':>7} {'ratio':>6} {'peer MB':>8}"
+        f"{'peer/s':>7} {'ratio':>6} {'peer MB':>8} {'gate peak/final':>15} {'bound/s':>8}"
     )
     for platform in platforms:
         note_modes = ["-"] if platform == "webcommander" else (args.notes or ["none", "all"])
@@ -215,7 +235,8 @@ def main() -> None:
                         f"{result['orders_per_s']:>9,.0f} {result['peak_rss_mb']:>12.0f} "
                         f"{result['worker_rss_mb']:>10.0f} {result['requests']:>9,} "
                         f"{result['first_page_s']:>10.2f} {result['first_batch_s']:>11.2f} "
-                        + _peer_cells(result, peer),
+                        + _peer_cells(result, peer)
+                        + _gate_cells(result, shop, latency),
                         flush=True,
                     )
 

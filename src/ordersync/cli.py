@@ -315,6 +315,13 @@ def sandbox(
         bool, typer.Option(help="WebCommander: about 10 line items and 7 KB of JSON per order.")
     ] = False,
     latency_ms: Annotated[float, typer.Option(help="Added to every response.")] = 0.0,
+    shop_workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Requests served at once (PHP workers); more wait their turn, latency included (0: any).",
+        ),
+    ] = 0,
     rate_429: Annotated[float, typer.Option(help="Share of requests answered 429 with Retry-After.")] = 0.0,
     rate_5xx: Annotated[float, typer.Option(help="Share of requests answered 503.")] = 0.0,
     rate_timeout: Annotated[
@@ -359,6 +366,7 @@ def sandbox(
     configure_logging()
     faults = FaultConfig(
         latency_ms=latency_ms,
+        workers=shop_workers,
         rate_429=rate_429,
         rate_5xx=rate_5xx,
         rate_timeout=rate_timeout,

@@ -202,7 +202,9 @@ class WooCommerceShop(_ShopBase):
         return value
 
     refunds: bool = Field(True, description="read refund details (lines, taxes) of refunded orders")
-    detail_concurrency: int = Field(8, ge=1, le=64, description="refund and note requests at once")
+    detail_concurrency: int = Field(
+        32, ge=1, le=64, description="refund and note requests at once at most; the run adapts below it"
+    )
     sync_overlap: float = Field(
         60,
         ge=1,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from ordersync.mirror.batch import Batch, QuarantinedRecord
+from ordersync.mirror.batch import Batch, LoadedOrder, QuarantinedRecord, order_tables, quarantine_table
 from ordersync.mirror.store import Mirror
 from ordersync.models import LineItem, Order, Payment, Refund, RefundLine
 
@@ -178,3 +178,43 @@ def test_a_mirror_from_before_the_added_columns_gains_them_and_loads_into_them(t
             assert names[-len(added) :] == [n for n, _ in added]
         sold = con.execute("SELECT count(*) FROM line_items WHERE sold_product_id IS NULL").fetchone()
     assert sold == (2,)
+
+
+def _page_batch(orders: list[Order], *, fresh: bool, now: datetime) -> Batch:
+    loaded = [
+        LoadedOrder(o, b'{"id": "%s"}' % o.external_id.encode(), f"h-{o.external_id}", "http://x")
+        for o in orders
+    ]
+    batch = Batch()
+    batch.add_tables(
+        order_tables(loaded, now), quarantine_table([], now), [key(o) for o in orders], fresh=fresh
+    )
+    return batch
+
+
+def key(o: Order) -> tuple[str, str, str]:
+    return (o.platform.value, o.shop, o.external_id)
+
+
+def test_a_batch_of_new_orders_is_written_as_the_general_path_writes_it(tmp_path: Path) -> None:
+    """Orders the run knows are new skip the join against the mirror; the file ends the same."""
+    now = datetime(2024, 5, 1, tzinfo=UTC)
+    orders = [order("1"), order("2", items=3), order("3", total="7.25")]
+    fast, general = Mirror(tmp_path / "fast.duckdb"), Mirror(tmp_path / "general.duckdb")
+    assert fast.write(_page_batch(orders, fresh=True, now=now), now).written == 3
+    assert general.write(_page_batch(orders, fresh=False, now=now), now).written == 3
+    assert dump(tmp_path / "fast.duckdb") == dump(tmp_path / "general.duckdb")
+    events = dump(tmp_path / "fast.duckdb")["order_events"]
+    assert [(e[2], e[4]) for e in events] == [("1", "new"), ("2", "new"), ("3", "new")]
+
+
+def test_a_batch_is_fresh_only_if_every_page_in_it_is() -> None:
+    now = datetime(2024, 5, 1, tzinfo=UTC)
+    batch = _page_batch([order("1")], fresh=True, now=now)
+    assert batch.fresh and batch.nbytes > 0
+    more = _page_batch([order("2")], fresh=False, now=now)
+    batch.add_tables(*more.tables(now), [key(order("2"))], fresh=False)
+    assert not batch.fresh
+    direct = _page_batch([order("3")], fresh=True, now=now)
+    direct.add(order("4"), b"{}", "h", "u")  # a single order added directly is never known to be new
+    assert not direct.fresh

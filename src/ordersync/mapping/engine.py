@@ -84,8 +84,9 @@ def _path_reader(path: str) -> Callable[[Any], Any]:
 
 
 class _Compiler:
-    def __init__(self, spec: dict[str, Any], source: str):
+    def __init__(self, spec: dict[str, Any], source: str, *, straight: bool = True):
         self.source = source
+        self.straight = straight
         self.tables: dict[str, dict[str, Any]] = spec.get("tables") or {}
         self.object_specs: dict[str, dict[str, Any]] = spec.get("objects") or {}
         self.compiled: dict[str, Callable[[Any, MappingContext, str], dict[str, Any]]] = {}
@@ -111,6 +112,8 @@ class _Compiler:
         def build(record: Any, ctx: MappingContext, raw_where: str) -> dict[str, Any]:
             return {name: getter(record, ctx, raw_where) for name, getter in getters}
 
+        if not self.straight:
+            return build
         plain = [self._plain(field_spec, f"{where}.{name}") for name, field_spec in spec.items()]
         return _straight_line(getters, plain, build)
 
@@ -464,14 +467,18 @@ def _pydantic_path(loc: tuple[Any, ...]) -> str:
 class OrderMapper:
     """A compiled mapping file. ``map`` is pure: the same payload and context give the same Order."""
 
-    def __init__(self, spec: dict[str, Any], *, source: str = "<mapping>", text: str = ""):
+    def __init__(
+        self, spec: dict[str, Any], *, source: str = "<mapping>", text: str = "", straight: bool = True
+    ):
+        """``straight=False`` keeps the general builders only: the reference the compiled
+        straight-line builders are tested against."""
         if not isinstance(spec, dict) or not isinstance(spec.get("order"), dict):
             raise MappingSpecError(f"mapping {source}: needs an 'order' section")
         unknown = set(spec) - {"version", "platform", "tables", "objects", "order"}
         if unknown:
             raise MappingSpecError(f"mapping {source}: unknown top-level key(s) {sorted(unknown)}")
         self.source = source
-        compiler = _Compiler(spec, source)
+        compiler = _Compiler(spec, source, straight=straight)
         self._build = compiler.fields(spec["order"], "order")
         unknown_fields = set(spec["order"]) - set(Order.model_fields)
         if unknown_fields:

@@ -64,6 +64,9 @@ class Fault:
 @dataclass(frozen=True)
 class FaultConfig:
     latency_ms: float = 0.0
+    workers: int = 0
+    """Requests the shop serves at once, as PHP-FPM's ``pm.max_children``: more wait in line, so a
+    client that sends more only makes each answer slower. 0: no limit."""
     rate_429: float = 0.0
     retry_after: int = 1
     rate_5xx: float = 0.0
@@ -90,6 +93,10 @@ class FaultInjector:
         self.faults_served = 0
         self._outage: tuple[int, float, Fault] | None = None
         self._outage_ends: float | None = None
+        self._workers: asyncio.Semaphore | None = None
+        self.busiest = 0
+        """The most requests served at once (the ``workers`` in use, or everything in flight)."""
+        self._serving = 0
         if self.config.outage_seconds:
             self.outage(self.config.outage_seconds, after=self.config.outage_after)
 
@@ -150,6 +157,22 @@ class FaultInjector:
         path = scope["path"]
         with self._lock:
             self.request_count[path] += 1
+        if self.config.workers:
+            self._workers = self._workers or asyncio.Semaphore(self.config.workers)
+            async with self._workers:
+                await self._serve(scope, receive, send, path)
+        else:
+            await self._serve(scope, receive, send, path)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        self._serving += 1
+        self.busiest = max(self.busiest, self._serving)
+        try:
+            await self._answer(scope, receive, send, path)
+        finally:
+            self._serving -= 1
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)
         query = scope.get("query_string", b"").decode("latin-1")

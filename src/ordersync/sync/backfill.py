@@ -39,7 +39,7 @@ from ordersync.sync.pipeline import (
 )
 from ordersync.sync.prefilter import Prefilter
 from ordersync.sync.runlog import recorded_run
-from ordersync.sync.sources import WebCommanderSource, mapping_name, open_source
+from ordersync.sync.sources import WebCommanderSource, WooCommerceSource, mapping_name, open_source
 
 log = structlog.get_logger("ordersync.backfill")
 
@@ -249,6 +249,8 @@ async def _backfill(
             finally:
                 stats.retries = policy.retries  # the run's, across resumed attempts
                 stats.details["requests"] = policy.requests
+                if isinstance(source, WooCommerceSource):
+                    stats.details["detail_concurrency"] = source.gate.report()
             complete = True
             if isinstance(source, WebCommanderSource) and source.scan is not None:
                 complete = await asyncio.to_thread(_judge_scan, source, store, stats, mirror, since, limit)

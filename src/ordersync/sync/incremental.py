@@ -75,7 +75,10 @@ async def sync_shop(
                 )
             finally:
                 stats.retries = policy.retries
-                stats.details |= changes.details | {"requests": policy.requests}
+                stats.details |= changes.details | {
+                    "requests": policy.requests,
+                    "detail_concurrency": source.gate.report(),
+                }
             moved = changes.next_cursor()
             await asyncio.to_thread(records.set_cursor, store, shop.name, ORDERS, moved)
             stats.details["cursor"] = moved["modified"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from ordersync.aio import cancel_and_wait
+from ordersync.concurrency import AdaptiveLimit
 from ordersync.config import HttpSettings, ShopConfig, WebCommanderShop, WooCommerceShop
 from ordersync.http import HttpPolicy
 from ordersync.models import Platform
@@ -112,7 +113,7 @@ class WebCommanderSource:
 
 class WooCommerceSource:
     """Order pages with each order's refunds and notes attached; up to ``concurrency`` pages have their
-    details in flight at once, all sharing ``detail_concurrency`` requests."""
+    details in flight at once, all sharing one adaptive gate of at most ``detail_concurrency`` requests."""
 
     platform = Platform.WOOCOMMERCE
 
@@ -121,6 +122,10 @@ class WooCommerceSource:
 
         self.shop = shop
         self.client = open_client(shop, policy, transport=transport)
+        self.gate = AdaptiveLimit(
+            shop.detail_concurrency, retries=lambda: policy.retries, name=f"{shop.name} details"
+        )
+        """Refund and note requests in flight, adapted to the shop's latency and errors."""
         self.mapping = mapping_name(shop)
         self.orders_key = self.client.orders_key
         # The legacy API sorts by date with no tie-breaker, so orders created in the same second move
@@ -157,7 +162,6 @@ class WooCommerceSource:
         ``concurrency`` pages have their details in flight at once."""
         from ordersync.platforms.woocommerce.extract import fetch_details
 
-        limiter = asyncio.Semaphore(self.shop.detail_concurrency)
         window: deque[asyncio.Task[PageWithDetails]] = deque()
 
         def raw(done: PageWithDetails) -> RawPage:
@@ -182,7 +186,7 @@ class WooCommerceSource:
                             page,
                             refunds=self.shop.refunds,
                             notes=self.shop.notes == "all",
-                            limiter=limiter,
+                            limiter=self.gate,
                         )
                     )
                 )

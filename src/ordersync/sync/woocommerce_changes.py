@@ -199,10 +199,9 @@ class WooCommerceChanges:
             modified_since=since,
         )
         wanted = {key: ids for key, ids in open_orders.items() if key not in self.fresh}
-        limiter = asyncio.Semaphore(self.shop.detail_concurrency)
 
         async def notes_of(key: str) -> tuple[str, list[dict[str, Any]] | None]:
-            async with limiter:
+            async with self.source.gate.slot():
                 try:
                     return key, await self.client.notes(key)
                 except NotFoundError:

@@ -20,6 +20,7 @@ import orjson
 import structlog
 
 from ordersync.aio import cancel_and_wait
+from ordersync.concurrency import AdaptiveLimit, slot
 from ordersync.errors import NotFoundError
 from ordersync.platforms.woocommerce.client import ListPage, OrderFilters, WooCommerceClient
 
@@ -136,14 +137,14 @@ async def fetch_details(
     *,
     refunds: bool,
     notes: bool,
-    limiter: asyncio.Semaphore,
+    limiter: asyncio.Semaphore | AdaptiveLimit,
 ) -> PageWithDetails:
     """Refunds and notes for the orders of one page, ``limiter`` bounding requests across pages."""
     if not (refunds or notes) or not page.count:
         return PageWithDetails(page, None)
 
     async def bounded(call: Callable[[], Awaitable[T]]) -> T | None:
-        async with limiter:
+        async with slot(limiter):
             try:
                 return await call()
             except NotFoundError as exc:
