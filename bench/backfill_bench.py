@@ -108,9 +108,12 @@ def shop_config(
     }
 
 
-def run_backfill(shop: dict[str, object], workdir: Path) -> dict[str, float]:
+def run_backfill(
+    shop: dict[str, object], workdir: Path, mirror: dict[str, object] | None = None
+) -> dict[str, float]:
     config = workdir / "bench.yaml"
-    config.write_text(json.dumps({"mirror": {"path": str(workdir / "bench.duckdb")}, "shops": [shop]}))
+    settings = {"path": str(workdir / "bench.duckdb"), **(mirror or {})}
+    config.write_text(json.dumps({"mirror": settings, "shops": [shop]}))
     code = (
         "import asyncio, json, resource, sys, time\n"
         "from pathlib import Path\n"
@@ -133,10 +136,12 @@ def run_backfill(shop: dict[str, object], workdir: Path) -> dict[str, float]:
         "t = time.perf_counter()\n"
         "stats = asyncio.run(backfill_shop(settings.shops[0], settings, mirror, progress=progress))\n"
         "seconds = time.perf_counter() - t\n"
-        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
-        "worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "rss, worker = me.ru_maxrss / 1024, kids.ru_maxrss / 1024\n"
+        "cpu = (me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime)\n"
         "print(json.dumps({'orders': stats.fetched, 'loaded': stats.loaded, 'seconds': seconds,"
         " 'orders_per_s': stats.fetched / seconds, 'peak_rss_mb': rss, 'worker_rss_mb': worker,"
+        " 'cpu_main_s': cpu[0], 'cpu_workers_s': cpu[1],"
         " 'pages': stats.pages, 'workers': settings.workers, 'requests': stats.details.get('requests'),"
         " 'first_page_s': first['page'] - t, 'first_batch_s': first['batch'] - t,"
         " 'gate': stats.details.get('detail_concurrency')}))\n"
@@ -157,6 +162,13 @@ def run_peer(platform: str, base_url: str, workdir: Path) -> dict[str, float]:
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _cpu_cell(result: dict[str, float]) -> str:
+    """CPU of the backfill process and its mapping workers per order (user + system): steadier than
+    wall time on a shared machine, and what "work per order" means."""
+    per_order = (result["cpu_main_s"] + result["cpu_workers_s"]) / result["orders"] * 1e6
+    return f" {result['cpu_main_s']:.0f}+{result['cpu_workers_s']:.0f}s {per_order:>6,.0f}"
 
 
 def _gate_cells(result: dict[str, float], shop: dict[str, object], latency: float) -> str:
@@ -199,6 +211,13 @@ def main() -> None:
         "--max-cap", type=int, default=50, help="WebCommander sandbox: orders a page at most (0: none)"
     )
     parser.add_argument("--no-peer", action="store_true", help="skip the minimal peer pipeline")
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a mirror setting (batch_bytes=8388608)",
+    )
     args = parser.parse_args()
     sizes = args.orders or [10_000, 100_000]
     latencies = args.latency if args.latency is not None else [0.0, 50.0]
@@ -207,7 +226,8 @@ def main() -> None:
     print(
         f"{'platform':>12} {'notes':>5} {'orders':>8} {'latency':>8} {'seconds':>8} {'orders/s':>9} "
         f"{'peak RSS MB':>12} {'worker MB':>10} {'requests':>9} {'1st page s':>10} {'1st batch s':>11} "
-        f"{'peer/s':>7} {'ratio':>6} {'peer MB':>8} {'gate peak/final':>15} {'bound/s':>8}"
+        f"{'peer/s':>7} {'ratio':>6} {'peer MB':>8} {'gate peak/final':>15} {'bound/s':>8} "
+        f"{'CPU main+workers, µs/order':>26}"
     )
     for platform in platforms:
         note_modes = ["-"] if platform == "webcommander" else (args.notes or ["none", "all"])
@@ -218,7 +238,8 @@ def main() -> None:
                     try:
                         with tempfile.TemporaryDirectory() as tmp:
                             shop = shop_config(platform, url, args.page_size, args.concurrency, notes)
-                            result = run_backfill(shop, Path(tmp))
+                            mirror = dict(item.split("=", 1) for item in args.mirror)
+                            result = run_backfill(shop, Path(tmp), mirror)
                             # The WooCommerce sandbox keeps ~2 % of its orders in the trash, which
                             # `status=any` leaves out, as on a real shop.
                             assert result["orders"] == result["loaded"] > 0.95 * n, result
@@ -236,7 +257,8 @@ def main() -> None:
                         f"{result['worker_rss_mb']:>10.0f} {result['requests']:>9,} "
                         f"{result['first_page_s']:>10.2f} {result['first_batch_s']:>11.2f} "
                         + _peer_cells(result, peer)
-                        + _gate_cells(result, shop, latency),
+                        + _gate_cells(result, shop, latency)
+                        + _cpu_cell(result),
                         flush=True,
                     )
 

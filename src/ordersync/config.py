@@ -259,7 +259,7 @@ class MirrorSettings(_Strict):
     path: Path = Path("ordersync.duckdb")
     batch_orders: int = Field(5000, ge=1, description="orders per DuckDB write at most")
     batch_bytes: int = Field(
-        16 * 1024 * 1024, ge=1, description="Arrow bytes after which a batch is written (its usual bound)"
+        8 * 1024 * 1024, ge=1, description="Arrow bytes after which a batch is written (its usual bound)"
     )
     lock_wait: float = Field(60.0, ge=0, description="seconds to wait for an analyst to release the file")
     memory_limit: str = Field(
@@ -272,6 +272,7 @@ class MirrorSettings(_Strict):
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
         description="write-ahead log size that triggers a checkpoint",
     )
+    threads: int = Field(1, ge=1, le=64, description="DuckDB threads for a run's writes")
 
     def open(self) -> Mirror:
         """The mirror with these settings (imported here: config must not pull DuckDB in)."""
@@ -282,6 +283,7 @@ class MirrorSettings(_Strict):
             lock_wait=self.lock_wait,
             memory_limit=self.memory_limit,
             checkpoint_threshold=self.checkpoint_threshold,
+            threads=self.threads,
         )
 
 
