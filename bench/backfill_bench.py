@@ -109,11 +109,19 @@ def shop_config(
 
 
 def run_backfill(
-    shop: dict[str, object], workdir: Path, mirror: dict[str, object] | None = None
+    shop: dict[str, object],
+    workdir: Path,
+    mirror: dict[str, object] | None = None,
+    workers: int | None = None,
 ) -> dict[str, float]:
     config = workdir / "bench.yaml"
-    settings = {"path": str(workdir / "bench.duckdb"), **(mirror or {})}
-    config.write_text(json.dumps({"mirror": settings, "shops": [shop]}))
+    settings: dict[str, object] = {
+        "mirror": {"path": str(workdir / "bench.duckdb"), **(mirror or {})},
+        "shops": [shop],
+    }
+    if workers is not None:
+        settings["workers"] = workers
+    config.write_text(json.dumps(settings))
     code = (
         "import asyncio, json, resource, sys, time\n"
         "from pathlib import Path\n"
@@ -211,6 +219,7 @@ def main() -> None:
         "--max-cap", type=int, default=50, help="WebCommander sandbox: orders a page at most (0: none)"
     )
     parser.add_argument("--no-peer", action="store_true", help="skip the minimal peer pipeline")
+    parser.add_argument("--workers", type=int, help="mapping processes (default: one per core)")
     parser.add_argument(
         "--mirror",
         action="append",
@@ -239,7 +248,7 @@ def main() -> None:
                         with tempfile.TemporaryDirectory() as tmp:
                             shop = shop_config(platform, url, args.page_size, args.concurrency, notes)
                             mirror = dict(item.split("=", 1) for item in args.mirror)
-                            result = run_backfill(shop, Path(tmp), mirror)
+                            result = run_backfill(shop, Path(tmp), mirror, args.workers)
                             # The WooCommerce sandbox keeps ~2 % of its orders in the trash, which
                             # `status=any` leaves out, as on a real shop.
                             assert result["orders"] == result["loaded"] > 0.95 * n, result
