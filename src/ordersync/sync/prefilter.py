@@ -3,8 +3,9 @@
 The mirror keeps each order's content hash (the order's bytes as the shop sent them, the details
 fetched beside it, the mapping version). The main process knows a page's ids from paging, so it sends
 each order's stored hash by position; the worker hashes what it received, and only new or changed
-orders are parsed, mapped and written. Hashes the workers report back join the known set, so a page
-read twice in one run (a listing that moved) costs a hash the second time.
+orders are parsed, mapped and written. The new hashes of changed orders replace the stored ones, so
+a page read twice in one run (a listing that moved) costs a hash the second time; new orders are
+only marked as seen.
 
 Because the run knows every order the mirror holds for the shop, it can also tell the writer that a
 page holds only orders new to the mirror: those are inserted without a search for rows to replace.
@@ -30,7 +31,11 @@ class Prefilter:
         """Remember what a page passed on; True when every order it loads is new to the mirror."""
         known = self.known
         fresh = all(key[2] not in known for key in result.keys)
-        known.update(result.digests)
+        for record_id, digest in result.digests.items():
+            # A changed order keeps its new hash, so a page read again skips it. A new one is only
+            # marked seen: its hash would cost 80 bytes an order for the rare page read twice, which
+            # then maps it again and finds it unchanged in the mirror.
+            known[record_id] = digest if record_id in known else ""
         for key in result.keys:
             # Keyed by the mapped id too (the mirror's), should it differ from the listed one ("48.0"):
             # a later page repeating the order is then never taken for new. "" matches no hash.
