@@ -2,6 +2,7 @@
 
     uv run python bench/profile_backfill.py --platform webcommander --orders 30000
     uv run python bench/profile_backfill.py --platform woocommerce --orders 30000 --top 40
+    uv run python bench/profile_backfill.py --platform webcommander --unchanged   # a scan with nothing new
 
 Starts the same sandbox as ``backfill_bench.py``, runs one backfill under
 ``py-spy record --subprocesses --idle`` (py-spy from PyPI: ``uv tool install py-spy``), and prints the
@@ -58,6 +59,11 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-idle", action="store_true")
+    parser.add_argument(
+        "--unchanged",
+        action="store_true",
+        help="profile a second backfill, over a mirror that has every order",
+    )
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path.home() / ".local/bin/py-spy")
     sandbox, url = start_sandbox(args.platform, args.orders, args.latency)
@@ -75,6 +81,8 @@ def main() -> None:
                 f"s = load_settings(Path({str(config)!r}))\n"
                 "print(asyncio.run(backfill_shop(s.shops[0], s, s.mirror.open())).fetched)\n"
             )
+            if args.unchanged:
+                subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             raw = work / "profile.txt"
             command = [spy, "record", "--subprocesses", "-r", str(args.rate), "-f", "raw", "-o", str(raw)]
             if not args.no_idle:

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from ordersync.models import Platform
 from ordersync.sandbox.webcommander.generator import generate_orders
 from ordersync.sync import spool
-from ordersync.sync.pagework import PageJob, map_page
+from ordersync.sync.pagework import PageJob, map_page, map_pages
 
 
 def test_tables_come_back_equal_and_the_file_is_gone(tmp_path: Path) -> None:
@@ -96,3 +97,46 @@ def test_unchanged_orders_are_skipped_before_they_are_parsed(known: str) -> None
     assert again.fetched == 20
     assert again.unchanged == (20 if known == "all" else 0)
     assert len(again.keys) == (0 if known == "all" else 20)
+
+
+def test_pages_mapped_together_equal_pages_mapped_alone() -> None:
+    """A job of several small pages gives the rows of each page, an order listed twice once (its later
+    reading), and counts every order it was handed."""
+    orders = list(generate_orders(30, seed=11))
+    changed = {
+        **orders[5],
+        "orderStatus": "completed" if orders[5]["orderStatus"] != "completed" else "pending",
+    }
+    pages = [orders[:10], orders[10:20], [changed, *orders[20:30]]]  # order 6 again, in the last page
+
+    def job(records: list[dict]) -> PageJob:
+        return PageJob(
+            body=orjson.dumps({"orders": records}),
+            source_url=f"http://shop/orders?page={len(records)}",
+            platform=Platform.WEBCOMMANDER,
+            shop="wc",
+            timezone="Australia/Melbourne",
+            currency="AUD",
+            mapping="webcommander",
+        )
+
+    together = map_pages(tuple(job(p) for p in pages))
+    alone = [map_page(job(p)) for p in pages]
+    assert together.pages == 3 and together.fetched == 31
+    assert len(together.keys) == 30 and len(set(together.keys)) == 30
+    assert together.digests == {**alone[0].digests, **alone[1].digests, **alone[2].digests}
+    rows = together.tables["orders"].to_pylist()
+    assert len(rows) == 30
+    sixth = next(r for r in rows if r["order_id"] == str(orders[5]["id"]))
+    later = next(r for r in alone[2].tables["orders"].to_pylist() if r["order_id"] == str(orders[5]["id"]))
+    earlier = next(r for r in alone[0].tables["orders"].to_pylist() if r["order_id"] == str(orders[5]["id"]))
+    assert sixth["content_hash"] == later["content_hash"] != earlier["content_hash"]
+    assert sixth["status_raw"] == changed["orderStatus"]
+    lines = (
+        sum(t.tables["line_items"].num_rows for t in alone)
+        - alone[0]
+        .tables["line_items"]
+        .filter(pc.equal(alone[0].tables["line_items"]["order_id"], str(orders[5]["id"])))
+        .num_rows
+    )
+    assert together.tables["line_items"].num_rows == lines

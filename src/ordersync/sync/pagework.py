@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pyarrow as pa
 
-from ordersync.mapping import MappingContext, MappingError, load_mapping
+from ordersync.mapping import MappingContext, MappingError, OrderMapper, load_mapping
 from ordersync.mirror.batch import LoadedOrder, OrderKey, QuarantinedRecord, order_tables, quarantine_table
 from ordersync.models import Platform
 from ordersync.rawpage import split_records
@@ -94,6 +94,7 @@ class PageResult:
     unchanged: int = 0
     skipped: int = 0
     quarantined: list[tuple[str | None, str, str]] = field(default_factory=list)
+    pages: int = 1
     digests: dict[str, str] = field(default_factory=dict)
     """The new content hash of each order passed on (mapped or quarantined), so that the run skips
     it when a later page lists it again."""
@@ -139,19 +140,47 @@ def details_of(record_id: str | None, attachments: dict[str, dict[str, Any]] | N
 
 
 def map_page(job: PageJob) -> PageResult:
+    return map_pages((job,))
+
+
+def map_pages(jobs: tuple[PageJob, ...]) -> PageResult:
+    """Several consecutive pages of one shop into one set of tables: small pages (a host that caps a
+    page at 50 orders) would otherwise pay a job's fixed costs (tables, spool streams, pickles) each."""
+    head = jobs[0]
+    mapper = load_mapping(head.mapping)
+    ctx = MappingContext(
+        platform=head.platform, shop=head.shop, timezone=ZoneInfo(head.timezone), currency=head.currency
+    )
+    now = datetime.now(UTC)
+    loaded: dict[OrderKey, LoadedOrder] = {}
+    bad: list[QuarantinedRecord] = []
+    result = PageResult(tables={}, quarantine=quarantine_table([], now), keys=[], pages=len(jobs))
+    for job in jobs:
+        _map_into(job, mapper, ctx, loaded, bad, result)
+    result.keys = list(loaded)
+    tables = order_tables(loaded.values(), now) if loaded else {}
+    quarantine = quarantine_table(bad, now)
+    if head.spool is not None:
+        result.spooled = spool.write(head.spool, {**tables, spool.QUARANTINE: quarantine})
+    else:
+        result.tables, result.quarantine = tables, quarantine
+    return result
+
+
+def _map_into(
+    job: PageJob,
+    mapper: OrderMapper,
+    ctx: MappingContext,
+    loaded: dict[OrderKey, LoadedOrder],
+    bad: list[QuarantinedRecord],
+    result: PageResult,
+) -> None:
     body = spool.take(job.body_path) if job.body_path is not None else job.body
     records = split_records(body, job.orders_key)
     if job.take is not None:
         records = records[: job.take]
     attachments = orjson.loads(job.attachments) if job.attachments else None
-    mapper = load_mapping(job.mapping)
-    ctx = MappingContext(
-        platform=job.platform, shop=job.shop, timezone=ZoneInfo(job.timezone), currency=job.currency
-    )
-    now = datetime.now(UTC)
-    loaded: dict[OrderKey, LoadedOrder] = {}
-    bad: list[QuarantinedRecord] = []
-    result = PageResult(tables={}, quarantine=quarantine_table([], now), keys=[], fetched=len(records))
+    result.fetched += len(records)
     ids, known = job.ids, job.known
     for position, record in enumerate(records):
         record_id = ids[position] if position < len(ids) else None
@@ -193,14 +222,6 @@ def map_page(job: PageJob) -> PageResult:
         if job.since is not None and order.created_at < job.since:
             result.skipped += 1
             continue
-        loaded[(job.platform.value, job.shop, order.external_id)] = LoadedOrder(
-            order, payload, digest, job.source_url, details
-        )
-    result.keys = list(loaded)
-    tables = order_tables(loaded.values(), now) if loaded else {}
-    quarantine = quarantine_table(bad, now)
-    if job.spool is not None:
-        result.spooled = spool.write(job.spool, {**tables, spool.QUARANTINE: quarantine})
-    else:
-        result.tables, result.quarantine = tables, quarantine
-    return result
+        key = (job.platform.value, job.shop, order.external_id)
+        loaded.pop(key, None)  # listed again in a later page of the job: that reading, in its place
+        loaded[key] = LoadedOrder(order, payload, digest, job.source_url, details)
