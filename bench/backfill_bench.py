@@ -221,6 +221,12 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="skip the minimal peer pipeline")
     parser.add_argument("--workers", type=int, help="mapping processes (default: one per core)")
     parser.add_argument(
+        "--shop-workers",
+        type=int,
+        default=0,
+        help="sandbox: requests it serves at once, like PHP-FPM (0: any)",
+    )
+    parser.add_argument(
         "--mirror",
         action="append",
         default=[],
@@ -243,7 +249,8 @@ def main() -> None:
         for n in sizes:
             for latency in latencies:
                 for notes in note_modes:
-                    sandbox, url = start_sandbox(platform, n, latency, args.max_cap)
+                    extra = ("--shop-workers", str(args.shop_workers)) if args.shop_workers else ()
+                    sandbox, url = start_sandbox(platform, n, latency, args.max_cap, extra=extra)
                     try:
                         with tempfile.TemporaryDirectory() as tmp:
                             shop = shop_config(platform, url, args.page_size, args.concurrency, notes)

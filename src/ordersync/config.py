@@ -259,11 +259,11 @@ class MirrorSettings(_Strict):
     path: Path = Path("ordersync.duckdb")
     batch_orders: int = Field(5000, ge=1, description="orders per DuckDB write at most")
     batch_bytes: int = Field(
-        8 * 1024 * 1024, ge=1, description="Arrow bytes after which a batch is written (its usual bound)"
+        6 * 1024 * 1024, ge=1, description="Arrow bytes after which a batch is written (its usual bound)"
     )
     lock_wait: float = Field(60.0, ge=0, description="seconds to wait for an analyst to release the file")
     memory_limit: str = Field(
-        "48MB",
+        "32MB",
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
         description="DuckDB's memory cap during a run",
     )

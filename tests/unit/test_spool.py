@@ -19,6 +19,19 @@ from ordersync.sync import spool
 from ordersync.sync.pagework import PageJob, map_page, map_pages
 
 
+def page_job(orders: list[dict]) -> PageJob:
+    """A WebCommander list page of these orders, as a job for a worker."""
+    return PageJob(
+        body=orjson.dumps({"orders": orders, "total": len(orders)}),
+        source_url="http://shop/orders",
+        platform=Platform.WEBCOMMANDER,
+        shop="wc",
+        timezone="Australia/Melbourne",
+        currency="AUD",
+        mapping="webcommander",
+    )
+
+
 def test_tables_come_back_equal_and_the_file_is_gone(tmp_path: Path) -> None:
     tables = {
         "a": pa.table({"x": [1, 2, 3], "s": ["é", None, "z" * 10_000]}),
@@ -41,15 +54,7 @@ def test_a_page_body_is_read_once(tmp_path: Path) -> None:
 
 def test_a_mapped_page_is_the_same_through_the_spool(tmp_path: Path) -> None:
     orders = list(generate_orders(30, seed=5, realistic=True))
-    job = PageJob(
-        body=orjson.dumps({"orders": orders, "total": 30}),
-        source_url="http://shop/orders",
-        platform=Platform.WEBCOMMANDER,
-        shop="wc",
-        timezone="Australia/Melbourne",
-        currency="AUD",
-        mapping="webcommander",
-    )
+    job = page_job(orders)
     direct = map_page(job)
     body = spool.put(str(tmp_path), job.body)
     spooled = map_page(replace(job, body=b"", body_path=body, spool=str(tmp_path))).load()
@@ -78,16 +83,7 @@ def test_a_run_removes_its_folder_and_the_folders_of_dead_runs() -> None:
 @pytest.mark.parametrize("known", ["all", "none"])
 def test_unchanged_orders_are_skipped_before_they_are_parsed(known: str) -> None:
     orders = list(generate_orders(20, seed=9))
-    job = PageJob(
-        body=orjson.dumps({"orders": orders}),
-        source_url="u",
-        platform=Platform.WEBCOMMANDER,
-        shop="wc",
-        timezone="Australia/Melbourne",
-        currency="AUD",
-        mapping="webcommander",
-        ids=tuple(str(o["id"]) for o in orders),
-    )
+    job = replace(page_job(orders), ids=tuple(str(o["id"]) for o in orders))
     first = map_page(job)
     assert first.fetched == 20 and len(first.keys) == 20 and first.unchanged == 0
     hashes = tuple(first.digests[str(o["id"])] for o in orders)
@@ -109,19 +105,8 @@ def test_pages_mapped_together_equal_pages_mapped_alone() -> None:
     }
     pages = [orders[:10], orders[10:20], [changed, *orders[20:30]]]  # order 6 again, in the last page
 
-    def job(records: list[dict]) -> PageJob:
-        return PageJob(
-            body=orjson.dumps({"orders": records}),
-            source_url=f"http://shop/orders?page={len(records)}",
-            platform=Platform.WEBCOMMANDER,
-            shop="wc",
-            timezone="Australia/Melbourne",
-            currency="AUD",
-            mapping="webcommander",
-        )
-
-    together = map_pages(tuple(job(p) for p in pages))
-    alone = [map_page(job(p)) for p in pages]
+    together = map_pages(tuple(page_job(p) for p in pages))
+    alone = [map_page(page_job(p)) for p in pages]
     assert together.pages == 3 and together.fetched == 31
     assert len(together.keys) == 30 and len(set(together.keys)) == 30
     assert together.digests == {**alone[0].digests, **alone[1].digests, **alone[2].digests}

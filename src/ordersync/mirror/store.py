@@ -76,7 +76,7 @@ class Mirror:
         path: Path,
         *,
         lock_wait: float = 60.0,
-        memory_limit: str = "48MB",
+        memory_limit: str = "32MB",
         checkpoint_threshold: str = "128MB",
         threads: int = 1,
     ):
