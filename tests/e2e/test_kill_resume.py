@@ -54,6 +54,7 @@ from ordersync.sandbox.woocommerce.responses import V3
 from ordersync.sandbox.woocommerce.store import WooCommerceStore
 from ordersync.state import records
 from ordersync.state.store import StateStore
+from ordersync.sync.pipeline import JOB_ORDERS
 
 ORDERS = 20_000
 BATCH_ORDERS = 1000
@@ -538,8 +539,12 @@ def _seed() -> int:
 
 def _waste_limit(shop: Shop) -> int:
     """Orders a killed run may have been served beyond its checkpoint: the batch being written, the
-    batch being gathered, the pages being mapped and the pages being fetched."""
-    return 2 * BATCH_ORDERS + (2 * WORKERS + 2 + int(shop.fields["concurrency"]) + 2) * shop.page_size
+    batch being gathered, the jobs being mapped (pages go to a worker together, at least JOB_ORDERS
+    orders a job, so each holds less than JOB_ORDERS and a page), the group of pages being gathered
+    for the next job, and the pages being fetched."""
+    job = max(shop.page_size, JOB_ORDERS + shop.page_size - 1)
+    fetching = (int(shop.fields["concurrency"]) + 2) * shop.page_size
+    return 2 * BATCH_ORDERS + (2 * WORKERS + 2) * job + JOB_ORDERS + fetching
 
 
 def check_killed_run(backfill: Backfill, seen: Seen, checkpoint: dict[str, Any] | None) -> None:
