@@ -81,6 +81,12 @@ def read_heads(body: bytes, orders_key: str | None) -> PageHeads:
 
 def _slow_heads(body: bytes, orders_key: str | None) -> PageHeads:
     """The same answers from a full parse, for a page with an odd record or envelope."""
+    return parse_page(body, orders_key)[0]
+
+
+def parse_page(body: bytes, orders_key: str | None) -> tuple[PageHeads, list[Any]]:
+    """The heads and the parsed orders in one parse, for callers that want the orders (tools, the
+    incremental sync); ``ValueError`` and ``ShapeError`` as :func:`read_heads`."""
     data = orjson.loads(body)
     fields: dict[str, Any] = {}
     if orders_key is not None:
@@ -90,7 +96,7 @@ def _slow_heads(body: bytes, orders_key: str | None) -> PageHeads:
         data = data.get(orders_key)
     if not isinstance(data, list):
         raise ShapeError(f"expected a JSON list of orders, got {type(data).__name__}")
-    return heads_of(data, fields)
+    return heads_of(data, fields), data
 
 
 def heads_of(records: list[Any], fields: dict[str, Any] | None = None) -> PageHeads:
@@ -106,6 +112,9 @@ def split_records(body: bytes, orders_key: str | None) -> list[msgspec.Raw]:
     return _raw_list.decode(listed)
 
 
-def heads_decoder(orders_key: str | None) -> Callable[[bytes], PageHeads]:
-    """A decoder for :class:`ordersync.http.HttpPolicy`: the page's heads instead of its parsed body."""
-    return lambda body: read_heads(body, orders_key)
+def heads_decoder(orders_key: str | None, *, keep_orders: bool = False) -> Callable[[bytes], Any]:
+    """A decoder for :class:`ordersync.http.HttpPolicy`: the page's heads instead of its parsed body,
+    or with ``keep_orders`` the heads and the parsed orders from one parse."""
+    if keep_orders:
+        return lambda body: parse_page(body, orders_key)
+    return lambda body: (read_heads(body, orders_key), [])

@@ -110,11 +110,6 @@ class PageResult:
         return self
 
 
-def content_hash(payload: bytes, mapping_version: str) -> str:
-    """Changes when the payload or the mapping that reads it changes, so either re-writes the order."""
-    return order_digest(payload, None, mapping_version)
-
-
 def order_digest(payload: Any, details: bytes | None, mapping_version: str) -> str:
     """The order as the shop sent it (its bytes, ``payload`` is any buffer) and the details fetched
     beside it: a new note or refund changes the hash, so the order is rewritten, while ``raw_orders``

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 
 from ordersync.config import WebCommanderShop
 from ordersync.errors import BadResponseError
@@ -18,7 +17,7 @@ from ordersync.http import HttpPolicy, JsonResponse, build_client
 from ordersync.rawpage import PageHeads, heads_decoder
 
 API_PREFIX = "/external/app/access"
-_HEADS = heads_decoder("orders")
+_PAGES = {keep: heads_decoder("orders", keep_orders=keep) for keep in (False, True)}
 
 
 @dataclass(frozen=True)
@@ -73,9 +72,10 @@ class WebCommanderClient:
         envelope and the ids are read; ``keep_orders`` also parses the orders (tools and tests)."""
         path = f"{API_PREFIX}/orders"
         result = await self.policy.request_json(
-            self._http, "GET", path, params={"max": max_, "offset": offset}, decode=_HEADS
+            self._http, "GET", path, params={"max": max_, "offset": offset}, decode=_PAGES[keep_orders]
         )
-        heads: PageHeads = result.data
+        heads: PageHeads
+        heads, orders = result.data
         url = str(result.response.request.url.copy_with(query=None))
         status = heads.fields.get("status")
         if status not in (None, "success"):
@@ -90,7 +90,7 @@ class WebCommanderClient:
         return OrdersPage(
             offset=offset,
             total=total,
-            orders=orjson.loads(body)["orders"] if keep_orders else [],
+            orders=orders,
             url=f"{url}?max={max_}&offset={offset}",
             body=body,
             count=heads.count,

@@ -14,7 +14,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
-import orjson
 
 from ordersync.config import WooCommerceShop
 from ordersync.errors import BadResponseError
@@ -134,7 +133,7 @@ class WooCommerceClient:
     ):
         self.shop = shop
         self.policy = policy
-        self._heads = heads_decoder(self.orders_key)
+        self._pages = {keep: heads_decoder(self.orders_key, keep_orders=keep) for keep in (False, True)}
         auth = build_auth(
             shop.auth_mode,
             shop.consumer_key.get_secret_value(),
@@ -241,13 +240,11 @@ class WooCommerceClient:
             "GET",
             f"{self.prefix}/orders",
             params=self.list_params(page, per_page, filters),
-            decode=self._heads,
+            decode=self._pages[keep_orders],
         )
-        heads: PageHeads = result.data
+        heads: PageHeads
+        heads, orders = result.data
         body = result.response.content
-        orders: list[dict[str, Any]] = []
-        if keep_orders:
-            orders = self._unwrap(JsonResponse(orjson.loads(body), result.response), self.orders_key, list)
         return ListPage(
             page=page or 1,
             per_page=per_page or heads.count,
