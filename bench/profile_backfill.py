@@ -32,7 +32,7 @@ STAGES = [
     ("parse (orjson)", ("orjson",)),
     ("validate (pydantic)", ("pydantic/",)),
     ("map (engine, converters)", ("mapping/engine.py", "mapping/converters.py")),
-    ("arrow tables", ("mirror/batch.py", "pyarrow/")),
+    ("arrow tables (columnar, checked)", ("mirror/columnar.py", "mirror/batch.py", "pyarrow/")),
     ("spool", ("sync/spool.py",)),
     ("duckdb write", ("mirror/store.py", "duckdb")),
     ("state store", ("sqlalchemy/", "state/records.py")),

@@ -5,7 +5,8 @@
     uv run python bench/stage_bench.py --write --threads 2
 
 Mapping: a page parsed (orjson), the canonical dicts built by the mapping's compiled builders and by
-its general closures (``straight=False``), pydantic validation, Arrow rows, and ``map_page`` whole
+its general closures (``straight=False``), pydantic validation, Arrow rows from the models, the
+columnar path that replaces those two (rows from the dicts, checked in Arrow), and ``map_page`` whole
 (split, hash, map, tables), each as the best of three. Writes: the orders mapped once, then written
 into an empty mirror in batches of ``--batch`` orders inside one session, with the CPU of the process
 (DuckDB's threads included) per order.
@@ -29,6 +30,7 @@ import yaml
 from ordersync.mapping import MappingContext, load_mapping, mappings_dir
 from ordersync.mapping.engine import OrderMapper
 from ordersync.mirror.batch import Batch, LoadedOrder, order_tables
+from ordersync.mirror.columnar import Mapped, dict_tables
 from ordersync.mirror.store import Mirror
 from ordersync.models import Order, Platform
 from ordersync.sandbox.webcommander.generator import generate_orders
@@ -81,6 +83,13 @@ def mapping(n: int) -> None:
     now = datetime.now(UTC)
     loaded = [LoadedOrder(m, orjson.dumps(o), "h", "u") for m, o in zip(models, orders, strict=True)]
     best("Arrow rows", lambda: [order_tables(loaded[i : i + 50], now) for i in range(0, n, 50)], n)
+    raws = [orjson.dumps(o) for o in orders]
+    mapped = [Mapped(d, r, "h", "u") for d, r in zip(built, raws, strict=True)]
+    best(
+        "columnar tables (checked, no models)",
+        lambda: [dict_tables(mapped[i : i + 50], now) for i in range(0, n, 50)],
+        n,
+    )
     best("map_page (split, hash, map, tables)", lambda: [map_page(job(p)) for p in pages], n)
 
 

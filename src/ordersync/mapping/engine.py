@@ -489,12 +489,21 @@ class OrderMapper:
         self.version = f"{spec.get('platform', 'mapping')}-{digest}"
 
     def map(self, raw: Any, ctx: MappingContext) -> Order:
+        return self.validate(self.build(raw, ctx), ctx)
+
+    def build(self, raw: Any, ctx: MappingContext) -> dict[str, Any]:
+        """The canonical order as plain values, before the model checks it: what the columnar path
+        (``mirror/columnar.py``) turns into rows without building models."""
         if not isinstance(raw, dict):
             raise MappingError("(record)", f"expected an object, got {type(raw).__name__}", raw)
         data = self._build(raw, ctx, "")
         data["platform"] = ctx.platform
         data["shop"] = ctx.shop
         _unfold_updated(data, ctx)
+        return data
+
+    def validate(self, data: dict[str, Any], ctx: MappingContext) -> Order:
+        """The model's reading of a built order; a MappingError names the canonical field at fault."""
         try:
             return Order.model_validate(data)
         except ValidationError as exc:
