@@ -14,6 +14,7 @@ One run per shop writes at a time, so nothing else adds them in between.
 
 from __future__ import annotations
 
+from ordersync.idset import IdSet
 from ordersync.sync.pagework import PageResult
 
 
@@ -21,6 +22,9 @@ class Prefilter:
     def __init__(self, known: dict[str, str]):
         self.known = known
         """order id -> content hash, from the mirror, then updated by what the run passes on."""
+        self.new = IdSet()
+        """Orders this run wrote that the mirror did not hold: only their ids (a bit each for
+        numeric ids). A page read again maps them again and finds them unchanged in the mirror."""
 
     def hashes(self, ids: tuple[str | None, ...]) -> tuple[str | None, ...]:
         """The stored hash of each order of a page, by position (None where the mirror has none)."""
@@ -29,15 +33,17 @@ class Prefilter:
 
     def absorb(self, result: PageResult) -> bool:
         """Remember what a page passed on; True when every order it loads is new to the mirror."""
-        known = self.known
-        fresh = all(key[2] not in known for key in result.keys)
+        known, new = self.known, self.new
+        fresh = all(key[2] not in known and key[2] not in new for key in result.keys)
         for record_id, digest in result.digests.items():
-            # A changed order keeps its new hash, so a page read again skips it. A new one is only
-            # marked seen: its hash would cost 80 bytes an order for the rare page read twice, which
-            # then maps it again and finds it unchanged in the mirror.
-            known[record_id] = digest if record_id in known else ""
+            # A changed order keeps its new hash, so a page read again skips it.
+            if record_id in known:
+                known[record_id] = digest
+            else:
+                new.add(record_id)
         for key in result.keys:
             # Keyed by the mapped id too (the mirror's), should it differ from the listed one ("48.0"):
-            # a later page repeating the order is then never taken for new. "" matches no hash.
-            known.setdefault(key[2], "")
+            # a later page repeating the order is then never taken for new.
+            if key[2] not in known:
+                new.add(key[2])
         return fresh

@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from ordersync.aio import cancel_and_wait
+from ordersync.idset import IdSet
 from ordersync.platforms.webcommander.client import OrdersPage, WebCommanderClient
 
 log = structlog.get_logger("ordersync.webcommander")
@@ -64,7 +65,7 @@ class ScanPass:
     start: int
     totals: list[int] = field(default_factory=list)
     """Each distinct ``total`` the pages reported, in the order seen."""
-    ids: set[str] = field(default_factory=set)
+    ids: IdSet = field(default_factory=IdSet)
     anonymous: int = 0
     """Records without an id: counted, but they cannot be checked for repeats."""
     duplicates: int = 0
@@ -75,7 +76,7 @@ class ScanPass:
     head_max: int | None = None
     """The highest id on the first page at offset 0: every order listed when the pass began has an id
     no higher (ids grow), so orders above it arrived during the pass."""
-    early: set[str] = field(default_factory=set)
+    early: IdSet = field(default_factory=IdSet)
     """Ids read at the first ``first_total`` positions (oldest first: the orders listed at the start)."""
     repaired: bool = False
     """The pass missed only orders that arrived during it, and a read of the listing's moving end,
@@ -145,9 +146,13 @@ class ScanReport:
         return bool(self.passes) and self.passes[-1].complete
 
     @property
-    def seen(self) -> set[str]:
+    def seen(self) -> IdSet:
         """The ids of the complete pass: what the listing holds (only meaningful when complete)."""
-        return self.passes[-1].ids | self.passes[-1].repair_ids if self.passes else set()
+        if not self.passes:
+            return IdSet()
+        seen = IdSet(self.passes[-1].repair_ids)
+        seen.update(self.passes[-1].ids)
+        return seen
 
     @property
     def unverified(self) -> int:
