@@ -3,40 +3,63 @@ the state database."""
 
 from __future__ import annotations
 
-import asyncio
+import os
+import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from ordersync.config import Settings, ShopConfig, load_settings
+from ordersync.cli_options import ConfigOption, DemoOption
 from ordersync.errors import ConfigError, OrderSyncError
-from ordersync.logging import configure_logging
-from ordersync.mirror.store import Mirror
-from ordersync.state.store import StateStore
-from ordersync.sync.backfill import backfill_shop
-from ordersync.sync.pipeline import ProgressCallback, RunStats
+from ordersync.lazy import Lazy
+
+# Everything else is imported where it is used: `ordersync --help` must not load pydantic, DuckDB,
+# SQLAlchemy or httpx (it answers in well under half a second that way).
+asyncio = Lazy("asyncio")
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
+
+    from ordersync.config import Settings, ShopConfig
+    from ordersync.mirror.store import Mirror
+    from ordersync.state.store import StateStore
+    from ordersync.sync.pipeline import ProgressCallback, RunStats
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Order sync and ETL for WebCommander and WooCommerce, mirrored into DuckDB.",
 )
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)  # a message is one line in a log, whatever the width
+# Piped into a file or a log collector, a summary keeps its lines whole instead of wrapping at 80.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Config file; without it, the embedded default (sandbox shops)."),
-]
+
+class _Log:
+    """structlog's logger, imported at the first event."""
+
+    def __getattr__(self, name: str) -> Any:
+        import structlog
+
+        return getattr(structlog.get_logger("ordersync.cli"), name)
+
+
+log = _Log()
+T = TypeVar("T")
+
+DEMO_LINE = (
+    "demo: no --config and no ORDERSYNC_CONFIG, so this runs on the embedded demo "
+    "(sandbox shops on loopback, ./ordersync.duckdb, ./ordersync-state.db)"
+)
 LogJson = Annotated[bool, typer.Option("--log-json", help="Log JSON lines instead of readable text.")]
 
 
@@ -51,9 +74,71 @@ def _parse_since(value: str | None) -> datetime | None:
 
 
 def _fail(exc: Exception, code: int) -> typer.Exit:
-    # Escaped: error texts carry platform codes in brackets ([woocommerce_rest_...]), not markup.
-    console.print(f"[bold red]error:[/] {escape(str(exc))}")
+    from ordersync.logging import json_logs
+
+    if json_logs():  # the last line of a JSON log says why the command ended
+        log.error("cli.failed", error=str(exc), error_type=type(exc).__name__, exit_code=code)
+    else:
+        # Escaped: error texts carry platform codes in brackets ([woocommerce_rest_...]), not markup.
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
     return typer.Exit(code)
+
+
+def _configure_logging(**kwargs: Any) -> None:
+    from ordersync.logging import configure_logging
+
+    configure_logging(**kwargs)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"ordersync {version('ordersync')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="JSON log lines for any command (stderr), the final error too.")
+    ] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Order sync and ETL for WebCommander and WooCommerce, mirrored into DuckDB."""
+    from ordersync.logging import configure_logging, set_defaults
+
+    try:
+        set_defaults(json=log_json, level=log_level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from None
+    configure_logging()
+
+
+def settings_for(config: Path | None, command: str, *, writes: bool = False, demo: bool = False) -> Settings:
+    """The settings a command runs with. Without a config a command that only reads or syncs runs on
+    the embedded demo and says so first; one that writes to shops or migrates a store refuses (exit
+    2) unless ``--demo`` asks for the demo: a refund meant for a real shop must never land in it."""
+    from ordersync.config import config_path, load_settings
+
+    path = config_path(config)
+    if path is None:
+        if writes and not demo:
+            raise _fail(
+                ConfigError(
+                    f"`ordersync {command}` needs a config: give --config FILE or set ORDERSYNC_CONFIG "
+                    "(--demo runs it on the embedded demo's sandbox shops instead)"
+                ),
+                2,
+            )
+        console.print(f"[yellow]{DEMO_LINE}[/]", soft_wrap=True)
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        raise _fail(exc, 2) from None
 
 
 def start_embedded_sandbox(settings: Settings, stack: ExitStack) -> Settings:
@@ -116,6 +201,8 @@ def _verified(stats: RunStats) -> str:
 
 def _summary(results: list[RunStats], mirror: Path, seconds: float, what: str = "backfill") -> Table:
     """Metrics down, shops across: stays readable in an 80-column terminal."""
+    from rich.table import Table
+
     table = Table(title=f"{what} into {mirror}", title_justify="left")
     table.add_column("")
     for s in results:
@@ -160,6 +247,8 @@ def _open_store(settings: Settings) -> StateStore:
 
 
 def _progress(no_progress: bool) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -174,6 +263,65 @@ def _progress(no_progress: bool) -> Progress:
     )
 
 
+class Stopped(Exception):
+    """SIGTERM or SIGINT reached a command that runs shops."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _Signals:
+    """SIGTERM and SIGINT while a command runs shops: the run in flight is cancelled, so it records
+    itself 'abandoned' behind its last committed checkpoint, no later shop starts, and the command
+    exits 128 + the signal (143, 130), as the daemon stops. A second signal stops the process the
+    default way. The mapping workers ignore both; the run shuts them down."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[object] | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _Signals:
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.received is not None:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.received = signum
+        log.warning("cli.stopping", signal=signal.Signals(signum).name)
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+
+    def run(self, work: Callable[[], Awaitable[T]]) -> T:
+        """``work`` in its own event loop; raises Stopped if a signal came before or during it."""
+        if self.received is not None:
+            raise Stopped(self.received)
+
+        async def main() -> T:
+            self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+            try:
+                return await work()
+            except asyncio.CancelledError:
+                if self.received is not None:
+                    raise Stopped(self.received) from None
+                raise
+            finally:
+                self._loop = self._task = None
+
+        return asyncio.run(main())
+
+
 def _run_shops(
     what: str,
     config: Path | None,
@@ -181,32 +329,60 @@ def _run_shops(
     no_progress: bool,
     run: Callable[[ShopConfig, Settings, Mirror, StateStore, ProgressCallback], Awaitable[RunStats]],
 ) -> list[RunStats]:
-    """Load the config, open the store, serve the embedded sandbox if asked, run each shop in turn."""
+    """Load the config, open the store, serve the embedded sandbox if asked, run each shop in turn.
+    A shop that fails does not stop the others: every shop is tried, the failures are listed, and
+    the exit code is 1 if any failed or could not prove its listing complete. A shop another process
+    is running is skipped with a line naming that process (not a failure: it is being synced)."""
+    from ordersync.state.leases import ShopBusy
+
+    settings = settings_for(config, what)
     try:
-        settings = load_settings(config)
         selected = [settings.shop(name) for name in shop] if shop else list(settings.shops)
+        settings.mirror.preflight()
     except ConfigError as exc:
         raise _fail(exc, 2) from None
     store = _open_store(settings)
     mirror = settings.mirror.open()
     results: list[RunStats] = []
+    failed: list[tuple[str, str]] = []
+    busy: list[tuple[str, str]] = []
+    stopped: Stopped | None = None
     started = time.perf_counter()
     try:
-        with ExitStack() as stack:
+        with ExitStack() as stack, _Signals() as signals:
             if settings.sandbox.enabled:
                 settings = start_embedded_sandbox(settings, stack)
                 selected = [settings.shop(s.name) for s in selected]
-            try:
-                with _progress(no_progress) as progress:
-                    for shop_config in selected:
-                        callback = _RichProgress(progress, shop_config.name)
-                        results.append(asyncio.run(run(shop_config, settings, mirror, store, callback)))
-                _write_back(settings, store, mirror, selected)
-            except OrderSyncError as exc:
-                raise _fail(exc, 1) from None
+            with _progress(no_progress) as progress:
+                for shop_config in selected:
+                    callback = _RichProgress(progress, shop_config.name)
+                    try:
+                        results.append(
+                            signals.run(
+                                lambda s=shop_config, c=callback: run(s, settings, mirror, store, c)  # type: ignore[misc]
+                            )
+                        )
+                    except Stopped as exc:
+                        stopped = exc
+                        break
+                    except ShopBusy as exc:
+                        busy.append((shop_config.name, exc.holder.describe()))
+                    except OrderSyncError as exc:
+                        failed.append((shop_config.name, str(exc)))
+                    except Exception as exc:  # a defect in one shop's run must not cost the others
+                        log.error("run.crashed", shop=shop_config.name, exc_info=True)
+                        failed.append((shop_config.name, f"{type(exc).__name__}: {exc}"))
+            if stopped is None:
+                try:
+                    signals.run(lambda: _write_back_async(settings, store, mirror, selected))
+                except Stopped as exc:
+                    stopped = exc
+                except OrderSyncError as exc:
+                    failed.append(("write-back", str(exc)))
     finally:
         store.dispose()
-    out.print(_summary(results, settings.mirror.path, time.perf_counter() - started, what))
+    if results:
+        out.print(_summary(results, settings.mirror.path, time.perf_counter() - started, what))
     quarantined = sum(s.quarantined for s in results)
     if quarantined:
         console.print(
@@ -216,18 +392,30 @@ def _run_shops(
     incomplete = [s for s in results if s.incomplete]
     for stats in incomplete:
         console.print(f"[bold red]INCOMPLETE[/] {escape(stats.shop)}: {escape(stats.incomplete or '')}")
-    if incomplete:
+    for name, holder in busy:
+        console.print(f"[yellow]SKIPPED[/] {escape(name)}: being synced by {escape(holder)}")
+    for name, error in failed:
+        console.print(f"[bold red]FAILED[/] {escape(name)}: {escape(error)}")
+    if stopped is not None:
+        console.print(
+            f"[yellow]stopped by {stopped}:[/] the run in flight is recorded 'abandoned'; what it "
+            "committed is kept and the next run resumes from its last checkpoint"
+        )
+        raise typer.Exit(128 + stopped.signum)
+    if incomplete or failed:
         raise typer.Exit(1)
     return results
 
 
-def _write_back(settings: Settings, store: StateStore, mirror: Mirror, shops: list[ShopConfig]) -> None:
+async def _write_back_async(
+    settings: Settings, store: StateStore, mirror: Mirror, shops: list[ShopConfig]
+) -> None:
     """Route what the shops just synced changed and apply what the outbox holds (if routes exist)."""
     from ordersync.writeback.service import has_work, write_back
 
     if not has_work(settings, store):
         return
-    stats = asyncio.run(write_back(settings, store, mirror, shops))
+    stats = await write_back(settings, store, mirror, shops)
     console.print(f"write-back: {escape(stats.summary())}")
 
 
@@ -251,7 +439,9 @@ def backfill(
 ) -> None:
     """Mirror every order of the configured shops into DuckDB. Idempotent (re-running rewrites only
     what changed) and resumable (a backfill cut short starts again near where it stopped)."""
-    configure_logging(json=log_json)
+    from ordersync.sync.backfill import backfill_shop
+
+    _configure_logging(json=log_json)
     since_at = _parse_since(since)
     _run_shops(
         "backfill",
@@ -285,7 +475,7 @@ def sync(
     backfilled is backfilled first."""
     from ordersync.sync.incremental import sync_shop
 
-    configure_logging(json=log_json)
+    _configure_logging(json=log_json)
     _run_shops(
         "sync",
         config,
@@ -363,7 +553,7 @@ def sandbox(
         raise typer.BadParameter("--only takes webcommander or woocommerce")
     if order not in ("newest", "oldest"):
         raise typer.BadParameter("--order takes newest or oldest")
-    configure_logging()
+    _configure_logging()
     faults = FaultConfig(
         latency_ms=latency_ms,
         workers=shop_workers,
@@ -421,7 +611,10 @@ def sandbox(
             f"consumer_key={DEFAULT_CONSUMER_KEY}  consumer_secret={DEFAULT_CONSUMER_SECRET}  (OAuth 1.0a)"
         )
         served.append(Served(app_, woo_port, banner))
-    serve_apps(served, host=host, ready=lambda line: out.print(escape(line), soft_wrap=True))
+    try:
+        serve_apps(served, host=host, ready=lambda line: out.print(escape(line), soft_wrap=True))
+    except OrderSyncError as exc:
+        raise _fail(exc, 1) from None
 
 
 db = typer.Typer(no_args_is_help=True, help="The state database: migrations and revision.")
@@ -429,10 +622,10 @@ app.add_typer(db, name="db")
 
 
 @db.command("upgrade")
-def db_upgrade(config: ConfigOption = None) -> None:
+def db_upgrade(config: ConfigOption = None, demo: DemoOption = False) -> None:
     """Create or migrate the state database to this version's schema (safe to run again)."""
+    settings = settings_for(config, "db upgrade", writes=True, demo=demo)
     try:
-        settings = load_settings(config)
         store = settings.state.open()
         try:
             before, after = store.upgrade()
@@ -453,8 +646,9 @@ def db_current(config: ConfigOption = None) -> None:
     """Show the state database's revision and whether it is the one this version needs."""
     from ordersync.state.store import head_revision
 
+    settings = settings_for(config, "db current")
     try:
-        store = load_settings(config).state.open()
+        store = settings.state.open()
         try:
             current = store.current_revision()
         finally:
@@ -479,9 +673,10 @@ def run_command(
     """Sync each shop on its schedule until SIGTERM or Ctrl-C (runs in flight stop at a checkpoint)."""
     from ordersync.daemon import serve
 
-    configure_logging(json=log_json)
+    settings = settings_for(config, "run")
+    _configure_logging(json=log_json)
     try:
-        serve(load_settings(config), shops=shop, sandbox=start_embedded_sandbox)
+        serve(settings, shops=shop, sandbox=start_embedded_sandbox)
     except ConfigError as exc:
         raise _fail(exc, 2) from None
     except OrderSyncError as exc:
@@ -492,14 +687,22 @@ def run_command(
 def status_command(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout, for scripts.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="For monitoring: one line per problem; exit 0 ok, 1 warning (stale or incomplete shop), "
+            "2 critical (a failed last run, dead letters).",
+        ),
+    ] = False,
 ) -> None:
     """Each shop's last run, lag, backfill, quarantine and outbox, from the state store alone."""
     import json
 
-    from ordersync.status import collect, render
+    from ordersync.status import collect, problems, render
 
+    settings = settings_for(config, "status")
     try:
-        settings = load_settings(config)
         store = settings.state.open_ready()
     except ConfigError as exc:
         raise _fail(exc, 2) from None
@@ -510,10 +713,52 @@ def status_command(
         statuses = collect(settings, store, now=now)
     finally:
         store.dispose()
+    if check:
+        found = problems(settings, statuses, now=now)
+        for problem in found:
+            typer.echo(f"{problem.label} {problem.shop}: {problem.text}")
+        if not found:
+            typer.echo(f"OK: {len(statuses)} shop(s) synced within their schedules")
+        raise typer.Exit(max((p.level for p in found), default=0))
     if as_json:
         typer.echo(json.dumps({"at": now.isoformat(), "shops": [s.to_json() for s in statuses]}, indent=2))
     else:
         out.print(render(statuses, now=now))
+
+
+@app.command("check")
+def check_command(
+    config: ConfigOption = None,
+    shop: Annotated[
+        list[str] | None, typer.Option("--shop", "-s", help="Only this shop (repeatable).")
+    ] = None,
+) -> None:
+    """Test each shop's credentials and reachability, read-only: one request per shop, no retries.
+    Exit 0 when every shop answered, 1 when any did not."""
+    from ordersync.check import Verdict, check_shop
+
+    settings = settings_for(config, "check")
+    try:
+        selected = [settings.shop(name) for name in shop] if shop else list(settings.shops)
+    except ConfigError as exc:
+        raise _fail(exc, 2) from None
+    with ExitStack() as stack:
+        if settings.sandbox.enabled:
+            settings = start_embedded_sandbox(settings, stack)
+            selected = [settings.shop(s.name) for s in selected]
+
+        async def all_shops() -> list[Verdict]:
+            return list(await asyncio.gather(*(check_shop(s, settings) for s in selected)))
+
+        verdicts = asyncio.run(all_shops())
+    for verdict in verdicts:
+        mark = "[green]ok[/]" if verdict.ok else "[bold red]FAILED[/]"
+        out.print(
+            f"{mark} {escape(verdict.shop)} ({verdict.platform}): {escape(verdict.detail)}",
+            soft_wrap=True,
+        )
+    if not all(v.ok for v in verdicts):
+        raise typer.Exit(1)
 
 
 from ordersync.cli_writeback import outbox_app, push_app  # noqa: E402 - they use the helpers above

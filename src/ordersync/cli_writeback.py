@@ -7,41 +7,40 @@ Exit codes: 0 applied, 1 refused or dead-lettered, 3 still queued (failed for no
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from ordersync.config import Settings, load_settings
+from ordersync.cli_options import ConfigOption, DemoOption
 from ordersync.errors import ConfigError, OrderSyncError
-from ordersync.logging import configure_logging
-from ordersync.mapping.statuses import writable
-from ordersync.models import OrderStatus, PaymentStatus
-from ordersync.operations import (
-    AddComment,
-    CancelOrder,
-    CreateRefund,
-    Operation,
-    RecordPayment,
-    SendInvoice,
-    SetPaymentStatus,
-    SetStatus,
-)
-from ordersync.state import outbox
-from ordersync.state.store import StateStore
+from ordersync.lazy import Lazy
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Config file; without it, the embedded default (sandbox shops)."),
-]
+# The models, the outbox and SQLAlchemy load when a command runs, not for `ordersync --help`.
+if TYPE_CHECKING:
+    from ordersync.config import Settings
+    from ordersync.operations import Operation
+    from ordersync.state import outbox as outbox_module
+    from ordersync.state.store import StateStore
+
+
+operations = Lazy("ordersync.operations")
+outbox = Lazy("ordersync.state.outbox")
+models = Lazy("ordersync.models")
+asyncio = Lazy("asyncio")
+
+
+def configure_logging(**kwargs: Any) -> None:
+    from ordersync.logging import configure_logging as configure
+
+    configure(**kwargs)
+
+
 console = Console(stderr=True)
 out = Console()
 
@@ -72,12 +71,15 @@ KeyOption = Annotated[
 ]
 
 
+def _settings(config: Any, command: str, *, writes: bool = False, demo: bool = False) -> Settings:
+    from ordersync.cli import settings_for
+
+    return settings_for(config, command, writes=writes, demo=demo)
+
+
 @contextmanager
-def _session(config: Any) -> Iterator[tuple[Settings, StateStore]]:
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        raise _fail(exc, 2) from None
+def _session(config: Any, command: str, demo: bool) -> Iterator[tuple[Settings, StateStore]]:
+    settings = _settings(config, command, writes=True, demo=demo)
     store = _open_store(settings)
     try:
         with ExitStack() as stack:
@@ -92,6 +94,8 @@ def _session(config: Any) -> Iterator[tuple[Settings, StateStore]]:
 
 def _status_value(field: str, platform: str, given: str) -> tuple[str, str | None]:
     """(the platform's value, the canonical status) for a status given either way."""
+    from ordersync.mapping.statuses import writable
+
     table = writable(field, platform)  # type: ignore[arg-type]
     if given in table:
         return table[given], given
@@ -114,11 +118,11 @@ def _status_value(field: str, platform: str, given: str) -> tuple[str, str | Non
     return given, None  # a custom status: the writer checks it against the shop
 
 
-def _push(config: Any, shop: str, build: Any, key: str | None) -> None:
+def _push(config: Any, shop: str, build: Any, key: str | None, demo: bool, command: str) -> None:
     from ordersync.writeback.service import publish, push
 
     configure_logging(json=False)
-    with _session(config) as (settings, store):
+    with _session(config, command, demo) as (settings, store):
         try:
             target = settings.shop(shop)
             op: Operation = build(target.platform)
@@ -134,7 +138,7 @@ def _push(config: Any, shop: str, build: Any, key: str | None) -> None:
     _report(row)
 
 
-def _report(row: outbox.OutboxRow) -> None:
+def _report(row: outbox_module.OutboxRow) -> None:
     from ordersync.writeback.service import describe
 
     what = f"#{row.id} {describe(row)} → {row.shop} order {row.order_id or '-'}"
@@ -168,14 +172,17 @@ def push_status(
     status: Annotated[str, typer.Option(help="A canonical status (on_hold) or the shop's own (on-hold).")],
     key: KeyOption = None,
     config: ConfigOption = None,
+    demo: DemoOption = False,
 ) -> None:
     """Set an order's status."""
 
     def build(platform: str) -> Operation:
         value, canonical = _status_value("order_status", platform, status)
-        return SetStatus(order_id=order, value=value, status=OrderStatus(canonical) if canonical else None)
+        return operations.SetStatus(
+            order_id=order, value=value, status=models.OrderStatus(canonical) if canonical else None
+        )
 
-    _push(config, shop, build, key)
+    _push(config, shop, build, key, demo, "push status")
 
 
 @push_app.command("payment-status")
@@ -185,16 +192,17 @@ def push_payment_status(
     status: Annotated[str, typer.Option(help="A canonical payment status (paid) or the shop's own.")],
     key: KeyOption = None,
     config: ConfigOption = None,
+    demo: DemoOption = False,
 ) -> None:
     """Set an order's payment status (WooCommerce: only 'paid')."""
 
     def build(platform: str) -> Operation:
         value, canonical = _status_value("payment_status", platform, status)
-        return SetPaymentStatus(
-            order_id=order, value=value, status=PaymentStatus(canonical) if canonical else None
+        return operations.SetPaymentStatus(
+            order_id=order, value=value, status=models.PaymentStatus(canonical) if canonical else None
         )
 
-    _push(config, shop, build, key)
+    _push(config, shop, build, key, demo, "push payment-status")
 
 
 @push_app.command("comment")
@@ -205,9 +213,17 @@ def push_comment(
     customer: Annotated[bool, typer.Option("--customer", help="Visible to the customer.")] = False,
     key: KeyOption = None,
     config: ConfigOption = None,
+    demo: DemoOption = False,
 ) -> None:
     """Add a comment (internal unless --customer)."""
-    _push(config, shop, lambda _p: AddComment(order_id=order, text=text, customer_visible=customer), key)
+    _push(
+        config,
+        shop,
+        lambda _p: operations.AddComment(order_id=order, text=text, customer_visible=customer),
+        key,
+        demo,
+        "push comment",
+    )
 
 
 @push_app.command("refund")
@@ -220,11 +236,12 @@ def push_refund(
     payment_id: Annotated[str | None, typer.Option(help="WebCommander: the payment to refund.")] = None,
     key: KeyOption = None,
     config: ConfigOption = None,
+    demo: DemoOption = False,
 ) -> None:
     """Refund part or all of an order; never more than remains refundable."""
 
     def build(_platform: str) -> Operation:
-        return CreateRefund(
+        return operations.CreateRefund(
             order_id=order,
             amount=_money(amount, "amount"),
             reason=reason,
@@ -232,7 +249,7 @@ def push_refund(
             payment_id=payment_id,
         )
 
-    _push(config, shop, build, key)
+    _push(config, shop, build, key, demo, "push refund")
 
 
 @push_app.command("payment")
@@ -245,11 +262,12 @@ def push_payment(
     currency: CurrencyOption = None,
     key: KeyOption = None,
     config: ConfigOption = None,
+    demo: DemoOption = False,
 ) -> None:
     """Record a payment received for an order."""
 
     def build(_platform: str) -> Operation:
-        return RecordPayment(
+        return operations.RecordPayment(
             order_id=order,
             amount=_money(amount, "amount"),
             gateway=gateway,
@@ -257,13 +275,19 @@ def push_payment(
             currency=currency.upper() if currency else None,
         )
 
-    _push(config, shop, build, key)
+    _push(config, shop, build, key, demo, "push payment")
 
 
 @push_app.command("cancel")
-def push_cancel(shop: ShopArg, order: OrderArg, key: KeyOption = None, config: ConfigOption = None) -> None:
+def push_cancel(
+    shop: ShopArg,
+    order: OrderArg,
+    key: KeyOption = None,
+    config: ConfigOption = None,
+    demo: DemoOption = False,
+) -> None:
     """Cancel an order."""
-    _push(config, shop, lambda _p: CancelOrder(order_id=order), key)
+    _push(config, shop, lambda _p: operations.CancelOrder(order_id=order), key, demo, "push cancel")
 
 
 @push_app.command("invoice")
@@ -273,9 +297,17 @@ def push_invoice(
     notes: Annotated[str | None, typer.Option(help="Notes printed on the invoice.")] = None,
     key: KeyOption = None,
     config: ConfigOption = None,
+    demo: DemoOption = False,
 ) -> None:
     """Send the order's invoice to the customer."""
-    _push(config, shop, lambda _p: SendInvoice(order_id=order, notes=notes), key)
+    _push(
+        config,
+        shop,
+        lambda _p: operations.SendInvoice(order_id=order, notes=notes),
+        key,
+        demo,
+        "push invoice",
+    )
 
 
 # -- outbox ------------------------------------------------------------------------------------------
@@ -292,10 +324,7 @@ def outbox_list(
     """What the outbox holds: each operation, its target, status, attempts and last error."""
     from ordersync.writeback.service import describe
 
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        raise _fail(exc, 2) from None
+    settings = _settings(config, "outbox list")
     store = _open_store(settings)
     try:
         found = outbox.rows(store, statuses=status, shop=shop, limit=limit)
@@ -325,6 +354,8 @@ def outbox_list(
             )
         )
         return
+    from rich.table import Table
+
     table = Table(title=f"outbox ({len(found)} shown)", title_justify="left")
     for column in ("id", "shop", "order", "operation", "status", "tries", "last error"):
         table.add_column(column, overflow="fold")
@@ -365,11 +396,12 @@ def outbox_retry(
     ids: Annotated[list[str] | None, typer.Argument(help="Dead operations to retry (default: all).")] = None,
     shop: Annotated[str | None, typer.Option("--shop", "-s", help="Only writes to this shop.")] = None,
     config: ConfigOption = None,
+    demo: DemoOption = False,
 ) -> None:
     """Give dead-lettered operations fresh attempts and apply them now."""
     configure_logging(json=False)
     wanted = _ids(ids)
-    with _session(config) as (settings, store):
+    with _session(config, "outbox retry", demo) as (settings, store):
         revived = outbox.retry(store, wanted, shop=shop)
         out.print(f"{revived} operation(s) back in the queue")
         stats = _drain(settings, store)
@@ -381,12 +413,10 @@ def outbox_retry(
 def outbox_drop(
     ids: Annotated[list[str], typer.Argument(help="Pending or dead operations to give up on.")],
     config: ConfigOption = None,
+    demo: DemoOption = False,
 ) -> None:
     """Give up on operations for good (they stay listed, as dropped)."""
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        raise _fail(exc, 2) from None
+    settings = _settings(config, "outbox drop", writes=True, demo=demo)
     store = _open_store(settings)
     try:
         dropped = outbox.drop(store, _ids(ids) or [])
@@ -399,8 +429,8 @@ def outbox_drop(
 
 
 @outbox_app.command("drain")
-def outbox_drain(config: ConfigOption = None) -> None:
+def outbox_drain(config: ConfigOption = None, demo: DemoOption = False) -> None:
     """Apply every operation that is due now, then exit."""
     configure_logging(json=False)
-    with _session(config) as (settings, store):
+    with _session(config, "outbox drain", demo) as (settings, store):
         _drain(settings, store)

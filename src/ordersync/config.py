@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -89,6 +89,17 @@ class Schedule(_Strict):
             except ValueError as exc:
                 raise ValueError(f"cron {self.cron!r} is not a crontab line: {exc}") from None
         return self
+
+    def period(self, now: datetime) -> float:
+        """Seconds between two runs: the interval, or the gap between the cron line's next two fires."""
+        if self.interval is not None:
+            return self.interval
+        from apscheduler.triggers.cron import CronTrigger
+
+        trigger = CronTrigger.from_crontab(self.cron, timezone="UTC")  # type: ignore[arg-type]
+        first = trigger.get_next_fire_time(None, now)
+        second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
+        return (second - first).total_seconds() if first and second else 86_400.0
 
 
 class _ShopBase(_Strict):
@@ -274,6 +285,16 @@ class MirrorSettings(_Strict):
     )
     threads: int = Field(1, ge=1, le=64, description="DuckDB threads for a run's writes")
 
+    def preflight(self) -> None:
+        """Refuse a mirror that cannot be written before any request is sent (one line, the path)."""
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        if not folder.is_dir():
+            raise ConfigError(f"mirror.path {self.path}: the folder {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"mirror.path {self.path}: the folder {folder} is not writable by this user")
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise ConfigError(f"mirror.path {self.path}: the file is read-only for this user")
+
     def open(self) -> Mirror:
         """The mirror with these settings (imported here: config must not pull DuckDB in)."""
         from ordersync.mirror.store import Mirror
@@ -406,6 +427,31 @@ class SyncSettings(_Strict):
         return self.conflicts.get(field, "latest")  # type: ignore[call-overload]
 
 
+class OpsSettings(_Strict):
+    """What an operator watches: the daemon's health and metrics endpoint, and when a shop is stale."""
+
+    listen: str | None = Field(
+        None,
+        description="host:port where `ordersync run` serves /healthz, /readyz and /metrics (off when unset)",
+    )
+    stale_schedules: float = Field(
+        3.0,
+        gt=0,
+        description="a shop whose last successful run began more than this many schedule periods ago "
+        "is stale (`status --check` warns, /readyz fails)",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:9108)")
+        return value
+
+
 def _default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
@@ -423,6 +469,7 @@ class Settings(_Strict):
     http: HttpSettings = HttpSettings()
     sandbox: EmbeddedSandbox = EmbeddedSandbox()
     sync: SyncSettings = SyncSettings()
+    ops: OpsSettings = OpsSettings()
 
     @model_validator(mode="after")
     def _routes_name_shops(self) -> Settings:
@@ -457,12 +504,38 @@ class Settings(_Strict):
         raise ConfigError(f"no shop named {name!r} in the config (known: {known})")
 
 
-def _interpolate(node: Any, where: str) -> Any:
+_SECRET_FIELDS = {
+    "uuid",
+    "access_token",
+    "consumer_key",
+    "consumer_secret",
+    "client_id",
+    "client_secret",
+    "url",
+}
+_BARE_REF = re.compile(r"^\$[A-Za-z_][A-Za-z0-9_]*$")
+_UNCLOSED_REF = re.compile(r"\$\{[^}]*$")
+
+
+class _PlacedError(ConfigError):
+    """A config error at a place in the file, given as the path of keys to it."""
+
+    def __init__(self, loc: tuple[Any, ...], problem: str):
+        super().__init__(problem)
+        self.loc, self.problem = loc, problem
+
+
+def _interpolate(node: Any, loc: tuple[Any, ...] = ()) -> Any:
     if isinstance(node, dict):
-        return {k: _interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+        return {k: _interpolate(v, (*loc, k)) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(node)]
+        return [_interpolate(v, (*loc, i)) for i, v in enumerate(node)]
     if isinstance(node, str):
+        secret = bool(loc) and loc[-1] in _SECRET_FIELDS
+        if secret and _BARE_REF.match(node.strip()):
+            raise _PlacedError(loc, f"{node.strip()!r} is not expanded: write ${{{node.strip()[1:]}}}")
+        if _UNCLOSED_REF.search(node):
+            raise _PlacedError(loc, f"an unclosed ${{ in {node!r}: write ${{NAME}} or ${{NAME:-default}}")
 
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
@@ -470,28 +543,104 @@ def _interpolate(node: Any, where: str) -> Any:
                 return os.environ[name]
             if default is not None:
                 return default
-            raise ConfigError(f"{where}: environment variable {name} is not set")
+            raise _PlacedError(loc, f"environment variable {name} is not set")
 
-        return _ENV_REF.sub(replace, node)
+        value = _ENV_REF.sub(replace, node)
+        if secret and value != node and not value.strip():
+            raise _PlacedError(loc, f"a secret that is empty ({node!r} gave nothing)")
+        return value
     return node
 
 
-def _describe(error: ValidationError, source: str) -> str:
+def _vocabulary(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
+    """Every key the config knows, for suggesting the closest one to a typo."""
+    import typing
+
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    words = set(model.model_fields)
+    for info in model.model_fields.values():
+        stack = [info.annotation]
+        while stack:
+            kind = stack.pop()
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                words |= _vocabulary(kind, seen)
+            else:
+                stack.extend(typing.get_args(kind))
+    return words
+
+
+def _line_of(root: Any, loc: tuple[Any, ...]) -> int | None:
+    """The line of the deepest YAML node on ``loc`` (parts that are no key, like a union's tag, are
+    skipped)."""
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if str(k.value) == str(part)), None)
+            if found is None:
+                key = next((k for k, v in node.value if str(k.value) == str(part)), None)
+                if key is not None:
+                    line = key.start_mark.line + 1
+                continue
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and str(part).isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+        else:
+            continue
+        line = node.start_mark.line + 1
+    return line
+
+
+def _where(loc: tuple[Any, ...], source: str, root: Any) -> str:
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    line = _line_of(root, loc) if root is not None else None
+    return f"{dotted} ({source} line {line})" if line else dotted
+
+
+def _describe(error: ValidationError, source: str, root: Any = None) -> str:
     lines = [f"invalid config {source}:"]
+    known: set[str] | None = None
     for item in error.errors():
-        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
-        # A discriminated union adds the tag to the location; it names the platform, keep it readable.
-        lines.append(f"  {loc or '(top level)'}: {item['msg']}")
+        loc = tuple(p for p in item["loc"] if not str(p).startswith("function-"))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden" and loc:
+            import difflib
+
+            known = known or _vocabulary(Settings)
+            close = difflib.get_close_matches(str(loc[-1]), sorted(known), n=1, cutoff=0.7)
+            message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
+        # A discriminated union adds the tag to the location (shops.0.webcommander.uuid): it names
+        # the platform, so it is kept.
+        lines.append(f"  {_where(loc, source, root)}: {message}")
     return "\n".join(lines)
 
 
-def parse_settings(data: Any, source: str = "<config>") -> Settings:
+def parse_settings(data: Any, source: str = "<config>", root: Any = None) -> Settings:
+    """``root``: the file's YAML node tree, so that errors give lines."""
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config {source}: the top level must be a mapping of keys")
     try:
-        return Settings.model_validate(_interpolate(data, ""))
+        return Settings.model_validate(_interpolate(data))
+    except _PlacedError as exc:
+        raise ConfigError(
+            f"invalid config {source}:\n  {_where(exc.loc, source, root)}: {exc.problem}"
+        ) from None
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(_describe(exc, source, root)) from None
+
+
+CONFIG_ENV = "ORDERSYNC_CONFIG"
+"""Where the config is when ``--config`` is not given (a container or a unit sets it once)."""
+
+
+def config_path(given: Path | None) -> Path | None:
+    """``--config``, else ``ORDERSYNC_CONFIG``, else None: the embedded demo."""
+    if given is not None:
+        return given
+    from_env = os.environ.get(CONFIG_ENV, "").strip()
+    return Path(from_env) if from_env else None
 
 
 def load_settings(path: Path | None) -> Settings:
@@ -507,8 +656,29 @@ def load_settings(path: Path | None) -> Settings:
         source = str(path)
     try:
         data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"config {source} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return parse_settings(data, source)
+    settings = parse_settings(data, source, root)
+    return settings if path is None else _relative_to(settings, Path(path).resolve().parent)
+
+
+def _relative_to(settings: Settings, folder: Path) -> Settings:
+    """Relative paths in a config file are read from the file's folder, not from wherever the command
+    happens to run (a unit, a container, a cron line each start elsewhere)."""
+    update: dict[str, Any] = {}
+    if not settings.mirror.path.is_absolute():
+        update["mirror"] = settings.mirror.model_copy(update={"path": folder / settings.mirror.path})
+    url = settings.state.url.get_secret_value()
+    prefix = "sqlite:///"
+    if (
+        url.startswith(prefix)
+        and not url.startswith(prefix + "/")
+        and url != "sqlite://"
+        and ":memory:" not in url
+    ):
+        state_url = SecretStr(prefix + str(folder / url[len(prefix) :]))
+        update["state"] = settings.state.model_copy(update={"url": state_url})
+    return settings.model_copy(update=update) if update else settings

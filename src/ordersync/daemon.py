@@ -37,6 +37,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from ordersync.config import Schedule, Settings, ShopConfig
 from ordersync.errors import ConfigError, OrderSyncError
+from ordersync.state.leases import ShopBusy
 from ordersync.state.store import StateStore
 from ordersync.sync.incremental import sync_shop
 from ordersync.sync.pipeline import mapping_pool
@@ -178,6 +179,8 @@ class _Daemon:
             if not self.stopping:
                 raise
             # Our own stop: sync_shop has recorded the run 'abandoned'; end the job quietly.
+        except ShopBusy as exc:
+            log.warning("daemon.shop_busy", shop=shop.name, holder=exc.holder.describe(), retry="next tick")
         except Exception as exc:
             # sync_shop recorded and logged the run; this says the daemon carries on.
             trace = not isinstance(exc, OrderSyncError)  # a bug, not a shop or config problem
@@ -259,7 +262,12 @@ async def run_daemon(
             loop.remove_signal_handler(s)  # a second signal stops the process the default way
 
     daemon: _Daemon | None = None
+    ops: tuple[Any, asyncio.Task[Any]] | None = None
     try:
+        if settings.ops.listen:
+            from ordersync.ops import serve_ops
+
+            ops = await serve_ops(settings, store)  # a port in use fails here, before any run
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
         daemon = _Daemon(settings, selected, store, transport)
@@ -285,6 +293,10 @@ async def run_daemon(
             loop.remove_signal_handler(sig)
         if daemon is not None and not daemon.stopping:  # left by an error or a cancelled caller
             await daemon.stop()
+        if ops is not None:
+            server, task = ops
+            server.should_exit = True
+            await asyncio.gather(task, return_exceptions=True)
         store.dispose()
     log.info("daemon.stopped", signal=received[0] if received else None)
 
@@ -299,6 +311,7 @@ def serve(
     start the embedded sandboxes when configured, then run the daemon until it is stopped."""
     for name in shops or ():
         settings.shop(name)
+    settings.mirror.preflight()
     try:
         store = settings.state.open_ready()
     except OrderSyncError:

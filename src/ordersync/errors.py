@@ -26,8 +26,12 @@ class ConfigError(OrderSyncError):
     pass
 
 
-class MirrorLockedError(OrderSyncError):
-    pass
+class MirrorError(OrderSyncError):
+    """The mirror file cannot be opened or written (a missing or read-only folder, a full disk)."""
+
+
+class MirrorLockedError(MirrorError):
+    """Another process holds the mirror file longer than ``mirror.lock_wait``."""
 
 
 class HttpError(OrderSyncError):

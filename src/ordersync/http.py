@@ -34,6 +34,7 @@ from ordersync.errors import (
     ServerError,
     TransportError,
 )
+from ordersync.metrics import REQUESTS, RETRIES, status_class
 from ordersync.rawpage import ShapeError
 
 log = structlog.get_logger("ordersync.http")
@@ -230,6 +231,7 @@ class HttpPolicy:
 
     def _before_sleep(self, state: RetryCallState) -> None:
         self.retries += 1
+        RETRIES.labels(self.shop).inc()
         exc = state.outcome.exception() if state.outcome else None
         log.warning(
             "http.retry",
@@ -295,10 +297,12 @@ class HttpPolicy:
         try:
             response = await client.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:
+            REQUESTS.labels(self.shop, "error").inc()
             raise _Retryable(
                 TransportError(f"timed out ({type(exc).__name__})", url=redact_url(shown), shop=self.shop)
             ) from None
         except httpx.TransportError as exc:
+            REQUESTS.labels(self.shop, "error").inc()
             where, cause, permanent = _connection_problem(exc, client, url)
             error = TransportError(f"cannot reach {where}: {cause}", url=redact_url(shown), shop=self.shop)
             if permanent:
@@ -306,6 +310,7 @@ class HttpPolicy:
                 raise error from None  # a certificate does not get better by asking again
             raise _Retryable(error) from None
         self.answered = True
+        REQUESTS.labels(self.shop, status_class(response.status_code)).inc()
         shown = redact_url(response.request.url)
         action = classify(response)
         status = response.status_code

@@ -193,3 +193,43 @@ def render(statuses: list[ShopStatus], *, now: datetime | None = None) -> Table:
         table.caption = escape("\n".join(e if len(e) <= 300 else e[:299] + "…" for e in errors))
         table.caption_justify = "left"
     return table
+
+
+@dataclass(frozen=True)
+class Problem:
+    level: int
+    """1: a warning (a stale or incomplete shop), 2: critical (a failed last run, dead letters)."""
+    shop: str
+    text: str
+
+    @property
+    def label(self) -> str:
+        return "CRITICAL" if self.level == 2 else "WARNING"
+
+
+def problems(settings: Settings, statuses: list[ShopStatus], *, now: datetime) -> list[Problem]:
+    """What ``status --check`` reports and ``/readyz`` fails on, worst first."""
+    found: list[Problem] = []
+    by_name = {shop.name: shop for shop in settings.shops}
+    for s in statuses:
+        last = s.last_run
+        if last is not None and last.status == "failed":
+            found.append(Problem(2, s.shop, f"last run failed: {last.error or 'no error recorded'}"))
+        if s.outbox_dead:
+            found.append(Problem(2, s.shop, f"{s.outbox_dead:,} dead-lettered write(s) in the outbox"))
+        if last is not None and last.status == "incomplete":
+            found.append(Problem(1, s.shop, f"last run could not prove the listing complete: {last.error}"))
+        period = by_name[s.shop].schedule.period(now)
+        limit = settings.ops.stale_schedules * period
+        if s.last_success_at is None:
+            found.append(Problem(1, s.shop, "no successful run yet"))
+        elif s.behind_seconds is not None and s.behind_seconds > limit:
+            found.append(
+                Problem(
+                    1,
+                    s.shop,
+                    f"stale: the mirror is {humanize(s.behind_seconds)} behind the shop, more than "
+                    f"{settings.ops.stale_schedules:g} schedule periods of {humanize(period)}",
+                )
+            )
+    return sorted(found, key=lambda p: -p.level)

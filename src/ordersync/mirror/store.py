@@ -11,6 +11,7 @@ the shop's listing or come back. Orders that vanish are marked (``missing_since`
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -24,13 +25,31 @@ import duckdb
 import pyarrow as pa
 import structlog
 
-from ordersync.errors import MirrorLockedError
+from ordersync.errors import MirrorError, MirrorLockedError
 from ordersync.mirror.batch import Batch
 from ordersync.mirror.schema import EVENT_FIELDS, ORDER_EVENTS, ORDER_TABLES, create_statements
 from ordersync.mirror.sync_state import replace_sync_state, sync_create_statements, sync_state_tables
 from ordersync.mirror.views import create_view_statements
 
 log = structlog.get_logger("ordersync.mirror")
+
+_HOLDER = re.compile(r"held in (?P<program>.+?) \(PID (?P<pid>\d+)\)(?: by user (?P<user>\S+))?")
+
+
+def _lock_holder(message: str) -> str:
+    """Who holds the file, from DuckDB's lock error ("Conflicting lock is held in /usr/bin/python3
+    (PID 4242) by user ana"), or "another process" when it does not say."""
+    found = _HOLDER.search(message)
+    if found is None:
+        return "another process"
+    user = f", user {found['user'].rstrip('.')}" if found["user"] else ""
+    return f"process {found['pid']} ({found['program']}{user})"
+
+
+def _cause(message: str) -> str:
+    """DuckDB's IO error without its prefix: 'Cannot open file ...: Permission denied'."""
+    return message.removeprefix("IO Error: ").strip()
+
 
 _KEY_JOIN = "t.platform = c.platform AND t.shop = c.shop AND t.order_id = c.order_id"
 _EVENT_COLUMNS = ", ".join(name for name, _ in ORDER_EVENTS)
@@ -127,24 +146,30 @@ class Mirror:
             con.close()
 
     def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-        """Open the file, waiting a while if an analyst's session holds it."""
+        """Open the file, waiting a while (and saying so, naming the holder) if another process holds
+        it; any other failure is one line naming the file and the cause."""
         deadline = time.monotonic() + self.lock_wait
-        delay = 0.1
+        delay, said = 0.1, 0.0
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
+                return duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                    if "lock" in str(exc).lower():
-                        raise MirrorLockedError(
-                            f"the DuckDB file {self.path} is held by another process for more than "
-                            f"{self.lock_wait:.0f}s; close other sessions on it and run again"
-                        ) from None
-                    raise
+                text = str(exc)
+                if "lock" not in text.lower():
+                    raise MirrorError(f"cannot open the mirror {self.path}: {_cause(text)}") from None
+                holder = _lock_holder(text)
+                if time.monotonic() >= deadline:
+                    raise MirrorLockedError(
+                        f"the DuckDB file {self.path} is held by {holder} for more than "
+                        f"{self.lock_wait:.0f}s; close its session on the file and run again"
+                    ) from None
+                if time.monotonic() - said >= 10:
+                    log.warning(
+                        "mirror.locked", path=str(self.path), holder=holder, waiting_up_to=self.lock_wait
+                    )
+                    said = time.monotonic()
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        return con
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

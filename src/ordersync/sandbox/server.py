@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from ordersync.config import ShopConfig, WebCommanderShop
+from ordersync.errors import OrderSyncError
 from ordersync.sandbox.faults import FaultConfig, FaultInjector
 from ordersync.sandbox.webcommander.app import Churn
 
@@ -202,11 +203,25 @@ class Served:
 
 def serve_apps(shops: list[Served], *, host: str, ready: Callable[[str], None] | None = None) -> None:
     """Serve several sandbox shops from one process until interrupted; ``ready`` gets each banner
-    (with ``{url}`` filled in) once every shop is listening, then ``"ready"``."""
+    (with ``{url}`` filled in) once every shop is listening, then ``"ready"``. A port that cannot be
+    bound is one OrderSyncError naming host:port, before anything is served."""
+    sockets = []
+    for shop in shops:
+        try:
+            sockets.append(socket.create_server((host, shop.port)))
+        except OSError as exc:
+            for sock in sockets:
+                sock.close()
+            raise OrderSyncError(
+                f"sandbox: cannot listen on {host}:{shop.port}: {exc.strerror or exc}"
+            ) from None
     servers = [uvicorn.Server(_config(s.app, host, port=s.port)) for s in shops]
 
     async def run() -> None:
-        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        tasks = [
+            asyncio.create_task(server.serve(sockets=[sock]))
+            for server, sock in zip(servers, sockets, strict=True)
+        ]
         while not all(server.started for server in servers):
             if any(task.done() for task in tasks):
                 break

@@ -156,3 +156,17 @@ conflicts = Table(
     Column("detected_at", DateTime(timezone=True), nullable=False),
     comment="Both shops changed the same field of a linked order: who won, by which policy.",
 )
+
+shop_leases = Table(
+    "shop_leases",
+    metadata,
+    Column("shop", String(200), primary_key=True),
+    Column("holder", String(64), nullable=False, comment="one run's own token"),
+    Column("pid", Integer, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("kind", String(50), nullable=False, comment="backfill, sync, ..."),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    comment="Which process runs each shop now: one run per shop at a time, across processes and hosts. "
+    "Renewed while the run goes on; taken over once it expires or its process is gone.",
+)

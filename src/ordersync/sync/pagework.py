@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,10 @@ def worker_init(parent: int) -> None:
     by the run itself: a worker still starting when the run died would see its new parent) dies. A run
     killed with SIGKILL cannot shut its pool down, and spawned workers would otherwise live on."""
     relax_gc()
+    # Ctrl-C reaches the whole process group and systemd's SIGTERM may too: the run that owns this
+    # worker decides when it stops (it records itself and shuts the pool down), not the signal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 
+from ordersync.metrics import RUN_SECONDS, RUNS
 from ordersync.state import records
+from ordersync.state.leases import shop_lease
 from ordersync.state.store import StateStore
 from ordersync.sync.pipeline import RunStats
 
@@ -19,11 +21,21 @@ log = structlog.get_logger("ordersync.run")
 @asynccontextmanager
 async def recorded_run(store: StateStore | None, stats: RunStats) -> AsyncIterator[None]:
     """Times the run into ``stats`` and records it; a run stopped by SIGTERM is 'abandoned'."""
+    async with AsyncExitStack() as stack:
+        if store is not None:
+            # One run per shop at a time, across processes: ShopBusy before anything is recorded.
+            await stack.enter_async_context(shop_lease(store, stats.shop, stats.kind))
+        async with _recorded(store, stats):
+            yield
+
+
+@asynccontextmanager
+async def _recorded(store: StateStore | None, stats: RunStats) -> AsyncIterator[None]:
     started = time.perf_counter()
     run_id = None
     if store is not None:
-        # One process syncs a shop at a time (the daemon never overlaps a shop's runs), so a run
-        # still marked running was left by a process that died.
+        # This process holds the shop's lease, so a run still marked running was left by a process
+        # that died.
         records.abandon_stale_runs(store, stats.shop)
         run_id = records.start_run(store, stats.shop, stats.kind)
     status, error = "failed", None
@@ -57,7 +69,9 @@ async def recorded_run(store: StateStore | None, stats: RunStats) -> AsyncIterat
                 error=error,
                 details=details,
             )
-        log.info(
+        RUNS.labels(stats.shop, stats.kind, status).inc()
+        RUN_SECONDS.labels(stats.shop, stats.kind).observe(stats.seconds)
+        (log.error if status == "failed" else log.info)(
             "run.done",
             shop=stats.shop,
             kind=stats.kind,
