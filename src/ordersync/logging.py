@@ -84,8 +84,10 @@ def configure_logging(*, json: bool | None = None, level: str | None = None, str
     root.setLevel(logging.getLevelName(level))
     for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.access", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
-    for quiet in ("apscheduler", "alembic"):
-        logging.getLogger(quiet).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    for chatty in ("apscheduler", "alembic"):
+        # Both say at INFO what ordersync says itself ("Running upgrade", "Added job"): their warnings
+        # and errors come through, their INFO lines only at --log-level DEBUG.
+        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

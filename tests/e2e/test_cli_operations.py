@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from ordersync.cli import app
@@ -162,7 +163,10 @@ def test_a_backfill_stops_cleanly_on_a_signal_and_the_next_run_resumes(
             while time.monotonic() < deadline and process.poll() is None:
                 if (tmp_path / "state.db").exists():
                     store = store or settings.state.open()
-                    cursor = records.get_cursor(store, "slow", "backfill")
+                    try:
+                        cursor = records.get_cursor(store, "slow", "backfill")
+                    except OperationalError:  # the run is still creating the tables
+                        cursor = None
                     if cursor and cursor.get("position"):
                         break
                 time.sleep(0.05)

@@ -209,4 +209,5 @@ def test_global_options(argv: list[str]) -> None:
     if argv == ["--version"]:
         assert result.exit_code == 0 and result.stdout.startswith("ordersync ")
     else:
-        assert result.exit_code == 2 and "DEBUG, INFO, WARNING or ERROR" in result.output
+        shown = " ".join(result.output.replace("│", " ").split())
+        assert result.exit_code == 2 and "log level 'LOUD': use DEBUG, INFO, WARNING or ERROR" in shown

@@ -82,9 +82,11 @@ def test_shop_lease_raises_shop_busy_naming_the_holder(ready_store: StateStore) 
 HOLD = textwrap.dedent(
     """
     import asyncio, json, sys, time
+    from ordersync.logging import configure_logging
     from ordersync.state import leases
     from ordersync.state.store import StateStore
 
+    configure_logging()  # log lines to stderr: stdout carries the outcome alone
     store = StateStore(sys.argv[1])
 
     async def main():

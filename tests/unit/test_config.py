@@ -35,7 +35,7 @@ def test_embedded_default_and_example_file_are_valid() -> None:
         ({"base_url": "ftp://x"}, "shops.0.webcommander.base_url", "http"),
         ({"page_size": 0}, "shops.0.webcommander.page_size", "greater than or equal to 1"),
         ({"currency": "euro"}, "shops.0.webcommander.currency", "pattern"),
-        ({"pagesize": 10}, "shops.0.webcommander.pagesize", "Extra inputs"),
+        ({"pagesize": 10}, "shops.0.webcommander.pagesize", "unknown key; did you mean 'page_size'?"),
         ({"platform": "magento"}, "shops.0", "webcommander"),
     ],
 )
@@ -60,7 +60,7 @@ def test_env_references(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = parse_settings({"shops": [{**SHOP, "access_token": "${WC_TOKEN}"}]})
     assert settings.shops[0].access_token.get_secret_value() == "from-env"
     assert "from-env" not in repr(settings)
-    with pytest.raises(ConfigError, match=r"shops\[0\]\.uuid: environment variable NOPE_UNSET is not set"):
+    with pytest.raises(ConfigError, match=r"shops\.0\.uuid: environment variable NOPE_UNSET is not set"):
         parse_settings({"shops": [{**SHOP, "uuid": "${NOPE_UNSET}"}]})
     assert (
         parse_settings({"shops": [{**SHOP, "uuid": "${NOPE_UNSET:-dflt}"}]}).shops[0].uuid.get_secret_value()

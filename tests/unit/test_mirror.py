@@ -154,7 +154,7 @@ def test_a_file_held_by_another_process_gives_a_clear_error(tmp_path: Path) -> N
     )
     try:
         assert holder.stdout.readline().strip() == "ok"
-        with pytest.raises(MirrorLockedError, match="held by another process"):
+        with pytest.raises(MirrorLockedError, match=r"held by process \d+ \("):
             Mirror(path, lock_wait=0.3).write(batch_of(order("2")))
     finally:
         holder.kill()

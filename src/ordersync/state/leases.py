@@ -24,6 +24,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ordersync.errors import OrderSyncError
+from ordersync.processes import alive
 from ordersync.state.store import StateStore
 from ordersync.state.tables import shop_leases
 
@@ -60,16 +61,6 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite drops the offset
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def current(store: StateStore, shop: str) -> Holder | None:
     with store.engine.connect() as con:
         row = con.execute(select(shop_leases).where(shop_leases.c.shop == shop)).mappings().first()
@@ -104,7 +95,7 @@ def try_acquire(store: StateStore, shop: str, kind: str, seconds: float = LEASE_
     held = current(store, shop)
     if held is None:  # released in between: try once more from the start
         return try_acquire(store, shop, kind, seconds)
-    gone = held.expires_at <= now or (held.host == mine.host and not _alive(held.pid))
+    gone = held.expires_at <= now or (held.host == mine.host and not alive(held.pid))
     if not gone:
         return None
     with store.engine.begin() as con:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ordersync.processes import alive
+
 QUARANTINE = "_quarantine"
 """The name the quarantine table travels under beside the mirror tables."""
 
@@ -87,21 +89,11 @@ def _base() -> Path:
     return Path(tempfile.gettempdir())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _sweep(base: Path) -> None:
     """Remove the spool folders of runs that died (named by their process id)."""
     for folder in base.glob(f"{_PREFIX}*"):
         pid = folder.name.removeprefix(_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
 
