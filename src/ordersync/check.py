@@ -34,6 +34,9 @@ async def check_shop(shop: ShopConfig, settings: Settings) -> Verdict:
                 page = await source.client.orders_page(0, 1, keep_orders=False)  # type: ignore[union-attr]
                 listed = f"{page.total:,} orders listed"
                 api = "external-app API"
+                if shop.admin_api is not None:
+                    await _admin_token(shop, policy)
+                    api = "external-app API and v4 admin API (token issued)"
             else:
                 assert isinstance(source, WooCommerceSource)
                 woo = await source.client.orders_page(1, 1, keep_orders=False)
@@ -43,3 +46,23 @@ async def check_shop(shop: ShopConfig, settings: Settings) -> Verdict:
         return Verdict(shop.name, shop.platform, False, str(exc) or type(exc).__name__)
     ms = (time.perf_counter() - started) * 1000
     return Verdict(shop.name, shop.platform, True, f"{api}: {listed}, answered in {ms:,.0f} ms")
+
+
+async def _admin_token(shop: WebCommanderShop, policy: HttpPolicy) -> None:
+    """One token request to the v4 admin API: its only request that writes nothing."""
+    from ordersync.http import build_client
+    from ordersync.platforms.webcommander.oauth2 import ClientCredentialsAuth
+
+    admin = shop.admin_api
+    assert admin is not None
+    auth = ClientCredentialsAuth(
+        admin.base_url,
+        admin.client_id.get_secret_value(),
+        admin.client_secret.get_secret_value(),
+        shop=shop.name,
+    )
+    client = build_client(admin.base_url, policy, max_connections=1)
+    try:
+        await auth.fetch_token(client)
+    finally:
+        await client.aclose()

@@ -22,6 +22,7 @@ from ordersync.cli import app
 from ordersync.config import parse_settings
 from ordersync.operations import AddComment
 from ordersync.ops import readiness
+from ordersync.sandbox.webcommander.admin_api import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from ordersync.sandbox.webcommander.app import DEFAULT_TOKEN, DEFAULT_UUID
 from ordersync.state import outbox, records
 from ordersync.status import collect, problems
@@ -188,15 +189,27 @@ def test_status_check_exits_by_the_worst_problem(small_shop: Shop, tmp_path: Pat
 def test_check_tells_each_shop_apart(small_shop: Shop, tmp_path: Path) -> None:
     config = _config(tmp_path, small_shop.base_url)
     good = config["shops"][0]
+    admin = {
+        "base_url": small_shop.base_url,
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET,
+    }
     config["shops"] = [
         good,
         {**good, "name": "wrong-token", "access_token": "nope-nope"},
         {**good, "name": "closed", "base_url": "http://127.0.0.1:9"},
+        {**good, "name": "admin", "admin_api": admin},
+        {**good, "name": "admin-refused", "admin_api": {**admin, "client_secret": "not-the-secret"}},
     ]
     result = runner.invoke(app, ["check", "-c", str(_write(tmp_path, config))])
     assert result.exit_code == 1, result.output
     lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.split()}
     assert lines["wc"].startswith("ok wc (webcommander): external-app API: 600 orders listed")
+    assert lines["admin"].startswith(
+        "ok admin (webcommander): external-app API and v4 admin API (token issued)"
+    )
+    assert lines["admin-refused"].startswith("FAILED"), lines["admin-refused"]
+    assert "not-the-secret" not in result.output
     assert lines["wrong-token"].startswith("FAILED") and "credentials refused" in lines["wrong-token"]
     assert lines["closed"].startswith("FAILED") and "127.0.0.1:9" in lines["closed"]
     assert "nope-nope" not in result.output

@@ -109,6 +109,19 @@ class ClientCredentialsAuth(httpx.Auth):
             log.info("oauth2.refresh_refused", shop=self.shop, status=response.status_code)
         return self._accept((yield self._token_request({"grant_type": "client_credentials"})))
 
+    async def fetch_token(self, client: httpx.AsyncClient) -> None:
+        """Ask the token endpoint for a token now (``ordersync check``: the admin API's credentials
+        are tested without writing anything); a refusal is ``TokenRefusedError``."""
+        flow = self._renew(refused=True)
+        request = next(flow)
+        try:
+            while True:
+                response = await client.send(request)
+                await response.aread()
+                request = flow.send(response)
+        except StopIteration:
+            return
+
     def _current(self) -> _Token | None:
         with self._lock:
             token = self._token
