@@ -131,7 +131,15 @@ def test_both_platforms_in_one_run_and_one_file(tmp_path: Path) -> None:
     assert "demo" in result.stdout and "woo" in result.stdout and "from 2 shops" in result.stdout
     with duckdb.connect(str(tmp_path / "cli.duckdb"), read_only=True) as con:
         counts = dict(con.execute("SELECT platform, count(*) FROM orders GROUP BY platform").fetchall())
+        shops = con.execute(
+            "SELECT shop, platform, api, timezone, currency FROM shops ORDER BY shop"
+        ).fetchall()
     assert counts["webcommander"] == 300 and 280 <= counts["woocommerce"] < 300  # a few are in the trash
+    # The shops dimension: each shop's zone and API, as the config gave them.
+    assert shops == [
+        ("demo", "webcommander", "external-app", "Australia/Melbourne", "AUD"),
+        ("woo", "woocommerce", "wc/v3", "Europe/Berlin", "EUR"),
+    ]
     assert "cs_cli_test_secret_value" not in result.output
     # Again: the embedded shops come up on other ports, yet nothing changed, so nothing is rewritten.
     again = runner.invoke(app, ["backfill", "--config", str(config), "--no-progress", "--log-json"])

@@ -120,14 +120,23 @@ def test_quarantine_is_kept_once_and_cleared_when_the_order_maps(tmp_path: Path)
 
 def test_file_is_not_held_open_between_writes_and_views_work(tmp_path: Path) -> None:
     mirror = Mirror(tmp_path / "m.duckdb")
-    mirror.write(batch_of(order("1"), order("2", shop="s2")))
+    paid = {"payment_status": "paid"}
+    unpaid = order("3").model_copy(update={"refunds": []})  # pending and unpaid: not a sale
+    mirror.write(
+        batch_of(order("1").model_copy(update=paid), order("2", shop="s2").model_copy(update=paid), unpaid)
+    )
     # An analyst can open the file read-write between loads: nothing holds the lock.
     con = duckdb.connect(str(mirror.path))
     try:
-        daily = con.execute("SELECT shop, orders, gross FROM v_daily_sales ORDER BY shop").fetchall()
-        assert daily == [("s1", 1, Decimal("20.00")), ("s2", 1, Decimal("20.00"))]
-        assert con.execute("SELECT count(*) FROM v_orders").fetchone()[0] == 2
-        assert con.execute("SELECT count(*) FROM v_order_lines").fetchone()[0] == 4
+        daily = con.execute(
+            "SELECT shop, orders, gross, refunded FROM v_daily_sales ORDER BY shop"
+        ).fetchall()
+        assert daily == [
+            ("s1", 1, Decimal("20.00"), Decimal("1.50")),
+            ("s2", 1, Decimal("20.00"), Decimal("1.50")),
+        ]
+        assert con.execute("SELECT count(*) FROM v_orders").fetchone()[0] == 3
+        assert con.execute("SELECT count(*) FROM v_order_lines").fetchone()[0] == 6
     finally:
         con.close()
 

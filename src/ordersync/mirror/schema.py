@@ -238,6 +238,29 @@ QUARANTINE = [
 ]
 
 
+SHOPS = [
+    ("shop", "VARCHAR PRIMARY KEY"),
+    ("platform", "VARCHAR"),
+    ("api", "VARCHAR"),
+    ("timezone", "VARCHAR"),
+    ("currency", "VARCHAR"),
+    ("base_url", "VARCHAR"),
+    ("updated_at", "TIMESTAMPTZ"),
+]
+"""One row per configured shop, written at the start of each of its runs: what an analyst needs to read
+its orders (the time zone its days are counted in, its currency, which API fed it). The base URL
+carries no credentials."""
+
+SHOP_COMMENTS = {
+    "shop": "the shop's name in the config; orders.shop refers to it",
+    "platform": "webcommander or woocommerce",
+    "api": "the API the mirror is fed from: external-app (WebCommander), wc/v3 or wc-api/v2 (WooCommerce)",
+    "timezone": "the shop's IANA time zone: the views' day_local is the calendar day in this zone",
+    "currency": "the shop's default currency (each order keeps its own in orders.currency)",
+    "base_url": "the shop's address, without credentials or query",
+    "updated_at": "when a run last wrote this row (UTC)",
+}
+
 ORDERS_MAINTAINED = [("missing_since", "TIMESTAMPTZ")]
 """Columns of ``orders`` the mirror keeps itself, not the batches: INSERT BY NAME leaves them NULL, so
 a rewritten order counts as present. ``missing_since`` is when the shop's listing stopped showing it."""
@@ -291,6 +314,12 @@ def create_statements() -> list[str]:
     )
     statements.append(
         f"CREATE TABLE IF NOT EXISTS order_events ({', '.join(f'{c} {t}' for c, t in ORDER_EVENTS)})"
+    )
+    statements.append(f"CREATE TABLE IF NOT EXISTS shops ({', '.join(f'{c} {t}' for c, t in SHOPS)})")
+    statements.append("COMMENT ON TABLE shops IS 'The shops the mirror holds orders of, one row each.'")
+    statements.extend(
+        f"COMMENT ON COLUMN shops.{column} IS '{text.replace(chr(39), chr(39) * 2)}'"
+        for column, text in SHOP_COMMENTS.items()
     )
     statements.extend(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in ORDERS_MAINTAINED)
     statements.extend(_ADD_COLUMNS)

@@ -433,6 +433,18 @@ class Mirror:
             )
         return gone, back
 
+    def record_shop(self, row: dict[str, str], now: datetime | None = None) -> None:
+        """The shop's row in ``shops`` (name, platform, API, time zone, currency, base URL), replaced."""
+        values = {**row, "updated_at": _aware(now)}
+        with self._transaction() as con:
+            con.execute("DELETE FROM shops WHERE shop = $shop", {"shop": row["shop"]})
+            con.execute(
+                "INSERT INTO shops BY NAME SELECT $shop AS shop, $platform AS platform, $api AS api, "
+                "$timezone AS timezone, $currency AS currency, $base_url AS base_url, "
+                "$updated_at AS updated_at",
+                values,
+            )
+
     def known_hashes(self, platform: str, shop: str) -> dict[str, str]:
         """order_id -> content hash of the shop's orders and quarantined records, so a sync can skip
         mapping payloads that did not change. A quarantined record wins over the order's row: it was

@@ -3,25 +3,53 @@
 from __future__ import annotations
 
 VIEWS: dict[str, str] = {
-    # One row per order with its addresses' countries and money net of refunds.
+    # One row per order with its addresses' countries, money net of refunds, and its day twice: in the
+    # shop's time zone (from `shops`) and in UTC, so no answer depends on the session's TimeZone.
     "v_orders": """
         SELECT o.*, o.total - o.refunded_total AS net_total,
                b.country_code AS billing_country_code, b.country_id AS billing_country_id,
-               s.country_code AS shipping_country_code, s.country_id AS shipping_country_id
+               s.country_code AS shipping_country_code, s.country_id AS shipping_country_id,
+               CAST(timezone(coalesce(sh.timezone, 'UTC'), o.created_at) AS DATE) AS day_local,
+               CAST(timezone('UTC', o.created_at) AS DATE) AS day_utc
         FROM orders o
+        LEFT JOIN shops sh ON sh.shop = o.shop
         LEFT JOIN order_addresses b
           ON b.platform = o.platform AND b.shop = o.shop AND b.order_id = o.order_id AND b.kind = 'billing'
         LEFT JOIN order_addresses s
           ON s.platform = o.platform AND s.shop = o.shop AND s.order_id = o.order_id AND s.kind = 'shipping'
     """,
-    # Sales per day and shop, so both platforms compare in one query; orders gone from the shop's
-    # listing (v_missing_orders) are not sales.
+    # Sales per shop, currency and day: paid orders on the day they were placed, refunds on the day
+    # they were made. `_sales_events` holds both; the two views below group it by the shop's local
+    # day and by the UTC day.
+    "_sales_events": """
+        SELECT o.platform, o.shop, o.currency, o.created_at AS happened_at, 1 AS orders, o.total AS gross,
+               o.tax_total AS tax, CAST(0 AS DECIMAL(18,4)) AS refunded, sh.timezone AS shop_timezone
+        FROM orders o LEFT JOIN shops sh ON sh.shop = o.shop
+        WHERE o.payment_status IN ('paid', 'partially_refunded', 'refunded')
+          AND o.status NOT IN ('deleted', 'draft') AND o.missing_since IS NULL
+        UNION ALL
+        SELECT o.platform, o.shop, o.currency,
+               coalesce(r.created_at, o.updated_at, o.created_at) AS happened_at,
+               0 AS orders, CAST(0 AS DECIMAL(18,4)) AS gross, CAST(0 AS DECIMAL(18,4)) AS tax,
+               r.amount AS refunded, sh.timezone AS shop_timezone
+        FROM refunds r
+        JOIN orders o ON o.platform = r.platform AND o.shop = r.shop AND o.order_id = r.order_id
+        LEFT JOIN shops sh ON sh.shop = o.shop
+        WHERE o.status NOT IN ('deleted', 'draft') AND o.missing_since IS NULL
+    """,
     "v_daily_sales": """
-        SELECT platform, shop, currency, CAST(created_at AS DATE) AS day,
-               count(*) AS orders, sum(total) AS gross, sum(refunded_total) AS refunded,
-               sum(total - refunded_total) AS net, sum(tax_total) AS tax
-        FROM orders
-        WHERE status NOT IN ('cancelled', 'failed', 'deleted', 'draft') AND missing_since IS NULL
+        SELECT platform, shop, currency,
+               CAST(timezone(coalesce(shop_timezone, 'UTC'), happened_at) AS DATE) AS day_local,
+               sum(orders) AS orders, sum(gross) AS gross, sum(refunded) AS refunded,
+               sum(gross) - sum(refunded) AS net, sum(tax) AS tax
+        FROM _sales_events
+        GROUP BY ALL
+    """,
+    "v_daily_sales_utc": """
+        SELECT platform, shop, currency, CAST(timezone('UTC', happened_at) AS DATE) AS day_utc,
+               sum(orders) AS orders, sum(gross) AS gross, sum(refunded) AS refunded,
+               sum(gross) - sum(refunded) AS net, sum(tax) AS tax
+        FROM _sales_events
         GROUP BY ALL
     """,
     # Line items with the order's status and date, the usual starting point for product questions.
@@ -114,5 +142,45 @@ VIEWS: dict[str, str] = {
 }
 
 
+_SALES_COLUMNS = {
+    "orders": "paid orders placed that day: payment_status paid, partially_refunded or refunded (refunded "
+    "orders were paid first); unpaid, pending, on-hold, cancelled and failed orders are not sales, nor "
+    "deleted or draft orders or orders gone from the shop's listing",
+    "gross": "orders.total of those orders (incl. tax and shipping, before refunds)",
+    "refunded": "refunds made that day (refunds.amount on refunds.created_at; the order's updated_at "
+    "where the shop gives no refund time), whatever day the order was placed",
+    "net": "gross minus refunded, for the day",
+    "tax": "orders.tax_total of the paid orders placed that day",
+}
+COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
+    "v_orders": (
+        "One row per order with its countries, net total and its day in the shop's zone and in UTC.",
+        {
+            "day_local": "the calendar day the order was placed, in the shop's time zone (shops.timezone)",
+            "day_utc": "the calendar day the order was placed, in UTC",
+            "net_total": "total minus refunded_total",
+        },
+    ),
+    "v_daily_sales": (
+        "Sales per shop, currency and day in the shop's own time zone: paid orders on the day they were "
+        "placed, refunds on the day they were made. The same answer in any session TimeZone.",
+        {"day_local": "the calendar day in the shop's time zone (shops.timezone)", **_SALES_COLUMNS},
+    ),
+    "v_daily_sales_utc": (
+        "v_daily_sales by UTC day instead of the shop's local day.",
+        {"day_utc": "the calendar day in UTC", **_SALES_COLUMNS},
+    ),
+}
+"""Descriptions the file carries (COMMENT ON): an analyst reads them from duckdb_views()/duckdb_columns()."""
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def create_view_statements() -> list[str]:
-    return [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in VIEWS.items()]
+    statements = [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in VIEWS.items()]
+    for view, (about, columns) in COMMENTS.items():
+        statements.append(f"COMMENT ON VIEW {view} IS {_quote(about)}")
+        statements.extend(f"COMMENT ON COLUMN {view}.{c} IS {_quote(t)}" for c, t in columns.items())
+    return statements

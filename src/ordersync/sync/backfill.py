@@ -39,7 +39,13 @@ from ordersync.sync.pipeline import (
 )
 from ordersync.sync.prefilter import Prefilter
 from ordersync.sync.runlog import recorded_run
-from ordersync.sync.sources import WebCommanderSource, WooCommerceSource, mapping_name, open_source
+from ordersync.sync.sources import (
+    WebCommanderSource,
+    WooCommerceSource,
+    mapping_name,
+    open_source,
+    shop_row,
+)
 
 log = structlog.get_logger("ordersync.backfill")
 
@@ -142,6 +148,7 @@ async def backfill_shop(
     # to exist (an outage gets the whole retry budget, not the first-contact one).
     policy = HttpPolicy(settings.http, shop=shop.name)
     async with recorded_run(store, stats):
+        await asyncio.to_thread(mirror.record_shop, shop_row(shop))  # the shops dimension
         resumes = settings.http.resumes if store is not None and limit is None else 0
         own: dict[str, Any] = {}
         for resumed in range(resumes + 1):

@@ -22,7 +22,7 @@ from ordersync.state.store import StateStore
 from ordersync.sync.backfill import BACKFILL, ORDERS, StateKeeper, backfill_shop
 from ordersync.sync.pipeline import ProgressCallback, RunStats, load_pages
 from ordersync.sync.runlog import recorded_run
-from ordersync.sync.sources import WooCommerceSource, open_source
+from ordersync.sync.sources import WooCommerceSource, open_source, shop_row
 from ordersync.sync.woocommerce_changes import WooCommerceChanges
 
 log = structlog.get_logger("ordersync.sync")
@@ -54,6 +54,7 @@ async def sync_shop(
         return await backfill_shop(shop, settings, mirror, **kwargs)  # type: ignore[arg-type]
     stats = RunStats(shop=shop.name, kind="sync")
     async with recorded_run(store, stats):
+        await asyncio.to_thread(mirror.record_shop, shop_row(shop))  # the shops dimension
         run_start = datetime.now(UTC)
         async with open_source(shop, settings.http, transport=transport) as (source, policy):
             assert isinstance(source, WooCommerceSource)

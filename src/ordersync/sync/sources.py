@@ -66,6 +66,25 @@ def mapping_name(shop: ShopConfig) -> str:
     return f"woocommerce_{shop.api_version}"
 
 
+def shop_row(shop: ShopConfig) -> dict[str, str]:
+    """The shop as the mirror's ``shops`` table describes it: no credentials (the URL loses any user,
+    password or query)."""
+    url = httpx.URL(shop.base_url)
+    base = str(url.copy_with(username=None, password=None, query=None, fragment=None)).rstrip("/")
+    if isinstance(shop, WebCommanderShop):
+        api = "external-app"
+    else:
+        api = "wc/v3" if shop.api_version == "v3" else "wc-api/v2"
+    return {
+        "shop": shop.name,
+        "platform": shop.platform,
+        "api": api,
+        "timezone": shop.timezone,
+        "currency": shop.currency,
+        "base_url": base,
+    }
+
+
 class WebCommanderSource:
     platform = Platform.WEBCOMMANDER
     mapping = "webcommander"
