@@ -284,6 +284,11 @@ class MirrorSettings(_Strict):
         description="write-ahead log size that triggers a checkpoint",
     )
     threads: int = Field(1, ge=1, le=64, description="DuckDB threads for a run's writes")
+    personal_data: Literal["keep", "hash", "drop"] = Field(
+        "keep",
+        description="keep: mirror everything; hash: e-mails and phone numbers as salted hashes, IP "
+        "addresses and raw payloads left out; drop: all of those left out",
+    )
 
     def preflight(self) -> None:
         """Refuse a mirror that cannot be written before any request is sent (one line, the path)."""
@@ -305,6 +310,7 @@ class MirrorSettings(_Strict):
             memory_limit=self.memory_limit,
             checkpoint_threshold=self.checkpoint_threshold,
             threads=self.threads,
+            personal_data=self.personal_data,
         )
 
 

@@ -27,6 +27,7 @@ import structlog
 
 from ordersync.errors import MirrorError, MirrorLockedError
 from ordersync.mirror.batch import Batch
+from ordersync.mirror.privacy import MODES, salt_for, scrub
 from ordersync.mirror.schema import EVENT_FIELDS, ORDER_EVENTS, ORDER_TABLES, create_statements
 from ordersync.mirror.sync_state import replace_sync_state, sync_create_statements, sync_state_tables
 from ordersync.mirror.views import create_view_statements
@@ -98,12 +99,17 @@ class Mirror:
         memory_limit: str = "32MB",
         checkpoint_threshold: str = "128MB",
         threads: int = 1,
+        personal_data: str = "keep",
     ):
         self.path = Path(path)
         self.lock_wait = lock_wait
         self.memory_limit = memory_limit
         self.checkpoint_threshold = checkpoint_threshold
         self.threads = threads
+        if personal_data not in MODES:
+            raise ValueError(f"personal_data {personal_data!r}: use one of {', '.join(MODES)}")
+        self.personal_data = personal_data
+        """keep, hash or drop: e-mails, phones, IP addresses and raw payloads (``privacy.py``)."""
         self._ready = False
         self._session: duckdb.DuckDBPyConnection | None = None
         self._lock = _path_lock(self.path)
@@ -233,6 +239,10 @@ class Mirror:
         """
         now = _aware(now)
         tables, quarantine = batch.tables(now)
+        if self.personal_data != "keep":
+            salt = salt_for(self.path) if self.personal_data == "hash" else None
+            tables = scrub(tables, self.personal_data, salt)
+            quarantine = scrub({"quarantine": quarantine}, self.personal_data, salt)["quarantine"]
         with self._transaction() as con:
             return self._write(con, batch, tables, quarantine, now)
 

@@ -73,6 +73,8 @@ def _fingerprint(shop: ShopConfig, since: datetime | None) -> dict[str, Any]:
 
 
 def quarantine_records(table: pa.Table) -> list[records.Quarantined]:
+    """Quarantined records to keep in the state store; one whose payload the mirror left out
+    (``mirror.personal_data``) cannot be mapped again from there, so it is not copied."""
     return [
         records.Quarantined(
             platform=row["platform"],
@@ -85,6 +87,7 @@ def quarantine_records(table: pa.Table) -> list[records.Quarantined]:
             source_url=row["source_url"],
         )
         for row in table.to_pylist()
+        if row["payload"] is not None
     ]
 
 
