@@ -227,7 +227,7 @@ class Mirror:
                     con.execute(statement)
             self._ready = True
 
-    def write(self, batch: Batch, now: datetime | None = None) -> WriteResult:
+    def write(self, batch: Batch, now: datetime | None = None, *, run_id: int | None = None) -> WriteResult:
         """Upsert a batch: new or changed orders replace all their rows; unchanged ones are left alone.
 
         Events, in the same transaction: 'new' for an order not in the mirror, 'changed' when a
@@ -239,6 +239,13 @@ class Mirror:
         """
         now = _aware(now)
         tables, quarantine = batch.tables(now)
+        if run_id is not None and tables["orders"].num_rows:
+            # Lineage: the run that wrote each order (runs.run_id).
+            orders = tables["orders"]
+            tables = {
+                **tables,
+                "orders": orders.append_column("run_id", pa.array([run_id] * orders.num_rows, pa.int64())),
+            }
         if self.personal_data != "keep":
             salt = salt_for(self.path) if self.personal_data == "hash" else None
             tables = scrub(tables, self.personal_data, salt)
@@ -442,6 +449,13 @@ class Mirror:
                 {"now": now},
             )
         return gone, back
+
+    def record_run(self, row: dict[str, object]) -> None:
+        """A run's line in the file's ``runs`` table (lineage), replacing an earlier one of that id."""
+        with self._transaction() as con:
+            con.execute("DELETE FROM runs WHERE run_id = $run_id", {"run_id": row["run_id"]})
+            columns = ", ".join(f"${name} AS {name}" for name in row)
+            con.execute(f"INSERT INTO runs BY NAME SELECT {columns}", row)
 
     def record_shop(self, row: dict[str, str], now: datetime | None = None) -> None:
         """The shop's row in ``shops`` (name, platform, API, time zone, currency, base URL), replaced."""

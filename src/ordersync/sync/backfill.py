@@ -150,7 +150,7 @@ async def backfill_shop(
     # One policy for every attempt: its counts are the run's, and a shop that answered once is known
     # to exist (an outage gets the whole retry budget, not the first-contact one).
     policy = HttpPolicy(settings.http, shop=shop.name)
-    async with recorded_run(store, stats):
+    async with recorded_run(store, stats, mirror):
         await asyncio.to_thread(mirror.record_shop, shop_row(shop))  # the shops dimension
         resumes = settings.http.resumes if store is not None and limit is None else 0
         own: dict[str, Any] = {}

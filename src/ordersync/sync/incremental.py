@@ -53,7 +53,7 @@ async def sync_shop(
         log.info("sync.needs_backfill", shop=shop.name, resuming=checkpoint is not None)
         return await backfill_shop(shop, settings, mirror, **kwargs)  # type: ignore[arg-type]
     stats = RunStats(shop=shop.name, kind="sync")
-    async with recorded_run(store, stats):
+    async with recorded_run(store, stats, mirror):
         await asyncio.to_thread(mirror.record_shop, shop_row(shop))  # the shops dimension
         run_start = datetime.now(UTC)
         async with open_source(shop, settings.http, transport=transport) as (source, policy):

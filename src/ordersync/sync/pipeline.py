@@ -52,6 +52,8 @@ class RunStats:
     """Orders handed to the mapper: the others were skipped as unchanged before mapping."""
     retries: int = 0
     seconds: float = 0.0
+    run_id: int | None = None
+    """The run's id in the state store's history (None without a store): what the mirror's rows carry."""
     details: dict[str, Any] = field(default_factory=dict)
     """What else a run measured (resume point, requests, notes re-read); kept in the run history.
     Counts are the work done: a run that resumed after an outage counts what it read again."""
@@ -172,7 +174,7 @@ class _Writer:
     def _write(self, batch: Batch, done: BatchDone) -> tuple[int, int]:
         written = unchanged = 0
         if len(batch):
-            result = self.mirror.write(batch)
+            result = self.mirror.write(batch, run_id=self.stats.run_id)
             written, unchanged = result.written, result.unchanged
         if self.on_batch is not None:
             self.on_batch(done)
