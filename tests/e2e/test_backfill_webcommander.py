@@ -34,10 +34,19 @@ def query(mirror: Mirror, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
+# What a run records about itself, not what it mirrors: each run adds its lineage row (left out) and
+# stamps its shop's row with its start.
+_RUN_RECORDS = {"shops": "* EXCLUDE (updated_at)"}
+
+
 def dump(mirror: Mirror) -> dict[str, list[tuple]]:
     with duckdb.connect(str(mirror.path), read_only=True) as con:
         tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
-        return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+        return {
+            t: con.execute(f"SELECT {_RUN_RECORDS.get(t, '*')} FROM {t} ORDER BY ALL").fetchall()
+            for t in tables
+            if t != "runs"
+        }
 
 
 def shop_figures(shop: Shop) -> dict[str, object]:

@@ -450,11 +450,11 @@ def test_a_failed_write_stops_the_checkpoint_before_the_lost_batch(
     woo = woo_factory(orders=1500, notes="none", refunds=False)
     real_write, calls = Mirror.write, []
 
-    def write_failing_once(self: Mirror, batch: Any, now: Any = None) -> Any:
+    def write_failing_once(self: Mirror, batch: Any, now: Any = None, **kwargs: Any) -> Any:
         calls.append(len(batch))
         if len(calls) == 2:
             raise RuntimeError("Out of Memory Error: could not allocate block (simulated)")
-        return real_write(self, batch, now)
+        return real_write(self, batch, now, **kwargs)
 
     monkeypatch.setattr(Mirror, "write", write_failing_once)
     with pytest.raises(RuntimeError, match="Out of Memory"):
