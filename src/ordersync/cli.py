@@ -726,6 +726,17 @@ def status_command(
         out.print(render(statuses, now=now))
 
 
+@app.command("schema")
+def schema_command(
+    markdown: Annotated[bool, typer.Option("--markdown", help="The data dictionary as Markdown.")] = True,
+) -> None:
+    """Print the mirror's data dictionary: every table, column and view and what it means (the same
+    text is in the DuckDB file as COMMENT ON). Reads no config and no file."""
+    from ordersync.mirror.dictionary import markdown as dictionary
+
+    typer.echo(dictionary(), nl=False)
+
+
 @app.command("check")
 def check_command(
     config: ConfigOption = None,

@@ -27,6 +27,7 @@ import structlog
 
 from ordersync.errors import MirrorError, MirrorLockedError
 from ordersync.mirror.batch import Batch
+from ordersync.mirror.dictionary import pending_comments
 from ordersync.mirror.privacy import MODES, salt_for, scrub
 from ordersync.mirror.schema import EVENT_FIELDS, ORDER_EVENTS, ORDER_TABLES, create_statements
 from ordersync.mirror.sync_state import replace_sync_state, sync_create_statements, sync_state_tables
@@ -224,6 +225,8 @@ class Mirror:
                 for statement in [*create_statements(), *sync_create_statements()]:
                     con.execute(statement)
                 for statement in create_view_statements():
+                    con.execute(statement)
+                for statement in pending_comments(con):  # the data dictionary, once per file
                     con.execute(statement)
             self._ready = True
 

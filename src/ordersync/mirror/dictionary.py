@@ -1,0 +1,340 @@
+"""The mirror's data dictionary: what every table and column means, written into the file with
+``COMMENT ON`` (an analyst reads it with ``duckdb_tables()`` / ``duckdb_columns()``) and printed by
+``ordersync schema --markdown``.
+
+Money is DECIMAL(18,4) in the order's currency. Times are TIMESTAMPTZ instants, UTC in the file. A
+column means the same whichever platform filled it, and NULL means the shop did not give it.
+"""
+
+from __future__ import annotations
+
+_COMMON = {
+    "platform": "webcommander or woocommerce",
+    "shop": "the shop's name in the config (shops.shop)",
+    "order_id": "the order's id in its shop",
+    "position": "the line's place in the order, from 0",
+}
+
+_MONEY_LINE = {
+    "total": "the line's amount after discounts, excluding tax",
+    "tax": "tax on the line",
+    "discount": "discount on the line",
+}
+
+TABLES: dict[str, tuple[str, dict[str, str]]] = {
+    "orders": (
+        "One row per order, as the shop last showed it. Key: (platform, shop, order_id).",
+        {
+            "number": "the order number the shop shows to people (may differ from order_id)",
+            "status": "canonical status: pending, processing, on_hold, completed, cancelled, refunded, "
+            "failed, deleted, draft or other",
+            "status_raw": "the status as the shop named it",
+            "payment_status": "canonical payment status: unpaid, pending, partially_paid, paid, "
+            "partially_refunded, refunded, failed, cancelled or other",
+            "payment_status_raw": "the payment status as the shop named it",
+            "fulfilment_status": "canonical fulfilment status where the shop gives one",
+            "fulfilment_status_raw": "the fulfilment status as the shop named it",
+            "currency": "ISO 4217 code of every amount of the order",
+            "prices_include_tax": "whether the shop's prices include tax",
+            "created_at": "when the order was placed",
+            "updated_at": "when the shop last changed it",
+            "paid_at": "when it was paid, where the shop says",
+            "completed_at": "when it was completed, where the shop says",
+            "customer_id": "the customer's id in the shop; NULL for a guest",
+            "customer_name": "the customer's name",
+            "customer_email": "the customer's e-mail (a keyed hash with mirror.personal_data: hash)",
+            "customer_note": "the customer's note on the order",
+            "channel": "where the order came from (WebCommander orderChannel, WooCommerce created_via)",
+            "delivery_type": "shipping, pickup or others, as the shop names them",
+            "ip_address": "the customer's IP address (NULL with mirror.personal_data hash or drop)",
+            "subtotal": "the lines before discounts, excluding tax",
+            "discount_total": "discounts, excluding tax",
+            "discount_tax": "tax on the discounts",
+            "shipping_total": "shipping, excluding tax",
+            "shipping_tax": "tax on shipping",
+            "fee_total": "fees, excluding tax",
+            "tax_total": "all tax of the order",
+            "total": "what the customer was asked to pay: subtotal - discount_total + shipping_total + "
+            "fee_total + tax_total",
+            "paid_total": "what the shop records as paid",
+            "refunded_total": "the sum of the order's refunds",
+            "item_count": "number of line items",
+            "content_hash": "hash of the order's bytes as listed, the details fetched beside it and the "
+            "mapping's version: an unchanged hash means an unchanged order",
+            "loaded_at": "when this row was written",
+            "missing_since": "when the shop's listing stopped showing the order (NULL: it is listed)",
+        },
+    ),
+    "order_addresses": (
+        "Billing and shipping addresses, one row each. Key: (platform, shop, order_id, kind).",
+        {
+            "kind": "billing or shipping",
+            "external_id": "the address's id in the shop",
+            "first_name": "first name",
+            "last_name": "last name",
+            "company": "company",
+            "line1": "first address line",
+            "line2": "second address line",
+            "city": "city",
+            "postcode": "postcode",
+            "state_code": "state or province code",
+            "state_name": "state or province name",
+            "state_id": "the shop's id of the state (WebCommander)",
+            "country_code": "ISO 3166-1 alpha-2 country code, where the shop gives it",
+            "country_name": "country name",
+            "country_id": "the shop's id of the country (WebCommander)",
+            "email": "e-mail (a keyed hash with mirror.personal_data: hash)",
+            "phone": "phone (a keyed hash with mirror.personal_data: hash)",
+            "mobile": "mobile phone (a keyed hash with mirror.personal_data: hash)",
+            "fax": "fax (a keyed hash with mirror.personal_data: hash)",
+        },
+    ),
+    "line_items": (
+        "Product lines. Key: (platform, shop, order_id, position).",
+        {
+            "line_id": "the line's id in the shop",
+            "product_id": "the product (a variable product's parent)",
+            "variation_id": "the variation, where one was sold",
+            "sold_product_id": "what was sold: the variation if there is one, else the product",
+            "sku": "the product's SKU (WebCommander's API gives none)",
+            "name": "the product's name on the order",
+            "quantity": "quantity",
+            "unit_price": "price of one unit, excluding tax",
+            "subtotal": "the line before discounts, excluding tax",
+            "subtotal_tax": "tax on the subtotal",
+            "tax_class": "the product's tax class",
+            "taxable": "whether the line is taxed",
+            "shippable": "whether the line is shipped",
+            "attributes": "JSON list of {name, value}: the variation's attributes",
+            "taxes": "JSON list of {rate_id, total, subtotal}: tax per rate (WooCommerce)",
+            **_MONEY_LINE,
+        },
+    ),
+    "tax_lines": (
+        "Tax per rate for the whole order. Key: (platform, shop, order_id, position).",
+        {
+            "tax_line_id": "the tax line's id in the shop",
+            "rate_id": "the tax rate's id in the shop",
+            "code": "the rate's code (WebCommander gives one line, TAX)",
+            "label": "the rate's label",
+            "rate_percent": "the rate in percent, where the shop gives it",
+            "compound": "whether the rate is compound",
+            "tax_total": "tax of this rate on the cart (items and fees)",
+            "shipping_tax_total": "tax of this rate on shipping",
+            "combined_total": "tax_total + shipping_tax_total (all the legacy WooCommerce API gives)",
+        },
+    ),
+    "shipping_lines": (
+        "Shipping methods charged. Key: (platform, shop, order_id, position).",
+        {
+            "shipping_line_id": "the line's id in the shop",
+            "method_id": "the shipping method's id",
+            "method_title": "the shipping method's name",
+            **_MONEY_LINE,
+        },
+    ),
+    "fee_lines": (
+        "Fees charged. Key: (platform, shop, order_id, position).",
+        {"fee_line_id": "the line's id in the shop", "name": "the fee's name", **_MONEY_LINE},
+    ),
+    "coupon_lines": (
+        "Coupons applied. Key: (platform, shop, order_id, position).",
+        {
+            "coupon_line_id": "the line's id in the shop",
+            "code": "the coupon code",
+            "discount": "discount the coupon gave, excluding tax",
+            "discount_tax": "tax on that discount",
+        },
+    ),
+    "payments": (
+        "Payments received. Key: (platform, shop, order_id, position).",
+        {
+            "payment_id": "the payment's id in the shop",
+            "gateway": "the payment gateway's code",
+            "gateway_name": "the payment gateway's name",
+            "amount": "amount paid",
+            "surcharge": "surcharge charged with the payment",
+            "status": "canonical payment status",
+            "status_raw": "the payment status as the shop named it",
+            "paid_at": "when it was paid",
+            "transaction_id": "the gateway's transaction id",
+            "payer_info": "what the shop says of the payer",
+        },
+    ),
+    "refunds": (
+        "Money returned to the customer; amount is positive. Key: (platform, shop, order_id, position).",
+        {
+            "refund_id": "the refund's id in the shop",
+            "amount": "amount refunded",
+            "reason": "why, as entered in the shop",
+            "created_at": "when the refund was made",
+            "payment_id": "the payment it refunds, where the shop says",
+            "gateway": "the gateway that refunded",
+            "refunded_by": "who refunded",
+        },
+    ),
+    "refund_lines": (
+        "What each refund gave back, per item. Key: (platform, shop, order_id, refund_position, position).",
+        {
+            "refund_position": "the refund's position in refunds",
+            "refund_id": "the refund's id in the shop",
+            "line_item_id": "the refunded order line (line_items.line_id)",
+            "product_id": "the refunded product",
+            "quantity": "quantity refunded",
+            "amount": "amount refunded for the item, excluding tax",
+            "tax": "tax refunded for the item",
+            "kind": "product, shipping or fee: which of the order's lines it refunds",
+        },
+    ),
+    "comments": (
+        "Notes on the order. Key: (platform, shop, order_id, position).",
+        {
+            "comment_id": "the note's id in the shop",
+            "text": "the note",
+            "author": "who wrote it",
+            "customer_visible": "whether the customer sees it",
+            "by_admin": "whether a shop admin wrote it",
+            "created_at": "when it was written",
+        },
+    ),
+    "shipments": (
+        "Shipments. Key: (platform, shop, order_id, position).",
+        {
+            "shipment_id": "the shipment's id in the shop",
+            "method": "shipping method or carrier",
+            "tracking": "tracking number or link",
+            "shipped_at": "when it was shipped",
+            "item_ids": "the shipped order lines (line_items.line_id)",
+        },
+    ),
+    "raw_orders": (
+        "Each order as the shop listed it. Key: (platform, shop, order_id).",
+        {
+            "payload": "the order's own bytes of the list page, JSON text (NULL with mirror.personal_data "
+            "hash or drop)",
+            "content_hash": "as orders.content_hash",
+            "source_url": "the page it was read from, without credentials",
+            "received_at": "when it was read",
+            "details": "JSON of what was fetched beside it (WooCommerce _refunds, _notes); NULL if nothing",
+        },
+    ),
+    "quarantine": (
+        "Records the mapping could not read, kept whole until a later run maps them.",
+        {
+            "record_id": "the record's id, where it has one",
+            "path": "where in the record the problem is (items[3].price)",
+            "reason": "what is wrong there",
+            "payload": "the record as received, JSON text (NULL with mirror.personal_data hash or drop)",
+            "content_hash": "its content hash",
+            "source_url": "the page it was read from",
+            "quarantined_at": "when it was last seen bad",
+        },
+    ),
+    "order_events": (
+        "Observed changes of an order, append-only: new, changed (status, payment status, total or "
+        "refunded total), disappeared, reappeared.",
+        {
+            "observed_at": "when ordersync saw the change",
+            "kind": "new, changed, disappeared or reappeared",
+            "status_before": "status before the change",
+            "status": "status after it",
+            "payment_status_before": "payment status before",
+            "payment_status": "payment status after",
+            "total_before": "total before",
+            "total": "total after",
+            "refunded_total_before": "refunded total before",
+            "refunded_total": "refunded total after",
+            "updated_at": "the order's own updated_at at the change",
+        },
+    ),
+}
+
+
+def description(table: str, column: str) -> str | None:
+    about = TABLES.get(table)
+    if about is None:
+        return None
+    return about[1].get(column) or _COMMON.get(column)
+
+
+def pending_comments(con: object) -> list[str]:
+    """The COMMENT ON statements whose text the file does not hold yet: none after the first run, so
+    opening a mirror does not rewrite its catalog each time."""
+    rows = con.execute(  # type: ignore[attr-defined]
+        "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE NOT internal"
+    ).fetchall()
+    tables = dict(con.execute("SELECT table_name, comment FROM duckdb_tables()").fetchall())  # type: ignore[attr-defined]
+    columns: dict[str, list[str]] = {}
+    held: dict[tuple[str, str | None], str | None] = {}
+    for table, column, comment in rows:
+        columns.setdefault(table, []).append(column)
+        held[(table, column)] = comment
+    for table, comment in tables.items():
+        held[(table, None)] = comment
+    wanted = []
+    for table, (about, _) in TABLES.items():
+        if table not in columns:
+            continue
+        if held.get((table, None)) != about:
+            wanted.append((table, None, about))
+        for column in columns[table]:
+            text = description(table, column)
+            if text and held.get((table, column)) != text:
+                wanted.append((table, column, text))
+
+    def quote(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    return [
+        f"COMMENT ON TABLE {t} IS {quote(x)}" if c is None else f"COMMENT ON COLUMN {t}.{c} IS {quote(x)}"
+        for t, c, x in wanted
+    ]
+
+
+def markdown() -> str:
+    """The dictionary as Markdown: every table and view the mirror creates, column by column."""
+    from ordersync.mirror.schema import (
+        ORDER_EVENTS,
+        ORDERS_MAINTAINED,
+        QUARANTINE,
+        RUN_COMMENTS,
+        RUNS,
+        SHOP_COMMENTS,
+        SHOPS,
+    )
+    from ordersync.mirror.schema import TABLES as SCHEMA
+    from ordersync.mirror.views import COMMENTS as VIEW_COMMENTS
+    from ordersync.mirror.views import VIEWS
+
+    out = [
+        "# The mirror's data dictionary",
+        "",
+        "Generated by `ordersync schema --markdown`; the same text is in the file (`COMMENT ON`).",
+        "Money is DECIMAL(18,4) in the order's currency; times are TIMESTAMPTZ instants.",
+        "NULL: the shop did not give it.",
+    ]
+    definitions = {
+        **SCHEMA,
+        "orders": [*SCHEMA["orders"], *ORDERS_MAINTAINED],
+        "quarantine": QUARANTINE,
+        "order_events": ORDER_EVENTS,
+    }
+    for table, (about, _) in TABLES.items():
+        out += ["", f"## `{table}`", "", about, "", "| column | type | meaning |", "|---|---|---|"]
+        for column, kind in definitions.get(table, []):
+            out.append(f"| `{column}` | {kind} | {description(table, column) or ''} |")
+    for table, about, defined, comments in (
+        ("shops", "The shops the mirror holds orders of, one row each.", SHOPS, SHOP_COMMENTS),
+        ("runs", "Lineage: each run that wrote to this file and what came of it.", RUNS, RUN_COMMENTS),
+    ):
+        out += ["", f"## `{table}`", "", about, "", "| column | type | meaning |", "|---|---|---|"]
+        for column, kind in defined:
+            out.append(f"| `{column}` | {kind.replace(' PRIMARY KEY', '')} | {comments.get(column, '')} |")
+    out += ["", "## Views", ""]
+    for view in VIEWS:
+        if view.startswith("_"):
+            continue
+        about, columns = VIEW_COMMENTS.get(view, ("", {}))
+        out.append(f"- `{view}`: {about}".rstrip(": "))
+        out.extend(f"  - `{c}`: {t}" for c, t in columns.items())
+    return "\n".join(out) + "\n"
