@@ -247,6 +247,60 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "updated_at": "the order's own updated_at at the change",
         },
     ),
+    "sync_links": (
+        "Write-back: the same order in two shops (a replica and its source, or two linked orders), as "
+        "the state store knows them. Replaced whole at each publish.",
+        {
+            "source_shop": "the shop the order came from",
+            "source_order_id": "its id there",
+            "target_shop": "the shop it was written to",
+            "target_order_id": "its id there",
+            "created_at": "when the link was made",
+            "total_difference": "the replica's total minus its source's when it was made (the target's "
+            "own tax rules); NULL when they were equal or the link is not a replica",
+        },
+    ),
+    "sync_operations": (
+        "Write-back: every operation in the outbox and its outcome. Replaced whole at each publish.",
+        {
+            "id": "the operation's id in the outbox",
+            "idempotency_key": "the key that makes it take effect once",
+            "shop": "the shop written to",
+            "kind": "what it does: set_status, add_comment, create_refund, record_payment, cancel_order, "
+            "send_invoice, create_order, ...",
+            "order_id": "the order written to, in that shop",
+            "origin": "what queued it: route (a change in another shop) or manual (ordersync push)",
+            "source_shop": "where the change came from, for a routed operation",
+            "source_order_id": "the order that changed there",
+            "status": "pending, sending, done, dead (gave up), superseded (lost a conflict) or dropped",
+            "attempts": "tries so far",
+            "last_error": "why the last try failed",
+            "result": "what the shop answered when it was applied (JSON text)",
+            "summary": "the operation in words",
+            "created_at": "when it was queued",
+            "next_attempt_at": "when it is tried next",
+            "done_at": "when it took effect",
+        },
+    ),
+    "sync_conflicts": (
+        "Write-back: both shops changed one field of a linked order before either change was applied.",
+        {
+            "id": "the conflict's id",
+            "field": "status or payment_status",
+            "shop_a": "one shop",
+            "order_a": "the order there",
+            "value_a": "its new value there",
+            "changed_a": "when it changed there",
+            "shop_b": "the other shop",
+            "order_b": "the order there",
+            "value_b": "its new value there",
+            "changed_b": "when it changed there",
+            "policy": "what decided: latest, or the name of the shop that is the source of truth",
+            "winner_shop": "the shop whose value won",
+            "outcome": "what came of it, in words ('woocommerce kept its status')",
+            "detected_at": "when the conflict was seen",
+        },
+    ),
 }
 
 
@@ -313,8 +367,11 @@ def markdown() -> str:
         "Money is DECIMAL(18,4) in the order's currency; times are TIMESTAMPTZ instants.",
         "NULL: the shop did not give it.",
     ]
+    from ordersync.mirror.sync_state import SYNC_TABLES
+
     definitions = {
         **SCHEMA,
+        **SYNC_TABLES,
         "orders": [*SCHEMA["orders"], *ORDERS_MAINTAINED],
         "quarantine": QUARANTINE,
         "order_events": ORDER_EVENTS,
