@@ -8,6 +8,8 @@ column means the same whichever platform filled it, and NULL means the shop did 
 
 from __future__ import annotations
 
+from ordersync.mirror.schema import sql_text
+
 _COMMON = {
     "platform": "webcommander or woocommerce",
     "shop": "the shop's name in the config (shops.shop)",
@@ -63,6 +65,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "mapping's version: an unchanged hash means an unchanged order",
             "loaded_at": "when this row was written",
             "missing_since": "when the shop's listing stopped showing the order (NULL: it is listed)",
+            "run_id": "the run (runs.run_id) that last wrote this order; NULL for orders written before "
+            "lineage was kept",
         },
     ),
     "order_addresses": (
@@ -247,6 +251,36 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "updated_at": "the order's own updated_at at the change",
         },
     ),
+    "shops": (
+        "The shops the mirror holds orders of, one row each.",
+        {
+            "shop": "the shop's name in the config; orders.shop refers to it",
+            "platform": "webcommander or woocommerce",
+            "api": "the API the mirror is fed from: external-app (WebCommander), wc/v3 or wc-api/v2 "
+            "(WooCommerce)",
+            "timezone": "the shop's IANA time zone: the views' day_local is the calendar day in this zone",
+            "currency": "the shop's default currency (each order keeps its own in orders.currency)",
+            "base_url": "the shop's address, without credentials or query",
+            "updated_at": "when a run last wrote this row (UTC)",
+        },
+    ),
+    "runs": (
+        "Lineage: each run that wrote to this file and what came of it.",
+        {
+            "run_id": "the run's id in the state store's run history; orders.run_id refers to it",
+            "shop": "the shop the run synced",
+            "kind": "backfill or sync",
+            "status": "ok, incomplete (the listing could not be proven complete), failed or abandoned "
+            "(stopped)",
+            "started_at": "when the run began (UTC)",
+            "finished_at": "when it ended (UTC)",
+            "fetched": "orders read from the shop",
+            "loaded": "orders written to this file (new or changed)",
+            "unchanged": "orders read and found unchanged (not rewritten)",
+            "quarantined": "records that could not be mapped (see quarantine)",
+            "error": "why it failed or stopped, if it did",
+        },
+    ),
     "sync_links": (
         "Write-back: the same order in two shops (a replica and its source, or two linked orders), as "
         "the state store knows them. Replaced whole at each publish.",
@@ -336,27 +370,19 @@ def pending_comments(con: object) -> list[str]:
             if text and held.get((table, column)) != text:
                 wanted.append((table, column, text))
 
-    def quote(text: str) -> str:
-        return "'" + text.replace("'", "''") + "'"
-
     return [
-        f"COMMENT ON TABLE {t} IS {quote(x)}" if c is None else f"COMMENT ON COLUMN {t}.{c} IS {quote(x)}"
+        f"COMMENT ON TABLE {t} IS {sql_text(x)}"
+        if c is None
+        else f"COMMENT ON COLUMN {t}.{c} IS {sql_text(x)}"
         for t, c, x in wanted
     ]
 
 
 def markdown() -> str:
     """The dictionary as Markdown: every table and view the mirror creates, column by column."""
-    from ordersync.mirror.schema import (
-        ORDER_EVENTS,
-        ORDERS_MAINTAINED,
-        QUARANTINE,
-        RUN_COMMENTS,
-        RUNS,
-        SHOP_COMMENTS,
-        SHOPS,
-    )
+    from ordersync.mirror.schema import ORDER_EVENTS, ORDERS_MAINTAINED, QUARANTINE, RUNS, SHOPS
     from ordersync.mirror.schema import TABLES as SCHEMA
+    from ordersync.mirror.sync_state import SYNC_TABLES
     from ordersync.mirror.views import COMMENTS as VIEW_COMMENTS
     from ordersync.mirror.views import VIEWS
 
@@ -367,26 +393,20 @@ def markdown() -> str:
         "Money is DECIMAL(18,4) in the order's currency; times are TIMESTAMPTZ instants.",
         "NULL: the shop did not give it.",
     ]
-    from ordersync.mirror.sync_state import SYNC_TABLES
-
     definitions = {
         **SCHEMA,
         **SYNC_TABLES,
         "orders": [*SCHEMA["orders"], *ORDERS_MAINTAINED],
         "quarantine": QUARANTINE,
         "order_events": ORDER_EVENTS,
+        "shops": SHOPS,
+        "runs": RUNS,
     }
     for table, (about, _) in TABLES.items():
         out += ["", f"## `{table}`", "", about, "", "| column | type | meaning |", "|---|---|---|"]
         for column, kind in definitions.get(table, []):
+            kind = kind.removesuffix(" PRIMARY KEY")
             out.append(f"| `{column}` | {kind} | {description(table, column) or ''} |")
-    for table, about, defined, comments in (
-        ("shops", "The shops the mirror holds orders of, one row each.", SHOPS, SHOP_COMMENTS),
-        ("runs", "Lineage: each run that wrote to this file and what came of it.", RUNS, RUN_COMMENTS),
-    ):
-        out += ["", f"## `{table}`", "", about, "", "| column | type | meaning |", "|---|---|---|"]
-        for column, kind in defined:
-            out.append(f"| `{column}` | {kind.replace(' PRIMARY KEY', '')} | {comments.get(column, '')} |")
     out += ["", "## Views", ""]
     for view in VIEWS:
         if view.startswith("_"):

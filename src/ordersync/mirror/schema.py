@@ -267,30 +267,6 @@ RUNS = [
 """Lineage: one row per run that wrote to this file, as the state store recorded it; orders.run_id
 names the run that last wrote each order."""
 
-RUN_COMMENTS = {
-    "run_id": "the run's id in the state store's run history; orders.run_id refers to it",
-    "shop": "the shop the run synced",
-    "kind": "backfill or sync",
-    "status": "ok, incomplete (the listing could not be proven complete), failed or abandoned (stopped)",
-    "started_at": "when the run began (UTC)",
-    "finished_at": "when it ended (UTC)",
-    "fetched": "orders read from the shop",
-    "loaded": "orders written to this file (new or changed)",
-    "unchanged": "orders read and found unchanged (not rewritten)",
-    "quarantined": "records that could not be mapped (see quarantine)",
-    "error": "why it failed or stopped, if it did",
-}
-
-SHOP_COMMENTS = {
-    "shop": "the shop's name in the config; orders.shop refers to it",
-    "platform": "webcommander or woocommerce",
-    "api": "the API the mirror is fed from: external-app (WebCommander), wc/v3 or wc-api/v2 (WooCommerce)",
-    "timezone": "the shop's IANA time zone: the views' day_local is the calendar day in this zone",
-    "currency": "the shop's default currency (each order keeps its own in orders.currency)",
-    "base_url": "the shop's address, without credentials or query",
-    "updated_at": "when a run last wrote this row (UTC)",
-}
-
 ORDERS_MAINTAINED = [("missing_since", "TIMESTAMPTZ"), ("run_id", "BIGINT")]
 """Columns of ``orders`` the mirror keeps itself, not the batches: INSERT BY NAME leaves them NULL, so
 a rewritten order counts as present. ``missing_since`` is when the shop's listing stopped showing it."""
@@ -347,22 +323,11 @@ def create_statements() -> list[str]:
     )
     statements.append(f"CREATE TABLE IF NOT EXISTS shops ({', '.join(f'{c} {t}' for c, t in SHOPS)})")
     statements.append(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(f'{c} {t}' for c, t in RUNS)})")
-    statements.append(
-        "COMMENT ON TABLE runs IS 'Lineage: each run that wrote to this file and what came of it.'"
-    )
-    statements.extend(
-        f"COMMENT ON COLUMN runs.{column} IS '{text.replace(chr(39), chr(39) * 2)}'"
-        for column, text in RUN_COMMENTS.items()
-    )
-    statements.append("COMMENT ON TABLE shops IS 'The shops the mirror holds orders of, one row each.'")
-    statements.extend(
-        f"COMMENT ON COLUMN shops.{column} IS '{text.replace(chr(39), chr(39) * 2)}'"
-        for column, text in SHOP_COMMENTS.items()
-    )
     statements.extend(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in ORDERS_MAINTAINED)
     statements.extend(_ADD_COLUMNS)
-    statements.append(
-        "COMMENT ON COLUMN orders.run_id IS 'the run (runs.run_id) that last wrote this order; NULL for "
-        "orders written before lineage was kept'"
-    )
     return statements
+
+
+def sql_text(text: str) -> str:
+    """A SQL string literal (COMMENT ON takes no parameters)."""
+    return "'" + text.replace("'", "''") + "'"

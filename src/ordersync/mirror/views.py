@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ordersync.mirror.schema import sql_text
+
 VIEWS: dict[str, str] = {
     # One row per order with its addresses' countries, money net of refunds, and its day twice: in the
     # shop's time zone (from `shops`) and in UTC, so no answer depends on the session's TimeZone.
@@ -174,13 +176,9 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
 """Descriptions the file carries (COMMENT ON): an analyst reads them from duckdb_views()/duckdb_columns()."""
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def create_view_statements() -> list[str]:
     statements = [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in VIEWS.items()]
     for view, (about, columns) in COMMENTS.items():
-        statements.append(f"COMMENT ON VIEW {view} IS {_quote(about)}")
-        statements.extend(f"COMMENT ON COLUMN {view}.{c} IS {_quote(t)}" for c, t in columns.items())
+        statements.append(f"COMMENT ON VIEW {view} IS {sql_text(about)}")
+        statements.extend(f"COMMENT ON COLUMN {view}.{c} IS {sql_text(t)}" for c, t in columns.items())
     return statements
