@@ -35,12 +35,6 @@ models = Lazy("ordersync.models")
 asyncio = Lazy("asyncio")
 
 
-def configure_logging(**kwargs: Any) -> None:
-    from ordersync.logging import configure_logging as configure
-
-    configure(**kwargs)
-
-
 console = Console(stderr=True)
 out = Console()
 
@@ -121,7 +115,6 @@ def _status_value(field: str, platform: str, given: str) -> tuple[str, str | Non
 def _push(config: Any, shop: str, build: Any, key: str | None, demo: bool, command: str) -> None:
     from ordersync.writeback.service import publish, push
 
-    configure_logging(json=False)
     with _session(config, command, demo) as (settings, store):
         try:
             target = settings.shop(shop)
@@ -399,7 +392,6 @@ def outbox_retry(
     demo: DemoOption = False,
 ) -> None:
     """Give dead-lettered operations fresh attempts and apply them now."""
-    configure_logging(json=False)
     wanted = _ids(ids)
     with _session(config, "outbox retry", demo) as (settings, store):
         revived = outbox.retry(store, wanted, shop=shop)
@@ -431,6 +423,5 @@ def outbox_drop(
 @outbox_app.command("drain")
 def outbox_drain(config: ConfigOption = None, demo: DemoOption = False) -> None:
     """Apply every operation that is due now, then exit."""
-    configure_logging(json=False)
     with _session(config, "outbox drain", demo) as (settings, store):
         _drain(settings, store)
