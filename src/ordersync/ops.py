@@ -57,7 +57,8 @@ def readiness(settings: Settings, store: StateStore, started: datetime, now: dat
 
 def ops_app(settings: Settings, store: StateStore) -> Starlette:
     started = datetime.now(UTC)
-    REGISTRY_STATE = StateCollector(settings, store)
+    state = StateCollector(settings, store)
+    boot = time.monotonic()
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "alive", "uptime_seconds": round(time.monotonic() - boot, 1)})
@@ -70,10 +71,9 @@ def ops_app(settings: Settings, store: StateStore) -> Starlette:
         )
 
     async def metrics(_: Request) -> Response:
-        body = await asyncio.to_thread(_scrape, REGISTRY_STATE)
+        body = await asyncio.to_thread(_scrape, state)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    boot = time.monotonic()
     return Starlette(
         routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
     )
