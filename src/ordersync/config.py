@@ -131,6 +131,15 @@ class _ShopBase(_Strict):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def country_codes(self) -> dict[str, str]:
+        """Country id -> ISO code, for a platform whose orders may name a country by id only."""
+        return {}
+
+    @property
+    def state_codes(self) -> dict[str, tuple[str, str]]:
+        return {}
+
 
 class WebCommanderAdminApi(_Strict):
     """WebCommander's v4 admin API (send-invoice, comments with visibility, cancel): OAuth2 client
@@ -163,6 +172,18 @@ class WebCommanderShop(_ShopBase):
         default_factory=dict, description="'AU-VIC' (country-state code) -> WebCommander state id"
     )
     payment_gateway: str = Field("PIS", description="gateway code for payments recorded without one")
+
+    @property
+    def country_codes(self) -> dict[str, str]:
+        """Country id -> ISO code: orders that give a bare id get their country_code from it."""
+        return {str(ident): code.upper() for code, ident in self.country_ids.items()}
+
+    @property
+    def state_codes(self) -> dict[str, tuple[str, str]]:
+        """State id -> (country code, state code), from keys such as 'AU-VIC'."""
+        pairs = {str(ident): key.partition("-") for key, ident in self.state_ids.items()}
+        return {ident: (c.upper(), s) for ident, (c, _, s) in pairs.items() if s}
+
     scan_passes: int = Field(
         3, ge=1, le=10, description="passes over the listing to reach one that proves it complete"
     )

@@ -285,7 +285,8 @@ class Order(_Model):
     fee_total: Money = Decimal(0)
     tax_total: Money = Decimal(0)
     total: Money
-    paid_total: Money | None = None
+    paid_total: Money = Decimal(0)
+    """Paid and not refunded, incl. tax; 0 when nothing is paid (one meaning on every platform)."""
     refunded_total: Money = Decimal(0)
     line_items: list[LineItem] = Field(default_factory=list)
     tax_lines: list[TaxLine] = Field(default_factory=list)

@@ -68,6 +68,30 @@ def test_ids_refs_and_variations() -> None:
     assert c.to_bool("false", MEL) is False and c.to_bool(1, MEL) is True
 
 
+def test_a_bare_country_or_state_id_reads_through_the_shops_country_list() -> None:
+    ctx = MappingContext(
+        Platform.WEBCOMMANDER,
+        "s",
+        ZoneInfo("UTC"),
+        "AUD",
+        country_codes={"12": "AU"},
+        state_codes={"66": ("AU", "VIC")},
+    )
+    assert c.country_code(12, ctx) == c.country_code("12", ctx) == "AU"
+    assert c.country_code({"id": 99, "code": "nz"}, ctx) == "NZ"  # the object's own code wins
+    assert c.country_code(99, ctx) is None and c.country_code(12, MEL) is None  # unknown: no guess
+    assert c.state_code(66, ctx) == "VIC" and c.state_code({"id": 1, "code": "NSW"}, ctx) == "NSW"
+    assert c.state_code(67, ctx) is None
+    assert ctx.lookup_version != MEL.lookup_version == ""  # a new list re-maps the orders
+
+
+def test_paid_total_is_net_of_refunds_and_zero_when_unpaid() -> None:
+    v3_refunds = [{"id": 1, "total": "-7.50"}, {"id": 2, "total": "-2.50"}]
+    assert c.paid_net(["2024-01-02T03:04:05", "30.00", v3_refunds], MEL) == Decimal("20.00")
+    assert c.paid_net([True, "30.00", [{"amount": "30.00"}]], MEL) == Decimal("0.00")  # legacy v2 refunds
+    assert c.paid_net([None, "30.00", []], MEL) == c.paid_net([False, "30.00", None], MEL) == Decimal("0.00")
+
+
 def test_unknown_status_keeps_the_raw_value() -> None:
     raw = {
         "id": 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -47,7 +48,19 @@ class MappingContext:
     shop: str
     timezone: ZoneInfo
     currency: str
+    country_codes: Mapping[str, str] = field(default_factory=dict)
+    """The shop's country id -> ISO 3166-1 alpha-2 code, for payloads that give only the id
+    (WebCommander): the config's ``country_ids`` read backwards."""
+    state_codes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """The shop's state id -> (country code, state code), from the config's ``state_ids``."""
     quantum: Decimal = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantum", Decimal(1).scaleb(-minor_units(self.currency)))
+
+    @property
+    def lookup_version(self) -> str:
+        """What the lookups add to the mapping's version: a new country list re-maps the orders."""
+        if not self.country_codes and not self.state_codes:
+            return ""
+        return repr((sorted(self.country_codes.items()), sorted(self.state_codes.items())))

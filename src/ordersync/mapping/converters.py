@@ -242,6 +242,26 @@ def ref_code(value: Any, ctx: MappingContext) -> str | None:
     return to_text(_ref(value, "code"), ctx)
 
 
+def country_code(value: Any, ctx: MappingContext) -> str | None:
+    """ISO code of a country given as an object (its ``code``) or as the shop's bare id, read through
+    the shop's country list (``country_ids`` in the config); None when neither says."""
+    code = ref_code(value, ctx)
+    if code is not None:
+        return code.upper()
+    ident = ref_id(value, ctx)
+    return ctx.country_codes.get(ident) if ident is not None else None
+
+
+def state_code(value: Any, ctx: MappingContext) -> str | None:
+    """A state's own code ('VIC', as WooCommerce gives it) from an object or the shop's bare id."""
+    code = ref_code(value, ctx)
+    if code is not None:
+        return code
+    ident = ref_id(value, ctx)
+    known = ctx.state_codes.get(ident) if ident is not None else None
+    return known[1] if known else None
+
+
 def ref_name(value: Any, ctx: MappingContext) -> str | None:
     return to_text(_ref(value, "name"), ctx)
 
@@ -351,6 +371,26 @@ def abs_sum_money(values: list[Any], ctx: MappingContext) -> Decimal:
     return abs(sum_money(values, ctx))
 
 
+def _refunded(refunds: Any, ctx: MappingContext) -> Decimal:
+    """The sum of refund summaries (negative ``total``) or refund objects (positive ``amount``)."""
+    refunded = Decimal(0)
+    for refund in refunds if isinstance(refunds, list) else []:
+        if isinstance(refund, dict):
+            refunded += abs(to_decimal(refund.get("amount", refund.get("total")), ctx) or Decimal(0))
+    return refunded
+
+
+def paid_net(values: list[Any], ctx: MappingContext) -> Decimal:
+    """What the customer has paid and not had back, for a platform that records only *that* the
+    order was paid (WooCommerce): the total less its refunds once paid, else 0. WebCommander states
+    the same figure itself (``orderSummary.paid``), so ``paid_total`` means one thing on both."""
+    paid, total, refunds = values
+    if paid in (None, False, ""):
+        return _quantize(Decimal(0), ctx)
+    net = (to_decimal(total, ctx) or Decimal(0)) - _refunded(refunds, ctx)
+    return _quantize(max(net, Decimal(0)), ctx)
+
+
 def paid_refund_status(values: list[Any], ctx: MappingContext) -> str:
     """A payment status for platforms that have none of their own (WooCommerce).
 
@@ -358,10 +398,7 @@ def paid_refund_status(values: list[Any], ctx: MappingContext) -> str:
     (summaries with negative ``total`` or refund objects with positive ``amount``) and the order status.
     """
     paid, total, refunds, status = values
-    refunded = Decimal(0)
-    for refund in refunds or []:
-        if isinstance(refund, dict):
-            refunded += abs(to_decimal(refund.get("amount", refund.get("total")), ctx) or Decimal(0))
+    refunded = _refunded(refunds, ctx)
     total_amount = to_decimal(total, ctx) or Decimal(0)
     if refunded and refunded >= total_amount:
         return "refunded"
@@ -393,6 +430,8 @@ CONVERTERS: dict[str, Converter] = {
     "ref_id": ref_id,
     "ref_code": ref_code,
     "ref_name": ref_name,
+    "country_code": country_code,
+    "state_code": state_code,
     "variation_attributes": variation_attributes,
     "id_list": id_list,
     "latest_local_datetime": latest_local_datetime,
@@ -412,4 +451,5 @@ MULTI_CONVERTERS: dict[str, Converter] = {
     "abs_sum_money": abs_sum_money,
     "product_unless_variation": product_unless_variation,
     "paid_refund_status": paid_refund_status,
+    "paid_net": paid_net,
 }

@@ -84,6 +84,9 @@ class PageJob:
     known: tuple[str | None, ...] | None = None
     """Each order's content hash in the mirror, by position (None: not mirrored); an order whose hash
     is unchanged is skipped before it is parsed. None: nothing is skipped."""
+    country_codes: tuple[tuple[str, str], ...] = ()
+    """The shop's country id -> ISO code (MappingContext.country_codes)."""
+    state_codes: tuple[tuple[str, tuple[str, str]], ...] = ()
     spool: str | None = None
     """A folder for the result's tables (shared memory); None returns them in the result itself."""
     body_path: str | None = None
@@ -150,7 +153,12 @@ def map_pages(jobs: tuple[PageJob, ...]) -> PageResult:
     head = jobs[0]
     mapper = load_mapping(head.mapping)
     ctx = MappingContext(
-        platform=head.platform, shop=head.shop, timezone=ZoneInfo(head.timezone), currency=head.currency
+        platform=head.platform,
+        shop=head.shop,
+        timezone=ZoneInfo(head.timezone),
+        currency=head.currency,
+        country_codes=dict(head.country_codes),
+        state_codes=dict(head.state_codes),
     )
     now = datetime.now(UTC)
     built: list[_Built] = []
@@ -286,6 +294,7 @@ def _build_into(
     if job.take is not None:
         records = records[: job.take]
     attachments = orjson.loads(job.attachments) if job.attachments else None
+    version = mapper.version + ctx.lookup_version
     result.fetched += len(records)
     ids, known = job.ids, job.known
     for position, record in enumerate(records):
@@ -298,7 +307,7 @@ def _build_into(
             record_id = _record_id(raw)
         extra = details_of(record_id, attachments)
         details = orjson.dumps(extra) if extra else None
-        digest = order_digest(record, details, mapper.version)
+        digest = order_digest(record, details, version)
         if known is not None and position < len(known) and known[position] == digest:
             result.unchanged += 1
             continue

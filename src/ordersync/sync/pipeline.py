@@ -303,6 +303,8 @@ async def load_pages(
                         shop=shop.name,
                         timezone=shop.timezone,
                         currency=shop.currency,
+                        country_codes=tuple(shop.country_codes.items()),
+                        state_codes=tuple(shop.state_codes.items()),
                         mapping=source.mapping,
                         orders_key=source.orders_key,
                         take=page.count,

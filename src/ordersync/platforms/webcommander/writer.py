@@ -82,7 +82,12 @@ class WebCommanderWriter:
                 admin.base_url, policy, transport=transport, max_connections=2, auth=self.auth
             )
         self._context = MappingContext(
-            platform=Platform.WEBCOMMANDER, shop=shop.name, timezone=shop.zone, currency=shop.currency
+            platform=Platform.WEBCOMMANDER,
+            shop=shop.name,
+            timezone=shop.zone,
+            currency=shop.currency,
+            country_codes=shop.country_codes,
+            state_codes=shop.state_codes,
         )
 
     async def __aenter__(self) -> WebCommanderWriter:
