@@ -350,3 +350,31 @@ def test_two_mirrors_on_one_file_write_concurrently_from_two_threads(tmp_path: P
         ("new", 600),
     ]
     assert query(path, "SELECT count(*) FROM line_items") == [(1200,)]
+
+
+def completed_at(path: Path) -> dict[str, datetime | None]:
+    return dict(query(path, "SELECT order_id, completed_at FROM orders"))
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_completed_at_is_observed_where_the_shop_gives_none(tmp_path: Path, fresh: bool) -> None:
+    """WebCommander states no completion time: the mirror records when it saw the order completed."""
+    mirror = Mirror(tmp_path / "m.duckdb")
+    done_before = revised(order("A"), status="completed", updated_at=T0 - 5 * HOUR)
+    stated = T0 - 9 * HOUR  # a shop that states it (WooCommerce) keeps its own time
+    woo_like = revised(order("C"), status="completed", completed_at=stated, updated_at=T0 - HOUR)
+    first = batch_of(done_before, order("B"), woo_like)
+    first.fresh = fresh
+    mirror.write(first, now=T0)
+    # Already completed when first seen: its last change, which is no earlier than the completion.
+    assert completed_at(mirror.path) == {"A": T0 - 5 * HOUR, "B": None, "C": stated}
+
+    commented = revised(done_before, comments=[Comment(external_id="n1", text="packed")])
+    mirror.write(batch_of(commented, revised(order("B"), status="completed"), version="v2"), now=T0 + HOUR)
+    # Seen changing to completed: the run's time. Rewritten while completed: the time it had.
+    assert completed_at(mirror.path) == {"A": T0 - 5 * HOUR, "B": T0 + HOUR, "C": stated}
+
+    mirror.write(batch_of(revised(done_before, status="processing"), version="v3"), now=T0 + 2 * HOUR)
+    assert completed_at(mirror.path)["A"] is None  # reopened: no longer completed
+    mirror.write(batch_of(done_before, version="v4"), now=T0 + 3 * HOUR)
+    assert completed_at(mirror.path)["A"] == T0 + 3 * HOUR

@@ -41,7 +41,10 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "created_at": "when the order was placed",
             "updated_at": "when the shop last changed it",
             "paid_at": "when it was paid, where the shop says",
-            "completed_at": "when it was completed, where the shop says",
+            "completed_at": "when the order became completed: the shop's own time where it gives one "
+            "(WooCommerce); WebCommander gives none, so it is the observed time: the run that saw it "
+            "change to completed, or, for an order already completed when first mirrored, the shop's "
+            "updated_at then (its last change, no earlier than the completion). NULL unless completed",
             "customer_id": "the customer's id in the shop; NULL for a guest",
             "customer_name": "the customer's name",
             "customer_email": "the customer's e-mail (a keyed hash with mirror.personal_data: hash)",
@@ -49,17 +52,19 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "channel": "where the order came from (WebCommander orderChannel, WooCommerce created_via)",
             "delivery_type": "shipping, pickup or others, as the shop names them",
             "ip_address": "the customer's IP address (NULL with mirror.personal_data hash or drop)",
-            "subtotal": "the lines before discounts, excluding tax",
+            "subtotal": "the lines before discounts, excluding tax (gross of discounts, ex tax)",
             "discount_total": "discounts, excluding tax",
             "discount_tax": "tax on the discounts",
             "shipping_total": "shipping, excluding tax",
             "shipping_tax": "tax on shipping",
             "fee_total": "fees, excluding tax",
-            "tax_total": "all tax of the order",
-            "total": "what the customer was asked to pay: subtotal - discount_total + shipping_total + "
-            "fee_total + tax_total",
-            "paid_total": "what the shop records as paid",
-            "refunded_total": "the sum of the order's refunds",
+            "tax_total": "all tax of the order (items, shipping and fees, after discounts)",
+            "total": "what the customer was asked to pay, including tax, before refunds: subtotal - "
+            "discount_total + shipping_total + fee_total + tax_total",
+            "paid_total": "what the customer has paid and not had back, including tax: net of refunds, "
+            "0 (never NULL) when nothing is paid. WebCommander states it (orderSummary.paid); on "
+            "WooCommerce it is total - refunded_total once the order is paid (date_paid), else 0",
+            "refunded_total": "the sum of the order's refunds, including tax, positive; 0 when none",
             "item_count": "number of line items",
             "content_hash": "hash of the order's bytes as listed, the details fetched beside it and the "
             "mapping's version: an unchanged hash means an unchanged order",
@@ -81,10 +86,13 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "line2": "second address line",
             "city": "city",
             "postcode": "postcode",
-            "state_code": "state or province code",
+            "state_code": "state or province code (VIC), also for a WebCommander state id in the "
+            "shop's state_ids",
             "state_name": "state or province name",
             "state_id": "the shop's id of the state (WebCommander)",
-            "country_code": "ISO 3166-1 alpha-2 country code, where the shop gives it",
+            "country_code": "ISO 3166-1 alpha-2 country code: the shop's own, or for a WebCommander "
+            "address that gives only a country id, read through the shop's country_ids in the config "
+            "(NULL where neither says)",
             "country_name": "country name",
             "country_id": "the shop's id of the country (WebCommander)",
             "email": "e-mail (a keyed hash with mirror.personal_data: hash)",
@@ -100,7 +108,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "product_id": "the product (a variable product's parent)",
             "variation_id": "the variation, where one was sold",
             "sold_product_id": "what was sold: the variation if there is one, else the product",
-            "sku": "the product's SKU (WebCommander's API gives none)",
+            "sku": "the product's SKU as the order gives it (WebCommander's API gives none: "
+            "v_order_lines.product_key finds one through the routes' product maps)",
             "name": "the product's name on the order",
             "quantity": "quantity",
             "unit_price": "price of one unit, excluding tax",
@@ -121,7 +130,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "rate_id": "the tax rate's id in the shop",
             "code": "the rate's code (WebCommander gives one line, TAX)",
             "label": "the rate's label",
-            "rate_percent": "the rate in percent, where the shop gives it",
+            "rate_percent": "the rate in percent where the API gives it (WooCommerce REST v3); NULL "
+            "from the legacy v2 API and WebCommander, whose APIs give no rate",
             "compound": "whether the rate is compound",
             "tax_total": "tax of this rate on the cart (items and fees)",
             "shipping_tax_total": "tax of this rate on shipping",
@@ -264,6 +274,20 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "updated_at": "when a run last wrote this row (UTC)",
         },
     ),
+    "product_map": (
+        "The routes' product maps (sync.routes[].products and product_ids), one row per entry, so that "
+        "a product without a SKU of its own (every WebCommander line) has the SKU another shop gives it. "
+        "Rewritten for a shop at each of its runs.",
+        {
+            "shop": "the shop whose product this is (shops.shop)",
+            "product_id": "the product's id in that shop (line_items.sold_product_id)",
+            "sku": "the SKU it is sold under elsewhere (a route's products: SKU -> this id); NULL when "
+            "the entry names a peer product instead",
+            "peer_shop": "the shop of the same product, for a product_ids entry",
+            "peer_product_id": "the same product's id in peer_shop",
+            "route": "the route the entry comes from (source->target)",
+        },
+    ),
     "runs": (
         "Lineage: each run that wrote to this file and what came of it.",
         {
@@ -380,7 +404,7 @@ def pending_comments(con: object) -> list[str]:
 
 def markdown() -> str:
     """The dictionary as Markdown: every table and view the mirror creates, column by column."""
-    from ordersync.mirror.schema import ORDER_EVENTS, ORDERS_MAINTAINED, QUARANTINE, RUNS, SHOPS
+    from ordersync.mirror.schema import ORDER_EVENTS, ORDERS_MAINTAINED, PRODUCT_MAP, QUARANTINE, RUNS, SHOPS
     from ordersync.mirror.schema import TABLES as SCHEMA
     from ordersync.mirror.sync_state import SYNC_TABLES
     from ordersync.mirror.views import COMMENTS as VIEW_COMMENTS
@@ -401,6 +425,7 @@ def markdown() -> str:
         "order_events": ORDER_EVENTS,
         "shops": SHOPS,
         "runs": RUNS,
+        "product_map": PRODUCT_MAP,
     }
     for table, (about, _) in TABLES.items():
         out += ["", f"## `{table}`", "", about, "", "| column | type | meaning |", "|---|---|---|"]

@@ -251,6 +251,17 @@ SHOPS = [
 its orders (the time zone its days are counted in, its currency, which API fed it). The base URL
 carries no credentials."""
 
+PRODUCT_MAP = [
+    ("shop", "VARCHAR"),
+    ("product_id", "VARCHAR"),
+    ("sku", "VARCHAR"),
+    ("peer_shop", "VARCHAR"),
+    ("peer_product_id", "VARCHAR"),
+    ("route", "VARCHAR"),
+]
+"""The routes' product maps, one row per entry, so that a product without a SKU of its own (every
+WebCommander line) is known by the SKU another shop gives it. Rewritten for a shop at each of its runs."""
+
 RUNS = [
     ("run_id", "BIGINT PRIMARY KEY"),
     ("shop", "VARCHAR"),
@@ -323,6 +334,9 @@ def create_statements() -> list[str]:
     )
     statements.append(f"CREATE TABLE IF NOT EXISTS shops ({', '.join(f'{c} {t}' for c, t in SHOPS)})")
     statements.append(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(f'{c} {t}' for c, t in RUNS)})")
+    statements.append(
+        f"CREATE TABLE IF NOT EXISTS product_map ({', '.join(f'{c} {t}' for c, t in PRODUCT_MAP)})"
+    )
     statements.extend(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in ORDERS_MAINTAINED)
     statements.extend(_ADD_COLUMNS)
     return statements

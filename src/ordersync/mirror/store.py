@@ -27,9 +27,17 @@ import structlog
 
 from ordersync.errors import MirrorError, MirrorLockedError
 from ordersync.mirror.batch import Batch
+from ordersync.mirror.completion import fill_completed_at
 from ordersync.mirror.dictionary import pending_comments
 from ordersync.mirror.privacy import MODES, salt_for, scrub
-from ordersync.mirror.schema import EVENT_FIELDS, ORDER_EVENTS, ORDER_TABLES, create_statements
+from ordersync.mirror.schema import (
+    EVENT_FIELDS,
+    ORDER_EVENTS,
+    ORDER_TABLES,
+    PRODUCT_MAP,
+    arrow_schema,
+    create_statements,
+)
 from ordersync.mirror.sync_state import replace_sync_state, sync_create_statements, sync_state_tables
 from ordersync.mirror.views import create_view_statements
 
@@ -290,6 +298,8 @@ class Mirror:
         ).fetchall()[0]
         if touched:
             self._record_events(con, now, stored=stored > 0)
+        if changed:
+            tables = {**tables, "orders": fill_completed_at(tables["orders"], now, con if stored else None)}
         if touched > changed:
             con.execute(
                 "UPDATE orders t SET missing_since = NULL"
@@ -335,6 +345,7 @@ class Mirror:
             f" ?::TIMESTAMPTZ, 'new', {before_after}, b.updated_at FROM b_orders b",
             [now],
         )
+        tables = {**tables, "orders": fill_completed_at(tables["orders"], now)}
         for table in ORDER_TABLES:
             if tables[table].num_rows:
                 con.register(f"b_{table}", tables[table])
@@ -460,10 +471,18 @@ class Mirror:
             columns = ", ".join(f"${name} AS {name}" for name in row)
             con.execute(f"INSERT INTO runs BY NAME SELECT {columns}", row)
 
-    def record_shop(self, row: dict[str, str], now: datetime | None = None) -> None:
-        """The shop's row in ``shops`` (name, platform, API, time zone, currency, base URL), replaced."""
+    def record_shop(
+        self, row: dict[str, str], now: datetime | None = None, products: Iterable[dict[str, str | None]] = ()
+    ) -> None:
+        """The shop's row in ``shops`` (name, platform, API, time zone, currency, base URL), replaced,
+        and its entries of the routes' product maps (``product_map``)."""
         values = {**row, "updated_at": _aware(now)}
         with self._transaction() as con:
+            con.execute("DELETE FROM product_map WHERE shop = $shop", {"shop": row["shop"]})
+            entries = list(products)
+            if entries:
+                con.register("b_product_map", pa.Table.from_pylist(entries, arrow_schema(PRODUCT_MAP)))
+                con.execute("INSERT INTO product_map BY NAME SELECT * FROM b_product_map")
             con.execute("DELETE FROM shops WHERE shop = $shop", {"shop": row["shop"]})
             con.execute(
                 "INSERT INTO shops BY NAME SELECT $shop AS shop, $platform AS platform, $api AS api, "

@@ -54,11 +54,67 @@ VIEWS: dict[str, str] = {
         FROM _sales_events
         GROUP BY ALL
     """,
-    # Line items with the order's status and date, the usual starting point for product questions.
+    # Each shop's product id -> the SKU it is known by across shops: a route's `products` entry names
+    # it directly; a `product_ids` entry names the peer shop's product, whose SKU its lines give.
+    "v_product_map": """
+        SELECT shop, product_id, sku, route FROM product_map WHERE sku IS NOT NULL
+        UNION ALL
+        SELECT m.shop, m.product_id, any_value(l.sku) AS sku, m.route
+        FROM product_map m
+        JOIN line_items l
+          ON l.shop = m.peer_shop AND coalesce(l.sold_product_id, l.product_id) = m.peer_product_id
+        WHERE m.sku IS NULL AND l.sku IS NOT NULL AND l.sku <> ''
+        GROUP BY ALL
+    """,
+    # Line items with the order's status and date, the usual starting point for product questions,
+    # and the product's key across shops: its SKU, the SKU the routes' product maps give it, or else
+    # (shop:product id) when nothing ties it to another shop's product.
     "v_order_lines": """
-        SELECT l.*, o.status AS order_status, o.created_at AS order_created_at, o.currency
+        SELECT l.*, o.status AS order_status, o.created_at AS order_created_at, o.currency,
+               o.payment_status AS order_payment_status,
+               coalesce(nullif(l.sku, ''), pm.sku,
+                        l.shop || ':' || coalesce(l.sold_product_id, l.product_id, l.name)) AS product_key
         FROM line_items l
         JOIN orders o ON o.platform = l.platform AND o.shop = l.shop AND o.order_id = l.order_id
+        LEFT JOIN (SELECT shop, product_id, any_value(sku) AS sku FROM v_product_map GROUP BY ALL) pm
+          ON pm.shop = l.shop AND pm.product_id = coalesce(l.sold_product_id, l.product_id)
+    """,
+    # The product dimension: one row per product across shops (by product_key), with the names and
+    # ids each shop gives it.
+    "v_products": """
+        SELECT product_key, arg_max(name, order_created_at) AS name,
+               list(DISTINCT shop ORDER BY shop) AS shops,
+               list(DISTINCT shop || ':' || coalesce(sold_product_id, product_id, '?')
+                    ORDER BY shop || ':' || coalesce(sold_product_id, product_id, '?')) AS shop_product_ids,
+               min(order_created_at) AS first_sold_at, max(order_created_at) AS last_sold_at
+        FROM v_order_lines
+        GROUP BY product_key
+    """,
+    # What each product sold, per currency: lines of paid orders (the sales of v_daily_sales).
+    "v_product_sales": """
+        SELECT product_key, arg_max(name, order_created_at) AS name, currency,
+               count(DISTINCT (platform, shop, order_id)) AS orders, sum(quantity) AS units,
+               sum(total) AS revenue
+        FROM v_order_lines
+        WHERE order_payment_status IN ('paid', 'partially_refunded', 'refunded')
+          AND order_status NOT IN ('deleted', 'draft')
+        GROUP BY product_key, currency
+    """,
+    # The customer dimension: a registered customer by the shop's id, a guest by a hash of the e-mail
+    # (lower-cased), and email_key to find one person across shops.
+    "v_customers": """
+        SELECT CASE WHEN customer_id IS NOT NULL THEN shop || ':' || customer_id
+                    WHEN customer_email IS NOT NULL THEN 'guest:' || sha256(lower(trim(customer_email)))
+               END AS customer_key,
+               any_value(platform) AS platform, shop, any_value(customer_id) AS customer_id,
+               customer_id IS NULL AS guest,
+               sha256(lower(trim(any_value(customer_email)))) AS email_key,
+               count(*) AS orders,
+               count(*) FILTER (payment_status IN ('paid', 'partially_refunded', 'refunded')) AS paid_orders,
+               min(created_at) AS first_order_at, max(created_at) AS last_order_at
+        FROM orders
+        WHERE customer_id IS NOT NULL OR customer_email IS NOT NULL
+        GROUP BY customer_key, shop, guest
     """,
     # Tax per line and per rate (WooCommerce's per-item `taxes`), unnested from line_items.taxes.
     "v_line_taxes": """

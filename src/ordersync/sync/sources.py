@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -18,7 +18,7 @@ import httpx
 
 from ordersync.aio import cancel_and_wait
 from ordersync.concurrency import AdaptiveLimit
-from ordersync.config import HttpSettings, ShopConfig, WebCommanderShop, WooCommerceShop
+from ordersync.config import HttpSettings, Route, ShopConfig, WebCommanderShop, WooCommerceShop
 from ordersync.http import HttpPolicy
 from ordersync.models import Platform
 
@@ -83,6 +83,41 @@ def shop_row(shop: ShopConfig) -> dict[str, str]:
         "currency": shop.currency,
         "base_url": base,
     }
+
+
+def product_rows(shop: str, routes: Iterable[Route]) -> list[dict[str, str | None]]:
+    """The shop's entries of the routes' product maps, for the mirror's ``product_map``: a route's
+    ``products`` (source SKU -> target product id) names the target shop's product by a SKU, and its
+    ``product_ids`` (source product id -> target product id) pairs the source's product with one the
+    target knows (by the SKU the target's lines give it)."""
+    rows: list[dict[str, str | None]] = []
+    for route in routes:
+        name = f"{route.source}->{route.target}"
+        if route.target == shop:
+            rows += [
+                {
+                    "shop": shop,
+                    "product_id": pid,
+                    "sku": sku,
+                    "peer_shop": None,
+                    "peer_product_id": None,
+                    "route": name,
+                }
+                for sku, pid in route.products.items()
+            ]
+        if route.source == shop:
+            rows += [
+                {
+                    "shop": shop,
+                    "product_id": pid,
+                    "sku": None,
+                    "peer_shop": route.target,
+                    "peer_product_id": tid,
+                    "route": name,
+                }
+                for pid, tid in route.product_ids.items()
+            ]
+    return rows
 
 
 class WebCommanderSource:
