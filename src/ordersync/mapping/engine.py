@@ -478,6 +478,8 @@ class OrderMapper:
         if unknown:
             raise MappingSpecError(f"mapping {source}: unknown top-level key(s) {sorted(unknown)}")
         self.source = source
+        self.spec = spec
+        """The file as read: what the data dictionary's "who fills what" table is made from."""
         compiler = _Compiler(spec, source, straight=straight)
         self._build = compiler.fields(spec["order"], "order")
         unknown_fields = set(spec["order"]) - set(Order.model_fields)

@@ -394,6 +394,14 @@ def pending_comments(con: object) -> list[str]:
             if text and held.get((table, column)) != text:
                 wanted.append((table, column, text))
 
+    from ordersync.mirror.views import COMMENTS as VIEW_COMMENTS
+    from ordersync.mirror.views import column_comment
+
+    for view in VIEW_COMMENTS:
+        for column in columns.get(view, []):
+            text = column_comment(view, column)
+            if text and held.get((view, column)) != text:
+                wanted.append((view, column, text))
     return [
         f"COMMENT ON TABLE {t} IS {sql_text(x)}"
         if c is None
@@ -404,11 +412,12 @@ def pending_comments(con: object) -> list[str]:
 
 def markdown() -> str:
     """The dictionary as Markdown: every table and view the mirror creates, column by column."""
+    from ordersync.mirror.coverage import markdown as coverage_markdown
     from ordersync.mirror.schema import ORDER_EVENTS, ORDERS_MAINTAINED, PRODUCT_MAP, QUARANTINE, RUNS, SHOPS
     from ordersync.mirror.schema import TABLES as SCHEMA
     from ordersync.mirror.sync_state import SYNC_TABLES
     from ordersync.mirror.views import COMMENTS as VIEW_COMMENTS
-    from ordersync.mirror.views import VIEWS
+    from ordersync.mirror.views import VIEWS, column_comment
 
     out = [
         "# The mirror's data dictionary",
@@ -432,11 +441,33 @@ def markdown() -> str:
         for column, kind in definitions.get(table, []):
             kind = kind.removesuffix(" PRIMARY KEY")
             out.append(f"| `{column}` | {kind} | {description(table, column) or ''} |")
-    out += ["", "## Views", ""]
+    out += ["", "# Views"]
+    view_columns = _view_columns()
     for view in VIEWS:
-        if view.startswith("_"):
-            continue
-        about, columns = VIEW_COMMENTS.get(view, ("", {}))
-        out.append(f"- `{view}`: {about}".rstrip(": "))
-        out.extend(f"  - `{c}`: {t}" for c, t in columns.items())
+        about = VIEW_COMMENTS[view][0]
+        out += ["", f"## `{view}`", "", about, "", "| column | type | meaning |", "|---|---|---|"]
+        for column, kind in view_columns[view]:
+            out.append(f"| `{column}` | {kind} | {column_comment(view, column) or ''} |")
+    out += ["", *coverage_markdown()]
     return "\n".join(out) + "\n"
+
+
+def _view_columns() -> dict[str, list[tuple[str, str]]]:
+    """Each view's columns and types, as DuckDB derives them: from an empty mirror in memory."""
+    import duckdb
+
+    from ordersync.mirror.schema import create_statements
+    from ordersync.mirror.sync_state import sync_create_statements
+    from ordersync.mirror.views import create_view_statements
+
+    with duckdb.connect() as con:
+        for statement in [*create_statements(), *sync_create_statements(), *create_view_statements()]:
+            con.execute(statement)
+        rows = con.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() c "
+            "JOIN duckdb_views() v ON v.view_name = c.table_name AND NOT v.internal ORDER BY column_index"
+        ).fetchall()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for view, column, kind in rows:
+        found.setdefault(view, []).append((column, kind))
+    return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ordersync.mirror.coverage import fill_view
+from ordersync.mirror.dictionary import description
 from ordersync.mirror.schema import sql_text
 
 VIEWS: dict[str, str] = {
@@ -210,31 +212,210 @@ _SALES_COLUMNS = {
     "net": "gross minus refunded, for the day",
     "tax": "orders.tax_total of the paid orders placed that day",
 }
-COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
+_LINK_SIDE = {
+    f"{side}_{c}": f"the {side} order's {c} (orders.{c}); NULL while it is not mirrored"
+    for side in ("source", "target")
+    for c in ("platform", "number", "status", "payment_status", "total", "currency")
+}
+COMMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
     "v_orders": (
         "One row per order with its countries, net total and its day in the shop's zone and in UTC.",
+        ("orders",),
         {
             "day_local": "the calendar day the order was placed, in the shop's time zone (shops.timezone)",
             "day_utc": "the calendar day the order was placed, in UTC",
             "net_total": "total minus refunded_total",
+            "billing_country_code": "the billing address's ISO country code (order_addresses.country_code)",
+            "billing_country_id": "the billing address's country id in the shop (WebCommander)",
+            "shipping_country_code": "the shipping address's ISO country code",
+            "shipping_country_id": "the shipping address's country id in the shop (WebCommander)",
+        },
+    ),
+    "_sales_events": (
+        "The rows v_daily_sales adds up: one per paid order (on the time it was placed) and one per "
+        "refund (on the time it was made).",
+        ("orders",),
+        {
+            "happened_at": "when the sale or refund happened",
+            "orders": "1 for a paid order, 0 for a refund",
+            "gross": "the paid order's total, 0 for a refund",
+            "tax": "the paid order's tax_total, 0 for a refund",
+            "refunded": "the refund's amount, 0 for an order",
+            "shop_timezone": "the shop's time zone (shops.timezone)",
         },
     ),
     "v_daily_sales": (
         "Sales per shop, currency and day in the shop's own time zone: paid orders on the day they were "
         "placed, refunds on the day they were made. The same answer in any session TimeZone.",
+        ("orders",),
         {"day_local": "the calendar day in the shop's time zone (shops.timezone)", **_SALES_COLUMNS},
     ),
     "v_daily_sales_utc": (
         "v_daily_sales by UTC day instead of the shop's local day.",
+        ("orders",),
         {"day_utc": "the calendar day in UTC", **_SALES_COLUMNS},
     ),
+    "v_product_map": (
+        "Each shop's product id and the SKU it is known by across shops, from the routes' product maps "
+        "(directly, or through the peer shop's lines for a product_ids entry).",
+        ("product_map",),
+        {"sku": "the SKU this shop's product is sold under in the other shop"},
+    ),
+    "v_order_lines": (
+        "Line items with their order's status, payment status, date and currency, and a product key that "
+        "is the same for one product in every shop.",
+        ("line_items",),
+        {
+            "order_status": "the order's status (orders.status)",
+            "order_payment_status": "the order's payment status (orders.payment_status)",
+            "order_created_at": "when the order was placed (orders.created_at)",
+            "currency": "the order's currency (orders.currency)",
+            "product_key": "the product across shops: the line's SKU, else the SKU the routes' product "
+            "maps give its product (v_product_map), else shop:product_id (a product no map ties to another "
+            "shop's)",
+        },
+    ),
+    "v_products": (
+        "The product dimension: one row per product_key, with the shops and their ids that sell it.",
+        ("line_items",),
+        {
+            "product_key": "the product across shops (v_order_lines.product_key)",
+            "name": "the name on its most recent order line",
+            "shops": "the shops whose orders have it",
+            "shop_product_ids": "shop:product id of each shop's own product",
+            "first_sold_at": "the first order with it (orders.created_at)",
+            "last_sold_at": "the latest order with it",
+        },
+    ),
+    "v_product_sales": (
+        "What each product sold per currency, over paid orders (the sales v_daily_sales counts).",
+        ("line_items",),
+        {
+            "product_key": "the product across shops (v_order_lines.product_key)",
+            "name": "the name on its most recent order line",
+            "currency": "the orders' currency (amounts in different currencies are not added)",
+            "orders": "paid orders with the product",
+            "units": "units sold (line_items.quantity)",
+            "revenue": "line_items.total: after discounts, excluding tax, before refunds",
+        },
+    ),
+    "v_customers": (
+        "The customer dimension: one row per customer and shop; a registered customer by the shop's id, a "
+        "guest by a hash of the e-mail.",
+        ("orders",),
+        {
+            "customer_key": "shop:customer_id for a registered customer, guest:<sha256 of the lower-cased "
+            "e-mail> for a guest",
+            "guest": "true when the shop has no customer id for these orders",
+            "email_key": "sha256 of the lower-cased e-mail (of its keyed hash with mirror.personal_data: "
+            "hash): the same person in several shops has the same email_key; NULL with drop",
+            "orders": "orders placed",
+            "paid_orders": "orders paid (payment_status paid, partially_refunded or refunded)",
+            "first_order_at": "the first order's created_at",
+            "last_order_at": "the latest order's created_at",
+        },
+    ),
+    "v_line_taxes": (
+        "Tax per line and per rate (WooCommerce REST v3's per-item taxes), from line_items.taxes.",
+        ("line_items",),
+        {
+            "rate_id": "the tax rate's id in the shop (tax_lines.rate_id)",
+            "tax": "tax of this rate on the line, after discounts",
+            "subtotal_tax": "tax of this rate on the line before discounts",
+        },
+    ),
+    "v_status_summary": (
+        "Per shop: how many orders are in each status and payment status, with their value.",
+        ("orders",),
+        {
+            "orders": "number of orders",
+            "total": "sum of orders.total (mixes currencies if a shop has several)",
+        },
+    ),
+    "v_missing_orders": (
+        "Orders the shop's listing no longer shows (deleted there, or hidden), kept with when they went.",
+        ("orders", "v_orders"),
+        {},
+    ),
+    "v_order_events": (
+        "One row per stay of an order in a status, from the event that put it there to the next one.",
+        ("order_events",),
+        {
+            "first_seen": "the stay began when the mirror first saw the order: its start is unknown",
+            "entered_at": "when the stay began (order_events.observed_at)",
+            "left_at": "when it ended; NULL while the order is still in that status",
+            "left_by": "the event that ended it: changed, disappeared or reappeared",
+            "next_status": "the status the order went to",
+            "seconds_in_status": "the stay's length in seconds, to now while it lasts",
+        },
+    ),
+    "v_status_durations": (
+        "Per shop and status: how long finished stays lasted, and how many orders are in it now.",
+        ("orders",),
+        {
+            "stays": "finished stays with a known start",
+            "avg_hours": "their mean length in hours",
+            "median_hours": "their median length in hours",
+            "max_hours": "the longest, in hours",
+            "orders_in_status": "orders in this status now",
+        },
+    ),
+    "v_order_links": (
+        "One row per link between an order and its copy in another shop, with both orders as mirrored.",
+        ("sync_links",),
+        {
+            **_LINK_SIDE,
+            "linked_at": "when the link was made (sync_links.created_at)",
+            "total_difference_at_link": "target total minus source total when linked (sync_links)",
+        },
+    ),
+    "v_sync_operations": (
+        "Each write-back operation and its outcome, with the orders it wrote to and came from, by number.",
+        ("sync_operations",),
+        {
+            "order_number": "the number of the order written to (in shop)",
+            "order_status": "that order's status as mirrored",
+            "source_number": "the number of the order the change came from",
+        },
+    ),
+    "v_column_fill": (
+        "Who fills what, measured: per platform, API, table and column, how many rows have a value.",
+        (),
+        {
+            "table_name": "the mirror table",
+            "api": "the API that fed the shop (shops.api)",
+            "column_name": "the column",
+            "row_count": "rows of that platform and API in the table",
+            "filled": "rows where the column is not NULL",
+            "fill_percent": "filled / row_count, in percent",
+        },
+    ),
 }
-"""Descriptions the file carries (COMMENT ON): an analyst reads them from duckdb_views()/duckdb_columns()."""
+"""Descriptions the file carries (COMMENT ON): an analyst reads them from duckdb_views()/duckdb_columns().
+A view column without its own text takes the same column's from the view's sources, in order."""
+
+VIEWS["v_column_fill"] = fill_view()
+
+
+def column_comment(view: str, column: str) -> str | None:
+    about = COMMENTS.get(view)
+    if about is None:
+        return None
+    _, sources, columns = about
+    if column in columns:
+        return columns[column]
+    for source in sources:
+        text = column_comment(source, column) if source in COMMENTS else description(source, column)
+        if text:
+            return text
+    return description("orders", column) if column in ("platform", "shop", "order_id") else None
 
 
 def create_view_statements() -> list[str]:
+    """The views and what each is for; their columns' comments follow once the views exist
+    (dictionary.pending_comments reads the columns from the file)."""
     statements = [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in VIEWS.items()]
-    for view, (about, columns) in COMMENTS.items():
-        statements.append(f"COMMENT ON VIEW {view} IS {sql_text(about)}")
-        statements.extend(f"COMMENT ON COLUMN {view}.{c} IS {sql_text(t)}" for c, t in columns.items())
+    statements.extend(
+        f"COMMENT ON VIEW {view} IS {sql_text(about)}" for view, (about, _, _) in COMMENTS.items()
+    )
     return statements
