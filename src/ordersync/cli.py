@@ -729,9 +729,20 @@ def status_command(
 @app.command("schema")
 def schema_command(
     markdown: Annotated[bool, typer.Option("--markdown", help="The data dictionary as Markdown.")] = True,
+    dbt: Annotated[
+        bool, typer.Option("--dbt", help="A dbt sources.yml (dbt-duckdb) of every table and view instead.")
+    ] = False,
+    database: Annotated[
+        str | None, typer.Option("--database", help="With --dbt: the database name dbt attaches the file as.")
+    ] = None,
 ) -> None:
     """Print the mirror's data dictionary: every table, column and view and what it means (the same
     text is in the DuckDB file as COMMENT ON). Reads no config and no file."""
+    if dbt:
+        from ordersync.mirror.dbt import sources_yaml
+
+        typer.echo(sources_yaml(database), nl=False)
+        return
     from ordersync.mirror.dictionary import markdown as dictionary
 
     typer.echo(dictionary(), nl=False)

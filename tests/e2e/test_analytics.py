@@ -3,6 +3,7 @@ time zone, and agrees with what this test computes itself from the base tables."
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from decimal import Decimal
@@ -53,6 +54,7 @@ def test_the_document_holds_the_five_questions() -> None:
         "top-products",
         "status-funnel",
         "taxes-per-rate",
+        "top-customers",
     ]
 
 
@@ -105,20 +107,26 @@ def test_the_answers_match_the_base_tables(mirror: Path) -> None:
         money = sum((o[6] for o in mine), Decimal(0)) / sum((o[5] for o in mine), Decimal(0))
         assert abs(float(money_rate) - float(money)) < 1e-4
 
-    # 3. Top products: the five best-selling by revenue, computed here from the lines.
+    # 3. Top products per currency across shops, computed here from the lines: a line's SKU, else
+    # (no route maps products here) shop:product id.
     lines = _base(
         mirror,
-        "SELECT l.shop, coalesce(l.sku, 'product ' || l.sold_product_id), l.total FROM line_items l "
-        "JOIN orders o USING (platform, shop, order_id) "
-        "WHERE o.payment_status IN ('paid', 'partially_refunded', 'refunded') AND o.missing_since IS NULL",
+        "SELECT o.currency, coalesce(l.sku, l.shop || ':' || l.sold_product_id), l.shop, l.total "
+        "FROM line_items l JOIN orders o USING (platform, shop, order_id) "
+        "WHERE o.payment_status IN ('paid', 'partially_refunded', 'refunded') AND o.missing_since IS NULL"
+        " AND o.status NOT IN ('deleted', 'draft')",
     )
     revenue: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for shop, product, total in lines:
-        revenue[shop][product] += total
+    sellers: dict[str, set[str]] = defaultdict(set)
+    for currency, product, shop, total in lines:
+        revenue[currency][product] += total
+        sellers[product].add(shop)
     top = _base(mirror, q["top-products"])
-    for shop in shops:
-        expected = sorted(revenue[shop].items(), key=lambda kv: (-kv[1], kv[0]))[:5]
-        assert [(r[2], r[5]) for r in top if r[0] == shop] == expected
+    assert {r[0] for r in top} == set(revenue) == {"AUD", "EUR"}
+    for currency, products in revenue.items():
+        expected = sorted(products.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        assert [(r[1], r[6]) for r in top if r[0] == currency] == expected
+        assert all(set(r[3]) == sellers[r[1]] for r in top if r[0] == currency)
 
     # 4. Status funnel: every listed order in exactly one status.
     funnel = _base(mirror, q["status-funnel"])
@@ -142,6 +150,17 @@ def test_the_answers_match_the_base_tables(mirror: Path) -> None:
         assert sum(r[5] for r in taxes if r[0] == shop) == sum(
             (t for s, t in lines_tax if s == shop), Decimal(0)
         )
+    # 6. Top customers: orders per lower-cased e-mail, across shops.
+    emails = _base(
+        mirror, "SELECT lower(trim(customer_email)), shop FROM orders WHERE customer_email IS NOT NULL"
+    )
+    per_email: dict[str, int] = defaultdict(int)
+    for email, _ in emails:
+        per_email[hashlib.sha256(email.encode()).hexdigest()] += 1
+    customers = _base(mirror, q["top-customers"])
+    assert [(r[0], r[2]) for r in customers] == sorted(per_email.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    assert customers[0][2] > 1
+
     assert {r[3] for r in taxes if r[0] == "woo"} > {"DE-MWST-1"} or len(
         {r[3] for r in taxes if r[0] == "woo"}
     ) > 1

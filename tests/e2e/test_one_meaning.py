@@ -90,7 +90,12 @@ def _scenario(shops: Shops, store: StateStore) -> dict[str, Any]:
             str(paid),
             paid_wc,
         )
+        dimension = con.execute(
+            "SELECT product_key, shops FROM v_products"
+            " WHERE product_key IN ('SKU-001', 'TSHIRT-S') ORDER BY 1"
+        ).fetchall()
     return {
+        "dimension": dimension,
         "orders": orders,
         "countries": countries,
         "products": products,
@@ -147,3 +152,8 @@ def test_both_copies_agree_on_every_money_column_and_on_the_customer(mirrored: d
             assert woo[column] == wc[column], f"{which} {column}: {woo} {wc}"
     keys = mirrored["customers"]
     assert keys["woocommerce"] == keys["webcommander"] and keys["woocommerce"][0] is not None
+
+
+def test_top_products_across_both_shops_is_one_product_per_sku(mirrored: dict[str, Any]) -> None:
+    """The product dimension has one row for a product both shops sell, naming both."""
+    assert mirrored["dimension"] == [("SKU-001", ["wc", "woo"]), ("TSHIRT-S", ["wc", "woo"])]

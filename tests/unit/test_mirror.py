@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from ordersync.mirror.batch import Batch, LoadedOrder, QuarantinedRecord, order_tables, quarantine_table
 from ordersync.mirror.store import Mirror
@@ -187,6 +188,43 @@ def test_a_mirror_from_before_the_added_columns_gains_them_and_loads_into_them(t
             assert names[-len(added) :] == [n for n, _ in added]
         sold = con.execute("SELECT count(*) FROM line_items WHERE sold_product_id IS NULL").fetchone()
     assert sold == (2,)
+
+
+def test_orders_are_keyed_in_the_file_and_an_older_file_gains_the_key(tmp_path: Path) -> None:
+    from ordersync.mirror.schema import TABLES
+
+    def keys(path: Path) -> dict[str, list[str]]:
+        with duckdb.connect(str(path), read_only=True) as con:
+            rows = con.execute(
+                "SELECT table_name, constraint_column_names FROM duckdb_constraints()"
+                " WHERE constraint_type = 'PRIMARY KEY' AND table_name IN ('orders', 'raw_orders')"
+            ).fetchall()
+        return dict(rows)
+
+    new = Mirror(tmp_path / "new.duckdb")
+    new.write(batch_of(order("1")))
+    assert keys(new.path) == {t: ["platform", "shop", "order_id"] for t in ("orders", "raw_orders")}
+    new.write(batch_of(order("1"), version="v2"))  # a rewrite replaces the row under the key
+    with duckdb.connect(str(new.path)) as con, pytest.raises(duckdb.ConstraintException):
+        con.execute("INSERT INTO orders BY NAME SELECT * EXCLUDE (missing_since, run_id) FROM orders")
+
+    old = tmp_path / "old.duckdb"
+    with duckdb.connect(str(old)) as con:
+        for table, columns in TABLES.items():
+            con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
+    Mirror(old).write(batch_of(order("1")))
+    assert keys(old) == {t: ["platform", "shop", "order_id"] for t in ("orders", "raw_orders")}
+
+    # A file whose rows break the key keeps working without it (the log names the table).
+    broken = tmp_path / "broken.duckdb"
+    with duckdb.connect(str(broken)) as con:
+        for table, columns in TABLES.items():
+            con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
+        con.execute(
+            "INSERT INTO raw_orders (platform, shop, order_id) VALUES ('p', 's', '9'), ('p', 's', '9')"
+        )
+    Mirror(broken).write(batch_of(order("1")))
+    assert keys(broken) == {"orders": ["platform", "shop", "order_id"]}
 
 
 def _page_batch(orders: list[Order], *, fresh: bool, now: datetime) -> Batch:

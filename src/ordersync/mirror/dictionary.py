@@ -19,8 +19,8 @@ _COMMON = {
 
 _MONEY_LINE = {
     "total": "the line's amount after discounts, excluding tax",
-    "tax": "tax on the line",
-    "discount": "discount on the line",
+    "tax": "tax on the line (after discounts)",
+    "discount": "discount on the line, excluding tax",
 }
 
 TABLES: dict[str, tuple[str, dict[str, str]]] = {
@@ -166,7 +166,7 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "payment_id": "the payment's id in the shop",
             "gateway": "the payment gateway's code",
             "gateway_name": "the payment gateway's name",
-            "amount": "amount paid",
+            "amount": "amount paid, including tax",
             "surcharge": "surcharge charged with the payment",
             "status": "canonical payment status",
             "status_raw": "the payment status as the shop named it",
@@ -179,7 +179,7 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "Money returned to the customer; amount is positive. Key: (platform, shop, order_id, position).",
         {
             "refund_id": "the refund's id in the shop",
-            "amount": "amount refunded",
+            "amount": "amount refunded, including tax, positive",
             "reason": "why, as entered in the shop",
             "created_at": "when the refund was made",
             "payment_id": "the payment it refunds, where the shop says",
@@ -410,12 +410,27 @@ def pending_comments(con: object) -> list[str]:
     ]
 
 
-def markdown() -> str:
-    """The dictionary as Markdown: every table and view the mirror creates, column by column."""
-    from ordersync.mirror.coverage import markdown as coverage_markdown
+def table_columns() -> dict[str, list[tuple[str, str]]]:
+    """Every described table's columns and SQL types, in the file's order."""
     from ordersync.mirror.schema import ORDER_EVENTS, ORDERS_MAINTAINED, PRODUCT_MAP, QUARANTINE, RUNS, SHOPS
     from ordersync.mirror.schema import TABLES as SCHEMA
     from ordersync.mirror.sync_state import SYNC_TABLES
+
+    return {
+        **SCHEMA,
+        **SYNC_TABLES,
+        "orders": [*SCHEMA["orders"], *ORDERS_MAINTAINED],
+        "quarantine": QUARANTINE,
+        "order_events": ORDER_EVENTS,
+        "shops": SHOPS,
+        "runs": RUNS,
+        "product_map": PRODUCT_MAP,
+    }
+
+
+def markdown() -> str:
+    """The dictionary as Markdown: every table and view the mirror creates, column by column."""
+    from ordersync.mirror.coverage import markdown as coverage_markdown
     from ordersync.mirror.views import COMMENTS as VIEW_COMMENTS
     from ordersync.mirror.views import VIEWS, column_comment
 
@@ -426,33 +441,24 @@ def markdown() -> str:
         "Money is DECIMAL(18,4) in the order's currency; times are TIMESTAMPTZ instants.",
         "NULL: the shop did not give it.",
     ]
-    definitions = {
-        **SCHEMA,
-        **SYNC_TABLES,
-        "orders": [*SCHEMA["orders"], *ORDERS_MAINTAINED],
-        "quarantine": QUARANTINE,
-        "order_events": ORDER_EVENTS,
-        "shops": SHOPS,
-        "runs": RUNS,
-        "product_map": PRODUCT_MAP,
-    }
+    definitions = table_columns()
     for table, (about, _) in TABLES.items():
         out += ["", f"## `{table}`", "", about, "", "| column | type | meaning |", "|---|---|---|"]
         for column, kind in definitions.get(table, []):
             kind = kind.removesuffix(" PRIMARY KEY")
             out.append(f"| `{column}` | {kind} | {description(table, column) or ''} |")
     out += ["", "# Views"]
-    view_columns = _view_columns()
+    views = view_columns()
     for view in VIEWS:
         about = VIEW_COMMENTS[view][0]
         out += ["", f"## `{view}`", "", about, "", "| column | type | meaning |", "|---|---|---|"]
-        for column, kind in view_columns[view]:
+        for column, kind in views[view]:
             out.append(f"| `{column}` | {kind} | {column_comment(view, column) or ''} |")
     out += ["", *coverage_markdown()]
     return "\n".join(out) + "\n"
 
 
-def _view_columns() -> dict[str, list[tuple[str, str]]]:
+def view_columns() -> dict[str, list[tuple[str, str]]]:
     """Each view's columns and types, as DuckDB derives them: from an empty mirror in memory."""
     import duckdb
 

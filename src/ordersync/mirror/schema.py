@@ -321,9 +321,17 @@ def arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
     return pa.schema([(name, arrow_type(sql)) for name, sql in columns])
 
 
+KEYED = {"orders": ("platform", "shop", "order_id"), "raw_orders": ("platform", "shop", "order_id")}
+"""Primary keys the file declares: one row per order. The child tables' keys (order plus position)
+are documented but not declared: an index per line table would cost every write for a promise the
+upsert already keeps (an order's rows are replaced together)."""
+
+
 def create_statements() -> list[str]:
     statements = [
-        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{c} {t}' for c, t in cols)})"
+        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{c} {t}' for c, t in cols)}"
+        + (f", PRIMARY KEY ({', '.join(KEYED[table])})" if table in KEYED else "")
+        + ")"
         for table, cols in TABLES.items()
     ]
     statements.append(

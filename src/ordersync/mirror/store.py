@@ -32,6 +32,7 @@ from ordersync.mirror.dictionary import pending_comments
 from ordersync.mirror.privacy import MODES, salt_for, scrub
 from ordersync.mirror.schema import (
     EVENT_FIELDS,
+    KEYED,
     ORDER_EVENTS,
     ORDER_TABLES,
     PRODUCT_MAP,
@@ -81,6 +82,26 @@ def _path_lock(path: Path) -> threading.RLock:
     key = path.resolve()
     with _path_locks_guard:
         return _path_locks.setdefault(key, threading.RLock())
+
+
+def _declare_keys(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Give a file made before the keys were declared its primary keys; one whose rows break a key
+    keeps working without it, and the log says which table and why."""
+    declared = {
+        table
+        for (table,) in con.execute(
+            "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'"
+        ).fetchall()
+    }
+    for table, key in KEYED.items():
+        if table in declared:
+            continue
+        try:
+            con.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(key)})")
+        except duckdb.Error as exc:
+            log.warning(
+                "mirror.key_not_declared", path=str(path), table=table, error=str(exc).splitlines()[0]
+            )
 
 
 def _aware(now: datetime | None) -> datetime:
@@ -234,6 +255,7 @@ class Mirror:
                     con.execute(statement)
                 for statement in create_view_statements():
                     con.execute(statement)
+                _declare_keys(con, self.path)
                 for statement in pending_comments(con):  # the data dictionary, once per file
                     con.execute(statement)
             self._ready = True

@@ -94,13 +94,14 @@ VIEWS: dict[str, str] = {
     """,
     # What each product sold, per currency: lines of paid orders (the sales of v_daily_sales).
     "v_product_sales": """
-        SELECT product_key, arg_max(name, order_created_at) AS name, currency,
-               count(DISTINCT (platform, shop, order_id)) AS orders, sum(quantity) AS units,
-               sum(total) AS revenue
-        FROM v_order_lines
-        WHERE order_payment_status IN ('paid', 'partially_refunded', 'refunded')
-          AND order_status NOT IN ('deleted', 'draft')
-        GROUP BY product_key, currency
+        SELECT l.product_key, arg_max(l.name, l.order_created_at) AS name, l.currency,
+               count(DISTINCT (l.platform, l.shop, l.order_id)) AS orders, sum(l.quantity) AS units,
+               sum(l.total) AS revenue
+        FROM v_order_lines l
+        JOIN orders o ON o.platform = l.platform AND o.shop = l.shop AND o.order_id = l.order_id
+        WHERE o.payment_status IN ('paid', 'partially_refunded', 'refunded')
+          AND o.status NOT IN ('deleted', 'draft') AND o.missing_since IS NULL
+        GROUP BY l.product_key, l.currency
     """,
     # The customer dimension: a registered customer by the shop's id, a guest by a hash of the e-mail
     # (lower-cased), and email_key to find one person across shops.
@@ -288,7 +289,8 @@ COMMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
         },
     ),
     "v_product_sales": (
-        "What each product sold per currency, over paid orders (the sales v_daily_sales counts).",
+        "What each product sold per currency, over paid orders still listed (the sales v_daily_sales "
+        "counts).",
         ("line_items",),
         {
             "product_key": "the product across shops (v_order_lines.product_key)",
