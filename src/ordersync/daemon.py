@@ -38,6 +38,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from ordersync.config import Schedule, Settings, ShopConfig
 from ordersync.errors import ConfigError, OrderSyncError
 from ordersync.state.leases import ShopBusy
+from ordersync.state.schedules import claim
 from ordersync.state.store import StateStore
 from ordersync.sync.incremental import sync_shop
 from ordersync.sync.pipeline import mapping_pool
@@ -162,6 +163,11 @@ class _Daemon:
     async def tick(self, shop: ShopConfig) -> None:
         if self.stopping:
             return  # a tick created in the loop turn that saw the signal: its pool is already gone
+        period = shop.schedule.period(datetime.now(UTC))
+        if not await asyncio.to_thread(claim, self.store, shop.name, period):
+            # Another daemon sharing the state store took this period's firing.
+            log.debug("daemon.firing_taken", shop=shop.name)
+            return
         task = asyncio.current_task()
         assert task is not None
         self.running[task] = shop.name

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ordersync.config import Settings, WebCommanderShop
-from ordersync.state import records
+from ordersync.state import leases, records, schedules
 from ordersync.state.store import StateStore
 from ordersync.sync.backfill import BACKFILL, ORDERS, SCAN
 
@@ -50,6 +50,11 @@ class ShopStatus:
     quarantined: int
     outbox_pending: int
     outbox_dead: int
+    held_by: str | None = None
+    """The process running the shop now (its lease): pid, host, kind and since when; None when idle."""
+    scheduled_by: str | None = None
+    """The daemon that took the shop's last scheduled firing, and when the next is due (several
+    daemons sharing one state store take turns)."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types: times as ISO 8601 UTC strings."""
@@ -82,6 +87,7 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
     """One status per configured shop, in config order."""
     now = now or datetime.now(UTC)
     statuses = []
+    firings = schedules.claims(store)
     for shop in settings.shops:
         last = records.last_runs(store, shop.name, 1)
         # The last good run that covered the whole shop: a `--since` or `--limit` sample does not.
@@ -105,6 +111,8 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
                 kind=str(checkpoint.get("kind") or "backfill"),
             )
         outbox = records.outbox_depth(store, shop.name)
+        lease = leases.current(store, shop.name)
+        firing = firings.get(shop.name)
         statuses.append(
             ShopStatus(
                 shop=shop.name,
@@ -117,6 +125,13 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
                 quarantined=records.quarantine_count(store, shop.name),
                 outbox_pending=sum(n for s, n in outbox.items() if s not in OUTBOX_DONE | OUTBOX_DEAD),
                 outbox_dead=sum(n for s, n in outbox.items() if s in OUTBOX_DEAD),
+                held_by=lease.describe() if lease is not None and lease.expires_at > now else None,
+                scheduled_by=(
+                    f"{firing.claimed_by} at {firing.claimed_at:%Y-%m-%d %H:%M:%S} UTC, next due "
+                    f"{firing.next_due:%H:%M:%S}"
+                    if firing is not None
+                    else None
+                ),
             )
         )
     return statuses
@@ -162,6 +177,8 @@ def render(statuses: list[ShopStatus], *, now: datetime | None = None) -> Table:
     for header in ("fetched\nloaded", "last ok\nago", "behind", "backfill\nat", "quar-\nantine", "outbox"):
         table.add_column(header, justify="right", no_wrap=header != "behind")
     errors = []
+    workers = [f"{s.shop}: running in {s.held_by}" for s in statuses if s.held_by]
+    workers += [f"{s.shop}: last scheduled run taken by {s.scheduled_by}" for s in statuses if s.scheduled_by]
     for s in statuses:
         run = s.last_run
         if run is None:
@@ -189,8 +206,9 @@ def render(statuses: list[ShopStatus], *, now: datetime | None = None) -> Table:
             f"[yellow]{s.quarantined:,}[/]" if s.quarantined else "0",
             outbox,
         )
-    if errors:
-        table.caption = escape("\n".join(e if len(e) <= 300 else e[:299] + "…" for e in errors))
+    lines = [e if len(e) <= 300 else e[:299] + "…" for e in errors] + workers
+    if lines:
+        table.caption = escape("\n".join(lines))
         table.caption_justify = "left"
     return table
 

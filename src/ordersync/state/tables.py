@@ -170,3 +170,14 @@ shop_leases = Table(
     comment="Which process runs each shop now: one run per shop at a time, across processes and hosts. "
     "Renewed while the run goes on; taken over once it expires or its process is gone.",
 )
+
+shop_schedules = Table(
+    "shop_schedules",
+    metadata,
+    Column("shop", String(200), primary_key=True),
+    Column("next_due", DateTime(timezone=True), nullable=False, comment="no firing before this"),
+    Column("claimed_by", String(300), nullable=False, comment="the daemon that took the last firing"),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    comment="The cluster's schedule per shop: each daemon fires on its own clock, and the one whose "
+    "conditional update moves next_due on runs that firing; the others skip it.",
+)
