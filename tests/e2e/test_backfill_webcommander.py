@@ -45,7 +45,7 @@ def dump(mirror: Mirror) -> dict[str, list[tuple]]:
         return {
             t: con.execute(f"SELECT {_RUN_RECORDS.get(t, '*')} FROM {t} ORDER BY ALL").fetchall()
             for t in tables
-            if t != "runs"
+            if t not in ("runs", "mirror_meta")  # the file's own history, not data
         }
 
 

@@ -90,6 +90,8 @@ def test_paid_total_is_net_of_refunds_and_zero_when_unpaid() -> None:
     assert c.paid_net(["2024-01-02T03:04:05", "30.00", v3_refunds], MEL) == Decimal("20.00")
     assert c.paid_net([True, "30.00", [{"amount": "30.00"}]], MEL) == Decimal("0.00")  # legacy v2 refunds
     assert c.paid_net([None, "30.00", []], MEL) == c.paid_net([False, "30.00", None], MEL) == Decimal("0.00")
+    # Refunds without a payment date: the order was paid (its status says partially_refunded).
+    assert c.paid_net([None, "30.00", [{"total": "-5.00"}]], MEL) == Decimal("25.00")
 
 
 def test_unknown_status_keeps_the_raw_value() -> None:

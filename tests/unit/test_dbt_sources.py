@@ -83,6 +83,7 @@ def test_the_generated_sources_are_accepted_by_dbt_and_describe_every_column(tmp
     tests = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "test"}  # type: ignore[union-attr]
     assert "source_not_null_ordersync_orders_order_id" in tests
     assert "source_unique_ordersync_runs_run_id" in tests
+    assert any(t.startswith("source_unique_ordersync_orders_platform") for t in tests), tests
 
 
 def test_a_broken_sources_file_is_refused_by_the_same_checks(tmp_path: Path) -> None:

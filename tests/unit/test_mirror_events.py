@@ -358,23 +358,36 @@ def completed_at(path: Path) -> dict[str, datetime | None]:
 
 @pytest.mark.parametrize("fresh", [True, False])
 def test_completed_at_is_observed_where_the_shop_gives_none(tmp_path: Path, fresh: bool) -> None:
-    """WebCommander states no completion time: the mirror records when it saw the order completed."""
+    """WebCommander states no completion time: the mirror keeps the shop's updated_at of the first
+    version it sees completed, and keeps it afterwards, as WooCommerce keeps date_completed."""
     mirror = Mirror(tmp_path / "m.duckdb")
     done_before = revised(order("A"), status="completed", updated_at=T0 - 5 * HOUR)
-    stated = T0 - 9 * HOUR  # a shop that states it (WooCommerce) keeps its own time
-    woo_like = revised(order("C"), status="completed", completed_at=stated, updated_at=T0 - HOUR)
-    first = batch_of(done_before, order("B"), woo_like)
+    first = batch_of(done_before, order("B"))
     first.fresh = fresh
     mirror.write(first, now=T0)
     # Already completed when first seen: its last change, which is no earlier than the completion.
-    assert completed_at(mirror.path) == {"A": T0 - 5 * HOUR, "B": None, "C": stated}
+    assert completed_at(mirror.path) == {"A": T0 - 5 * HOUR, "B": None}
 
     commented = revised(done_before, comments=[Comment(external_id="n1", text="packed")])
-    mirror.write(batch_of(commented, revised(order("B"), status="completed"), version="v2"), now=T0 + HOUR)
-    # Seen changing to completed: the run's time. Rewritten while completed: the time it had.
-    assert completed_at(mirror.path) == {"A": T0 - 5 * HOUR, "B": T0 + HOUR, "C": stated}
+    b_done = revised(order("B"), status="completed", updated_at=T0 + HOUR / 2)
+    mirror.write(batch_of(commented, b_done, version="v2"), now=T0 + HOUR)
+    # Seen changing to completed: that version's updated_at. Rewritten while completed: kept.
+    assert completed_at(mirror.path) == {"A": T0 - 5 * HOUR, "B": T0 + HOUR / 2}
 
-    mirror.write(batch_of(revised(done_before, status="processing"), version="v3"), now=T0 + 2 * HOUR)
-    assert completed_at(mirror.path)["A"] is None  # reopened: no longer completed
-    mirror.write(batch_of(done_before, version="v4"), now=T0 + 3 * HOUR)
-    assert completed_at(mirror.path)["A"] == T0 + 3 * HOUR
+    reopened = revised(done_before, status="processing", updated_at=T0 + 2 * HOUR)
+    mirror.write(batch_of(reopened, version="v3"), now=T0 + 2 * HOUR)
+    assert completed_at(mirror.path)["A"] == T0 - 5 * HOUR  # moved on: the time is kept
+    again = revised(done_before, updated_at=T0 + 3 * HOUR)
+    mirror.write(batch_of(again, version="v4"), now=T0 + 4 * HOUR)
+    assert completed_at(mirror.path)["A"] == T0 + 3 * HOUR  # completed again: the new time
+
+
+def test_a_platform_that_states_the_completion_time_keeps_its_own(tmp_path: Path) -> None:
+    mirror = Mirror(tmp_path / "m.duckdb")
+    woo = revised(order("W"), platform="woocommerce", status="completed", updated_at=T0)
+    mirror.write(batch_of(woo), now=T0)
+    stated = T0 - HOUR
+    mirror.write(batch_of(revised(woo, completed_at=stated), version="v2"), now=T0 + HOUR)
+    assert completed_at(mirror.path) == {"W": stated}
+    mirror.write(batch_of(revised(woo, status="processing"), version="v3"), now=T0 + 2 * HOUR)
+    assert completed_at(mirror.path) == {"W": None}  # what the shop says, never an observed time

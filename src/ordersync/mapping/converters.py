@@ -382,12 +382,13 @@ def _refunded(refunds: Any, ctx: MappingContext) -> Decimal:
 
 def paid_net(values: list[Any], ctx: MappingContext) -> Decimal:
     """What the customer has paid and not had back, for a platform that records only *that* the
-    order was paid (WooCommerce): the total less its refunds once paid, else 0. WebCommander states
-    the same figure itself (``orderSummary.paid``), so ``paid_total`` means one thing on both."""
+    order was paid (WooCommerce): the total less its refunds once paid (or refunded), else 0.
+    WebCommander states the same figure itself (``orderSummary.paid``): one meaning on both."""
     paid, total, refunds = values
-    if paid in (None, False, ""):
+    refunded = _refunded(refunds, ctx)
+    if paid in (None, False, "") and not refunded:  # a refund proves a payment, as the status says
         return _quantize(Decimal(0), ctx)
-    net = (to_decimal(total, ctx) or Decimal(0)) - _refunded(refunds, ctx)
+    net = (to_decimal(total, ctx) or Decimal(0)) - refunded
     return _quantize(max(net, Decimal(0)), ctx)
 
 

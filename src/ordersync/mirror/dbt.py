@@ -14,8 +14,8 @@ from ordersync.mirror.schema import KEYED
 SOURCE = "ordersync"
 
 _SINGLE_KEYS = {"shops": "shop", "runs": "run_id"}
-"""Tables keyed by one column: dbt's built-in ``unique`` test applies (a composite key needs a
-package such as dbt_utils, so those get ``not_null`` on each part)."""
+"""Tables keyed by one column: ``unique`` on the column. A composite key (schema.KEYED) gets
+``not_null`` on each part and ``unique`` on the parts joined into one expression."""
 
 
 def _column(table: str, name: str, text: str | None) -> dict[str, Any]:
@@ -38,13 +38,16 @@ def sources(database: str | None = None) -> dict[str, Any]:
     definitions = table_columns()
     tables: list[dict[str, Any]] = []
     for table, (about, _) in TABLES.items():
-        tables.append(
-            {
-                "name": table,
-                "description": about,
-                "columns": [_column(table, c, description(table, c)) for c, _ in definitions[table]],
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": table,
+            "description": about,
+            "columns": [_column(table, c, description(table, c)) for c, _ in definitions[table]],
+        }
+        if table in KEYED:
+            # A composite key is unique as one expression: dbt's built-in test, no package needed.
+            key = " || '|' || ".join(KEYED[table])
+            entry["data_tests"] = [{"unique": {"column_name": key}}]
+        tables.append(entry)
     for view, columns in view_columns().items():
         if view.startswith("_"):
             continue

@@ -41,10 +41,10 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "created_at": "when the order was placed",
             "updated_at": "when the shop last changed it",
             "paid_at": "when it was paid, where the shop says",
-            "completed_at": "when the order became completed: the shop's own time where it gives one "
-            "(WooCommerce); WebCommander gives none, so it is the observed time: the run that saw it "
-            "change to completed, or, for an order already completed when first mirrored, the shop's "
-            "updated_at then (its last change, no earlier than the completion). NULL unless completed",
+            "completed_at": "when the order last became completed, kept afterwards (a refunded or "
+            "reopened order keeps it): the shop's own time where it gives one (WooCommerce); WebCommander "
+            "gives none, so it is observed: the shop's updated_at of the first version the mirror saw "
+            "completed (no earlier than the completion). NULL for an order never completed",
             "customer_id": "the customer's id in the shop; NULL for a guest",
             "customer_name": "the customer's name",
             "customer_email": "the customer's e-mail (a keyed hash with mirror.personal_data: hash)",
@@ -288,6 +288,15 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "route": "the route the entry comes from (source->target)",
         },
     ),
+    "mirror_meta": (
+        "The file's own history: one-time migrations it has had (paid_total: net) and a primary key "
+        "it could not be given (key:<table>, with the reason).",
+        {
+            "key": "what the entry is about",
+            "value": "its state, or the reason a key could not be declared",
+            "updated_at": "when it was written",
+        },
+    ),
     "runs": (
         "Lineage: each run that wrote to this file and what came of it.",
         {
@@ -412,7 +421,15 @@ def pending_comments(con: object) -> list[str]:
 
 def table_columns() -> dict[str, list[tuple[str, str]]]:
     """Every described table's columns and SQL types, in the file's order."""
-    from ordersync.mirror.schema import ORDER_EVENTS, ORDERS_MAINTAINED, PRODUCT_MAP, QUARANTINE, RUNS, SHOPS
+    from ordersync.mirror.schema import (
+        MIRROR_META,
+        ORDER_EVENTS,
+        ORDERS_MAINTAINED,
+        PRODUCT_MAP,
+        QUARANTINE,
+        RUNS,
+        SHOPS,
+    )
     from ordersync.mirror.schema import TABLES as SCHEMA
     from ordersync.mirror.sync_state import SYNC_TABLES
 
@@ -425,6 +442,7 @@ def table_columns() -> dict[str, list[tuple[str, str]]]:
         "shops": SHOPS,
         "runs": RUNS,
         "product_map": PRODUCT_MAP,
+        "mirror_meta": MIRROR_META,
     }
 
 

@@ -262,6 +262,9 @@ PRODUCT_MAP = [
 """The routes' product maps, one row per entry, so that a product without a SKU of its own (every
 WebCommander line) is known by the SKU another shop gives it. Rewritten for a shop at each of its runs."""
 
+MIRROR_META = [("key", "VARCHAR PRIMARY KEY"), ("value", "VARCHAR"), ("updated_at", "TIMESTAMPTZ")]
+"""What the file itself has been through: one-time migrations done, a key that could not be declared."""
+
 RUNS = [
     ("run_id", "BIGINT PRIMARY KEY"),
     ("shop", "VARCHAR"),
@@ -344,6 +347,9 @@ def create_statements() -> list[str]:
     statements.append(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(f'{c} {t}' for c, t in RUNS)})")
     statements.append(
         f"CREATE TABLE IF NOT EXISTS product_map ({', '.join(f'{c} {t}' for c, t in PRODUCT_MAP)})"
+    )
+    statements.append(
+        f"CREATE TABLE IF NOT EXISTS mirror_meta ({', '.join(f'{c} {t}' for c, t in MIRROR_META)})"
     )
     statements.extend(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in ORDERS_MAINTAINED)
     statements.extend(_ADD_COLUMNS)

@@ -84,9 +84,21 @@ def _path_lock(path: Path) -> threading.RLock:
         return _path_locks.setdefault(key, threading.RLock())
 
 
+def _meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
+    row = con.execute("SELECT value FROM mirror_meta WHERE key = ?", [key]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
+    con.execute("DELETE FROM mirror_meta WHERE key = ?", [key])
+    con.execute("INSERT INTO mirror_meta VALUES (?, ?, now())", [key, value])
+
+
 def _declare_keys(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Give a file made before the keys were declared its primary keys; one whose rows break a key
-    keeps working without it, and the log says which table and why."""
+    """Give a file made before the keys were declared its primary keys, once. Building the index over
+    a large table needs more memory than a run's cap (1,000,000 orders: under 256 MB), so it may take
+    up to 1 GB; a file whose rows break a key (or that still does not fit) keeps working without it,
+    with the reason in mirror_meta and in the log each time the file is opened."""
     declared = {
         table
         for (table,) in con.execute(
@@ -96,12 +108,39 @@ def _declare_keys(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     for table, key in KEYED.items():
         if table in declared:
             continue
+        failed = _meta(con, f"key:{table}")
+        if failed is not None:
+            log.warning("mirror.key_not_declared", path=str(path), table=table, error=failed)
+            continue
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
         try:
+            con.execute("SET memory_limit = '1GB'")
             con.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(key)})")
         except duckdb.Error as exc:
-            log.warning(
-                "mirror.key_not_declared", path=str(path), table=table, error=str(exc).splitlines()[0]
-            )
+            reason = str(exc).splitlines()[0]
+            log.warning("mirror.key_not_declared", path=str(path), table=table, error=reason)
+            _set_meta(con, f"key:{table}", reason)
+        finally:
+            if limit is not None:
+                con.execute(f"SET memory_limit = '{limit[0]}'")
+
+
+def _migrate_meanings(con: duckdb.DuckDBPyConnection) -> None:
+    """Rows written before a column's meaning was made one on every platform, brought to it once.
+
+    ``paid_total`` on WooCommerce was the gross total once paid and NULL when unpaid; it is now net of
+    refunds and 0 when nothing was paid. A WooCommerce incremental sync re-reads only orders that
+    changed, so the old rows would otherwise keep the old meaning until a backfill."""
+    if _meta(con, "paid_total") == "net":
+        return
+    con.execute(
+        "UPDATE orders SET paid_total = CASE"
+        " WHEN paid_total IS NULL AND refunded_total = 0 THEN 0"
+        " WHEN paid_total IS NULL THEN greatest(total - refunded_total, 0)"
+        " ELSE greatest(paid_total - refunded_total, 0) END"
+        " WHERE platform = 'woocommerce'"
+    )
+    _set_meta(con, "paid_total", "net")
 
 
 def _aware(now: datetime | None) -> datetime:
@@ -255,6 +294,7 @@ class Mirror:
                     con.execute(statement)
                 for statement in create_view_statements():
                     con.execute(statement)
+                _migrate_meanings(con)
                 _declare_keys(con, self.path)
                 for statement in pending_comments(con):  # the data dictionary, once per file
                     con.execute(statement)

@@ -58,13 +58,16 @@ VIEWS: dict[str, str] = {
     """,
     # Each shop's product id -> the SKU it is known by across shops: a route's `products` entry names
     # it directly; a `product_ids` entry names the peer shop's product, whose SKU its lines give.
+    # A WooCommerce variation is named 'parent:variation' in a map; its lines sell the variation.
     "v_product_map": """
-        SELECT shop, product_id, sku, route FROM product_map WHERE sku IS NOT NULL
+        SELECT shop, split_part(product_id, ':', -1) AS product_id, sku, route
+        FROM product_map WHERE sku IS NOT NULL
         UNION ALL
-        SELECT m.shop, m.product_id, any_value(l.sku) AS sku, m.route
+        SELECT m.shop, split_part(m.product_id, ':', -1) AS product_id, min(l.sku) AS sku, m.route
         FROM product_map m
         JOIN line_items l
-          ON l.shop = m.peer_shop AND coalesce(l.sold_product_id, l.product_id) = m.peer_product_id
+          ON l.shop = m.peer_shop
+         AND coalesce(l.sold_product_id, l.product_id) = split_part(m.peer_product_id, ':', -1)
         WHERE m.sku IS NULL AND l.sku IS NOT NULL AND l.sku <> ''
         GROUP BY ALL
     """,
@@ -78,7 +81,7 @@ VIEWS: dict[str, str] = {
                         l.shop || ':' || coalesce(l.sold_product_id, l.product_id, l.name)) AS product_key
         FROM line_items l
         JOIN orders o ON o.platform = l.platform AND o.shop = l.shop AND o.order_id = l.order_id
-        LEFT JOIN (SELECT shop, product_id, any_value(sku) AS sku FROM v_product_map GROUP BY ALL) pm
+        LEFT JOIN (SELECT shop, product_id, min(sku) AS sku FROM v_product_map GROUP BY ALL) pm
           ON pm.shop = l.shop AND pm.product_id = coalesce(l.sold_product_id, l.product_id)
     """,
     # The product dimension: one row per product across shops (by product_key), with the names and
@@ -111,7 +114,7 @@ VIEWS: dict[str, str] = {
                END AS customer_key,
                any_value(platform) AS platform, shop, any_value(customer_id) AS customer_id,
                customer_id IS NULL AS guest,
-               sha256(lower(trim(any_value(customer_email)))) AS email_key,
+               sha256(lower(trim(min(customer_email)))) AS email_key,
                count(*) AS orders,
                count(*) FILTER (payment_status IN ('paid', 'partially_refunded', 'refunded')) AS paid_orders,
                min(created_at) AS first_order_at, max(created_at) AS last_order_at
@@ -310,7 +313,8 @@ COMMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
             "e-mail> for a guest",
             "guest": "true when the shop has no customer id for these orders",
             "email_key": "sha256 of the lower-cased e-mail (of its keyed hash with mirror.personal_data: "
-            "hash): the same person in several shops has the same email_key; NULL with drop",
+            "hash): the same person in several shops has the same email_key; NULL with drop, which also "
+            "leaves guests out of the view (nothing identifies them)",
             "orders": "orders placed",
             "paid_orders": "orders paid (payment_status paid, partially_refunded or refunded)",
             "first_order_at": "the first order's created_at",
