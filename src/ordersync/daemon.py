@@ -51,6 +51,8 @@ CRON_GRACE = 60
 
 
 OUTBOX_JOB = "__outbox__"
+ROUTE_WAIT = 60.0
+"""Seconds a shop's routing waits for write-back busy in another daemon before leaving it to the next run."""
 
 
 def trigger_for(schedule: Schedule) -> tuple[BaseTrigger, int]:
@@ -121,14 +123,17 @@ class _Daemon:
     async def route(self, shop: ShopConfig) -> None:
         """Queue what this shop's run changed for the shops it is linked to, then drain soon."""
         from ordersync.writeback.routing import route_shop
+        from ordersync.writeback.service import writeback_lease
 
         if not self.settings.sync.routes:
             return
         try:
-            async with self.writeback:
+            async with self.writeback, writeback_lease(self.store, "route", ROUTE_WAIT):
                 await asyncio.to_thread(
                     route_shop, self.settings, self.store, self.settings.mirror.open(), shop
                 )
+        except ShopBusy as exc:  # another daemon kept write-back busy: the cursor keeps the changes
+            log.warning("daemon.routing_deferred", shop=shop.name, holder=exc.holder.describe())
         except Exception as exc:  # the sync itself went well; the outbox drains what is queued
             log.error("daemon.routing_failed", shop=shop.name, error=str(exc), exc_info=True)
         if self.scheduler.get_job(OUTBOX_JOB) is not None:
@@ -145,7 +150,8 @@ class _Daemon:
         self.running[task] = OUTBOX_JOB
         try:
             async with self.writeback:
-                stats = await drain_outbox(self.settings, self.store, transport=self.transport)
+                # wait=0: a daemon draining elsewhere is doing this job's work.
+                stats = await drain_outbox(self.settings, self.store, transport=self.transport, wait=0)
                 if stats.as_dict() or self.published is False:
                     # The mirror is opened only when there is something new to show in it.
                     await asyncio.to_thread(publish, self.store, self.settings.mirror.open())
@@ -155,6 +161,8 @@ class _Daemon:
         except asyncio.CancelledError:
             if not self.stopping:
                 raise
+        except ShopBusy as exc:
+            log.debug("daemon.outbox_busy", holder=exc.holder.describe())
         except Exception as exc:
             log.error("daemon.outbox_failed", error=str(exc), error_type=type(exc).__name__)
         finally:

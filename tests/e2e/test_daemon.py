@@ -361,5 +361,7 @@ def test_shops_run_side_by_side_and_a_failed_run_is_retried(
     monkeypatch.setattr(daemon, "sync_shop", fake)
     _run_for(_settings(tmp_path, ["a", "b"], interval=0.5), 2.5, fake.calls)
     assert fake.max_total == 2 and fake.max_per_shop == 1  # a slow shop does not hold the other back
-    assert fake.calls[0] == "a" and fake.calls.count("a") >= 2  # the failure did not stop the shop
-    assert fake.calls.count("b") >= 2
+    # The first run failed (whichever shop claimed its firing first); that shop ran again after it.
+    failed = fake.calls[0]
+    assert fake.calls.count(failed) >= 2
+    assert fake.calls.count("a") >= 2 and fake.calls.count("b") >= 2

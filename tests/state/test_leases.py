@@ -93,7 +93,7 @@ HOLD = textwrap.dedent(
         try:
             async with leases.shop_lease(store, "wc", sys.argv[2], wait=float(sys.argv[3]), seconds=0.6):
                 began = time.time()
-                await asyncio.sleep(1.5)  # longer than the lease: it lasts only if it is renewed
+                await asyncio.sleep(4.0)  # longer than the lease: it lasts only if it is renewed
                 print(json.dumps({"held": [began, time.time()]}))
         except leases.ShopBusy as exc:
             print(json.dumps({"busy": str(exc)}))
@@ -117,7 +117,7 @@ def test_two_processes_never_hold_one_shop_at_once(ready_store: StateStore, tmp_
     while leases.current(ready_store, "wc") is None and time.monotonic() < deadline:
         time.sleep(0.02)
     skipper = _holder(url, "sync", 0)  # gives up at once, naming the holder
-    waiter = _holder(url, "sync", 10)  # waits for the first to finish
+    waiter = _holder(url, "sync", 30)  # waits for the first to finish
     outcomes = [json.loads(p.communicate(timeout=60)[0]) for p in (first, skipper, waiter)]
     held_first, busy, held_second = outcomes
     assert "pid " in busy["busy"] and "backfill since" in busy["busy"], busy

@@ -4,7 +4,7 @@ and show the result in the mirror."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from ordersync.mirror.store import Mirror
 from ordersync.operations import Operation, RecordPayment, stamped
 from ordersync.state import links as state_links
 from ordersync.state import outbox
+from ordersync.state.leases import Holder, shop_lease
 from ordersync.state.store import StateStore
 from ordersync.writeback.drain import Drainer, DrainStats
 from ordersync.writeback.routing import RouteStats, route_shop
@@ -53,15 +54,27 @@ async def open_writers(
         yield writers
 
 
+WRITE_BACK = "(write-back)"
+"""The lease that makes routing and draining one at a time across every process sharing the state
+store (no shop name can be this: names are letters, digits and ``_.-``)."""
+
+
+def writeback_lease(store: StateStore, kind: str, wait: float) -> AbstractAsyncContextManager[Holder]:
+    """Routing and draining both move tracked order states: one process at a time does either, as one
+    daemon's own lock already makes them one task at a time. ShopBusy when ``wait`` runs out."""
+    return shop_lease(store, WRITE_BACK, kind, wait=wait)
+
+
 async def drain_outbox(
     settings: Settings,
     store: StateStore,
     *,
     ids: list[int] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    wait: float = 60.0,
 ) -> DrainStats:
     """Apply what is due (or just ``ids``) through a writer per shop."""
-    async with open_writers(settings, transport) as writers:
+    async with writeback_lease(store, "drain", wait), open_writers(settings, transport) as writers:
         return await Drainer(settings, store, writers).drain(ids=ids)
 
 
@@ -102,12 +115,13 @@ async def write_back(
 ) -> WriteBackStats:
     """Route what ``shops`` changed, apply what is due, and publish links and outcomes to the mirror."""
     stats = WriteBackStats()
-    for shop in shops:
-        try:
-            stats.routed[shop.name] = route_shop(settings, store, mirror, shop)
-        except Exception as exc:
-            stats.errors.append(f"routing {shop.name}: {type(exc).__name__}: {exc}")
-            log.error("writeback.routing_failed", shop=shop.name, error=str(exc), exc_info=True)
+    async with writeback_lease(store, "route", 60.0):
+        for shop in shops:
+            try:
+                stats.routed[shop.name] = route_shop(settings, store, mirror, shop)
+            except Exception as exc:
+                stats.errors.append(f"routing {shop.name}: {type(exc).__name__}: {exc}")
+                log.error("writeback.routing_failed", shop=shop.name, error=str(exc), exc_info=True)
     stats.drained = await drain_outbox(settings, store, transport=transport)
     publish(store, mirror)
     return stats
