@@ -617,6 +617,59 @@ def sandbox(
         raise _fail(exc, 1) from None
 
 
+mirror_app = typer.Typer(no_args_is_help=True, help="The DuckDB mirror: rebuild it from the shops.")
+app.add_typer(mirror_app, name="mirror")
+
+
+@mirror_app.command("rebuild")
+def mirror_rebuild(
+    config: ConfigOption = None,
+    demo: DemoOption = False,
+    log_json: LogJson = False,
+    no_progress: NoProgress = False,
+) -> None:
+    """Make the mirror again from the shops: the file is moved aside to <file>.before-rebuild, every
+    shop is backfilled into a new one, and the write-back tables are published into it. What ordersync
+    needs to go on (cursors, links, outbox, quarantine) is in the state store, so nothing is lost; what
+    only the old file knew (observed history, order_events) starts again from now."""
+    from ordersync.config import config_path, load_settings
+    from ordersync.sync.backfill import backfill_shop
+    from ordersync.writeback.service import publish
+
+    _configure_logging(json=log_json)
+    if config_path(config) is None and not demo:
+        settings_for(config, "mirror rebuild", writes=True)  # refuses, naming --config and --demo
+    try:
+        settings = load_settings(config_path(config))
+    except ConfigError as exc:
+        raise _fail(exc, 2) from None
+    path = settings.mirror.path
+    aside = path.with_name(path.name + ".before-rebuild")
+    if path.exists():
+        for suffix in ("", ".wal"):
+            old = path.with_name(path.name + suffix)
+            if old.exists():
+                old.replace(aside.with_name(aside.name + suffix))
+        console.print(f"moved {escape(str(path))} aside to {escape(str(aside))}")
+    _run_shops(
+        "backfill",
+        config,
+        None,
+        no_progress,
+        lambda shop_config, settings, mirror, store, progress: backfill_shop(
+            shop_config, settings, mirror, progress=progress, store=store
+        ),
+    )
+    store = _open_store(settings)
+    try:
+        publish(store, settings.mirror.open())
+    finally:
+        store.dispose()
+    console.print(
+        f"rebuilt {escape(str(path))}; the file before is {escape(str(aside))} (delete it when done)"
+    )
+
+
 db = typer.Typer(no_args_is_help=True, help="The state database: migrations and revision.")
 app.add_typer(db, name="db")
 

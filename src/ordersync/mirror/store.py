@@ -553,6 +553,14 @@ class Mirror:
                 values,
             )
 
+    def knows_shop(self, shop: str) -> bool:
+        """Whether this file has had a run of the shop (its ``shops`` row): a file deleted or replaced
+        since the state store's cursor was set does not, and must be filled by a backfill."""
+        with self.reader() as con:
+            if con is None:
+                return False
+            return con.execute("SELECT count(*) FROM shops WHERE shop = ?", [shop]).fetchone() != (0,)
+
     def known_hashes(self, platform: str, shop: str) -> dict[str, str]:
         """order_id -> content hash of the shop's orders and quarantined records, so a sync can skip
         mapping payloads that did not change. A quarantined record wins over the order's row: it was
