@@ -217,6 +217,11 @@ class WooCommerceShop(_ShopBase):
         description="regular expressions of notes this shop writes itself beyond WooCommerce's English "
         "ones (its language's texts, a plugin's bookkeeping): never routed as comments",
     )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="the secret of this shop's WooCommerce webhooks: deliveries to "
+        "/webhooks/woocommerce/<name> on ops.listen are verified with it (unset: none are accepted)",
+    )
     route_api_notes: bool = Field(
         True,
         description="route notes posted through the API (author 'WooCommerce') that are not "
@@ -461,6 +466,12 @@ class OpsSettings(_Strict):
         None,
         description="host:port where `ordersync run` serves /healthz, /readyz and /metrics (off when unset)",
     )
+    webhook_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="the largest webhook body accepted (413 above it); an order with hundreds of lines "
+        "is well under 1 MB",
+    )
     stale_schedules: float = Field(
         3.0,
         gt=0,
@@ -536,6 +547,7 @@ _SECRET_FIELDS = {
     "access_token",
     "consumer_key",
     "consumer_secret",
+    "webhook_secret",
     "client_id",
     "client_secret",
     "url",

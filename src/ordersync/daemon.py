@@ -35,7 +35,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ordersync.config import Schedule, Settings, ShopConfig
+from ordersync.config import Schedule, Settings, ShopConfig, WooCommerceShop
 from ordersync.errors import ConfigError, OrderSyncError
 from ordersync.state.leases import ShopBusy
 from ordersync.state.schedules import claim
@@ -63,6 +63,10 @@ def trigger_for(schedule: Schedule) -> tuple[BaseTrigger, int]:
     return CronTrigger.from_crontab(schedule.cron, timezone="UTC"), CRON_GRACE
 
 
+def _has_webhooks(shops: list[ShopConfig]) -> bool:
+    return any(isinstance(s, WooCommerceShop) and s.webhook_secret is not None for s in shops)
+
+
 def describe(schedule: Schedule) -> str:
     return f"every {schedule.interval:g}s" if schedule.interval is not None else f"cron {schedule.cron} UTC"
 
@@ -84,6 +88,8 @@ class _Daemon:
         self.pool: Executor | None = mapping_pool(settings.workers, {mapping_name(shop) for shop in shops})
         self.running: dict[asyncio.Task[Any], str] = {}
         self.behind: set[str] = set()
+        self.urgent: set[str] = set()
+        """Shops a webhook asked to sync now."""
         self.stopping = False
         self.published = False
         self.writeback = asyncio.Lock()
@@ -168,11 +174,22 @@ class _Daemon:
         finally:
             self.running.pop(task, None)
 
+    def webhook(self, shop: str, order_id: str | None) -> None:
+        """A verified delivery brought news of an order: sync its shop now, outside the schedule (the
+        shop's lease still keeps it to one run at a time; a run in progress is followed by another)."""
+        if self.stopping or self.scheduler.get_job(shop) is None:
+            return
+        self.urgent.add(shop)
+        log.info("daemon.webhook_sync", shop=shop, order=order_id)
+        self.scheduler.modify_job(shop, next_run_time=datetime.now(UTC))
+
     async def tick(self, shop: ShopConfig) -> None:
         if self.stopping:
             return  # a tick created in the loop turn that saw the signal: its pool is already gone
         period = shop.schedule.period(datetime.now(UTC))
-        if not await asyncio.to_thread(claim, self.store, shop.name, period):
+        if shop.name in self.urgent:
+            self.urgent.discard(shop.name)  # a webhook's run: not a scheduled firing to claim
+        elif not await asyncio.to_thread(claim, self.store, shop.name, period):
             # Another daemon sharing the state store took this period's firing.
             log.debug("daemon.firing_taken", shop=shop.name)
             return
@@ -281,7 +298,12 @@ async def run_daemon(
         if settings.ops.listen:
             from ordersync.ops import serve_ops
 
-            ops = await serve_ops(settings, store)  # a port in use fails here, before any run
+            def on_webhook(shop: str, order_id: str | None) -> None:
+                if daemon is not None:  # before the scheduler starts, its first run reads the order
+                    daemon.webhook(shop, order_id)
+
+            # A port in use fails here, before any run.
+            ops = await serve_ops(settings, store, on_webhook if _has_webhooks(selected) else None)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
         daemon = _Daemon(settings, selected, store, transport)

@@ -13,7 +13,7 @@ import os
 import socket
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
@@ -28,6 +28,9 @@ from ordersync.config import Settings
 from ordersync.errors import OrderSyncError
 from ordersync.metrics import REGISTRY, StateCollector
 from ordersync.state.store import StateStore
+
+if TYPE_CHECKING:
+    from ordersync.webhooks.receiver import OnQueued
 
 log = structlog.get_logger("ordersync.ops")
 
@@ -55,7 +58,8 @@ def readiness(settings: Settings, store: StateStore, started: datetime, now: dat
     return problems
 
 
-def ops_app(settings: Settings, store: StateStore) -> Starlette:
+def ops_app(settings: Settings, store: StateStore, on_webhook: OnQueued | None = None) -> Starlette:
+    """The endpoints; with ``on_webhook``, also the WooCommerce webhook receiver (webhooks/receiver.py)."""
     started = datetime.now(UTC)
     state = StateCollector(settings, store)
     boot = time.monotonic()
@@ -74,9 +78,12 @@ def ops_app(settings: Settings, store: StateStore) -> Starlette:
         body = await asyncio.to_thread(_scrape, state)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
-    )
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+    if on_webhook is not None:
+        from ordersync.webhooks.receiver import webhook_routes
+
+        routes += webhook_routes(settings, store, on_webhook)
+    return Starlette(routes=routes)
 
 
 def _scrape(state: StateCollector) -> bytes:
@@ -88,7 +95,9 @@ def _scrape(state: StateCollector) -> bytes:
     return generate_latest(REGISTRY) + generate_latest(scratch)
 
 
-async def serve_ops(settings: Settings, store: StateStore) -> tuple[uvicorn.Server, asyncio.Task[Any]]:
+async def serve_ops(
+    settings: Settings, store: StateStore, on_webhook: OnQueued | None = None
+) -> tuple[uvicorn.Server, asyncio.Task[Any]]:
     """Start the endpoints on ``ops.listen`` in this event loop. The port is bound here first, so a
     port in use is one clear error before the daemon schedules anything."""
     assert settings.ops.listen is not None
@@ -102,7 +111,9 @@ async def serve_ops(settings: Settings, store: StateStore) -> tuple[uvicorn.Serv
         raise OrderSyncError(
             f"ops.listen {settings.ops.listen}: cannot listen there: {exc.strerror or exc}"
         ) from None
-    config = uvicorn.Config(ops_app(settings, store), log_level="warning", lifespan="off", log_config=None)
+    config = uvicorn.Config(
+        ops_app(settings, store, on_webhook), log_level="warning", lifespan="off", log_config=None
+    )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the daemon owns signals
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -110,5 +121,8 @@ async def serve_ops(settings: Settings, store: StateStore) -> tuple[uvicorn.Serv
         await asyncio.sleep(0.02)
     if task.done():
         task.result()
-    log.info("ops.listening", listen=settings.ops.listen, endpoints=["/healthz", "/readyz", "/metrics"])
+    endpoints = ["/healthz", "/readyz", "/metrics"]
+    if on_webhook is not None:
+        endpoints.append("/webhooks/woocommerce/{shop}")
+    log.info("ops.listening", listen=settings.ops.listen, endpoints=endpoints)
     return server, task

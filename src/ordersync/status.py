@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ordersync.config import Settings, WebCommanderShop
-from ordersync.state import leases, records, schedules
+from ordersync.state import leases, records, schedules, webhooks
 from ordersync.state.store import StateStore
 from ordersync.sync.backfill import BACKFILL, ORDERS, SCAN
 
@@ -52,6 +52,8 @@ class ShopStatus:
     outbox_dead: int
     held_by: str | None = None
     """The process running the shop now (its lease): pid, host, kind and since when; None when idle."""
+    last_webhook_at: datetime | None = None
+    """When the last verified WooCommerce webhook delivery for the shop came (None: never)."""
     scheduled_by: str | None = None
     """The daemon that took the shop's last scheduled firing, and when the next is due (several
     daemons sharing one state store take turns)."""
@@ -126,6 +128,7 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
                 outbox_pending=sum(n for s, n in outbox.items() if s not in OUTBOX_DONE | OUTBOX_DEAD),
                 outbox_dead=sum(n for s, n in outbox.items() if s in OUTBOX_DEAD),
                 held_by=lease.describe() if lease is not None and lease.expires_at > now else None,
+                last_webhook_at=webhooks.last_delivery(store, shop.name),
                 scheduled_by=(
                     f"{firing.claimed_by} at {firing.claimed_at:%Y-%m-%d %H:%M:%S} UTC, next due "
                     f"{firing.next_due:%H:%M:%S}"
@@ -179,6 +182,9 @@ def render(statuses: list[ShopStatus], *, now: datetime | None = None) -> Table:
     errors = []
     workers = [f"{s.shop}: running in {s.held_by}" for s in statuses if s.held_by]
     workers += [f"{s.shop}: last scheduled run taken by {s.scheduled_by}" for s in statuses if s.scheduled_by]
+    workers += [
+        f"{s.shop}: last webhook delivery {ago(s.last_webhook_at)}" for s in statuses if s.last_webhook_at
+    ]
     for s in statuses:
         run = s.last_run
         if run is None:

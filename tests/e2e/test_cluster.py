@@ -60,12 +60,14 @@ def test_three_daemons_share_one_shops_schedule_and_survive_a_kill(small_shop: S
         elapsed = time.monotonic() - started
         runs = _finished_runs(store)
         assert len(runs) >= 4
-        # One firing per period across the three daemons, not three: a firing is at least 90 % of a
-        # period after the one before (the backfill at the start may take longer than a period).
+        # One firing per period across the three daemons, not three: no more runs than periods (90 % of
+        # one apart), and none right after another (three uncoordinated daemons, a third of a period
+        # out of step, start one within about a second of the last). A run's recorded start follows
+        # its claim by however long it waited for the mirror file, so the gaps are compared loosely.
         ordered = sorted(runs, key=lambda r: r.started_at)
         gaps = [(b.started_at - a.started_at).total_seconds() for a, b in pairwise(ordered)]
-        assert min(gaps) >= PERIOD * schedules.SPACING - 0.1, gaps
-        assert len(runs) <= elapsed / (PERIOD * schedules.SPACING) + 1
+        assert len(runs) <= elapsed / (PERIOD * schedules.SPACING) + 1, gaps
+        assert min(gaps) >= PERIOD / 2, gaps
         # Runs never overlap (the shop's lease), whichever daemon ran them.
         for a, b in pairwise(ordered):
             assert a.finished_at is not None and b.started_at >= a.finished_at

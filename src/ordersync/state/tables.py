@@ -181,3 +181,22 @@ shop_schedules = Table(
     comment="The cluster's schedule per shop: each daemon fires on its own clock, and the one whose "
     "conditional update moves next_due on runs that firing; the others skip it.",
 )
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("shop", String(200), nullable=False),
+    Column("delivery_id", String(200), nullable=False, comment="X-WC-Webhook-Delivery-ID"),
+    Column("body_sha256", String(64), nullable=False, comment="the body's hash; never the body"),
+    Column("webhook_id", String(50)),
+    Column("topic", String(100), nullable=False),
+    Column("order_id", String(100)),
+    Column("modified", String(50), comment="the order's date_modified_gmt as sent"),
+    Column("outcome", String(20), nullable=False, comment="queued, duplicate, seen or ignored"),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("shop", "delivery_id", "body_sha256"),
+    Index("ix_webhook_deliveries_order", "shop", "order_id", "modified"),
+    comment="Verified WooCommerce webhook deliveries: a delivery id and body seen before, or an order "
+    "version (id, date_modified) already queued, changes nothing.",
+)

@@ -1,0 +1,169 @@
+"""The WooCommerce webhook receiver: only a delivery signed with the shop's secret counts, the ping
+WooCommerce sends on creation is answered, and a repeated or oversized delivery changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import func, select
+from starlette.applications import Starlette
+from structlog.testing import capture_logs
+
+from ordersync.config import Settings, parse_settings
+from ordersync.state.store import StateStore
+from ordersync.state.tables import webhook_deliveries
+from ordersync.webhooks.receiver import webhook_routes
+from ordersync.webhooks.signature import sign, verify, wp_specialchars_decode
+
+SECRET = "s3cret&amp;more"  # as WordPress may hold it: the key is the decoded text
+URL = "/webhooks/woocommerce/woo"
+
+
+def test_the_signature_is_woocommerces() -> None:
+    body = b'{"id":123,"status":"processing"}'
+    expected = base64.b64encode(hmac.new(b"s3cret&more", body, hashlib.sha256).digest()).decode()
+    assert wp_specialchars_decode(SECRET) == "s3cret&more"
+    assert sign(body, SECRET) == expected
+    assert verify(body, expected, SECRET)
+    assert not verify(body + b" ", expected, SECRET)  # the raw bytes, not their meaning
+    assert not verify(body, None, SECRET) and not verify(body, "", SECRET)
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return parse_settings(
+        {
+            "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+            "ops": {"webhook_max_bytes": 4096},
+            "shops": [
+                {
+                    "name": "woo",
+                    "platform": "woocommerce",
+                    "base_url": "https://shop.test",
+                    "consumer_key": "ck_x",
+                    "consumer_secret": "cs_x",
+                    "webhook_secret": SECRET,
+                },
+                {
+                    "name": "quiet",
+                    "platform": "woocommerce",
+                    "base_url": "https://other.test",
+                    "consumer_key": "ck_y",
+                    "consumer_secret": "cs_y",
+                },
+            ],
+        }
+    )
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[tuple[Any, StateStore, list[tuple[str, str | None]]]]:
+    settings = _settings(tmp_path)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    store.upgrade()
+    queued: list[tuple[str, str | None]] = []
+    app = Starlette(routes=webhook_routes(settings, store, lambda shop, order: queued.append((shop, order))))
+
+    def post(body: bytes, headers: dict[str, str], url: str = URL) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+                return await client.post(url, content=body, headers=headers)
+
+        return asyncio.run(go())
+
+    yield post, store, queued
+    store.dispose()
+
+
+def _delivery(
+    order: dict[str, Any], delivery: str = "d1", topic: str = "order.updated"
+) -> tuple[bytes, dict[str, str]]:
+    body = orjson.dumps(order)
+    return body, {
+        "content-type": "application/json",
+        "x-wc-webhook-source": "https://shop.test/",
+        "x-wc-webhook-topic": topic,
+        "x-wc-webhook-resource": "order",
+        "x-wc-webhook-event": topic.split(".")[1],
+        "x-wc-webhook-signature": sign(body, SECRET),
+        "x-wc-webhook-id": "7",
+        "x-wc-webhook-delivery-id": delivery,
+    }
+
+
+def _rows(store: StateStore) -> int:
+    with store.engine.connect() as con:
+        return con.execute(select(func.count()).select_from(webhook_deliveries)).scalar_one()
+
+
+def test_a_signed_delivery_queues_its_order_once(receiver: Any) -> None:
+    post, store, queued = receiver
+    assert _rows(store) == 0
+    order = {"id": 123, "status": "processing", "date_modified_gmt": "2026-12-07T10:00:00"}
+    body, headers = _delivery(order)
+    first = post(body, headers)
+    assert (first.status_code, first.json()) == (200, {"outcome": "queued"})
+    assert queued == [("woo", "123")]
+    # WooCommerce (or a proxy) sends the same delivery again: nothing happens.
+    assert post(body, headers).json() == {"outcome": "duplicate"}
+    # Another delivery of the same order version (two topics for one save): nothing happens either.
+    again = post(*_delivery(order, delivery="d2", topic="order.created"))
+    assert again.json() == {"outcome": "seen"}
+    # A newer version of the order is news.
+    newer = {**order, "status": "completed", "date_modified_gmt": "2026-12-07T10:00:05"}
+    assert post(*_delivery(newer, delivery="d3")).json() == {"outcome": "queued"}
+    # A deletion carries only the id; it is queued so the next read finds the order gone.
+    assert post(*_delivery({"id": 123}, delivery="d4", topic="order.deleted")).json() == {"outcome": "queued"}
+    assert queued == [("woo", "123")] * 3
+    assert _rows(store) == 4  # each verified delivery once (hash and ids, never the body)
+
+
+def test_the_creation_ping_is_answered_and_changes_nothing(receiver: Any) -> None:
+    post, store, queued = receiver
+    answer = post(b"webhook_id=7", {"content-type": "application/x-www-form-urlencoded"})
+    assert (answer.status_code, answer.json()) == (200, {"outcome": "ping"})
+    assert queued == [] and _rows(store) == 0
+
+
+@pytest.mark.parametrize("how", ["forged", "missing", "other secret", "body changed"])
+def test_a_delivery_not_signed_with_the_shops_secret_is_refused_and_logged_without_its_body(
+    receiver: Any, how: str
+) -> None:
+    post, store, queued = receiver
+    body, headers = _delivery({"id": 5, "billing": {"email": "erika@example.com"}}, delivery="evil")
+    if how == "forged":
+        headers["x-wc-webhook-signature"] = base64.b64encode(b"x" * 32).decode()
+    elif how == "missing":
+        del headers["x-wc-webhook-signature"]
+    elif how == "other secret":
+        headers["x-wc-webhook-signature"] = sign(body, "not-the-secret")
+    else:
+        body = body.replace(b"5", b"6")
+    with capture_logs() as logs:
+        answer = post(body, headers)
+    assert answer.status_code == 401
+    assert queued == [] and _rows(store) == 0
+    refused = [e for e in logs if e["event"] == "webhook.refused"]
+    assert refused and refused[0]["delivery"] == "evil"
+    assert "erika@example.com" not in repr(logs)
+
+
+def test_an_oversized_body_an_unknown_shop_and_other_topics_change_nothing(receiver: Any) -> None:
+    post, store, queued = receiver
+    big, headers = _delivery({"id": 9, "note": "x" * 5000})
+    assert post(big, headers).status_code == 413
+    body, headers = _delivery({"id": 9})
+    assert post(body, headers, url="/webhooks/woocommerce/nope").status_code == 404
+    assert post(body, headers, url="/webhooks/woocommerce/quiet").status_code == 404  # no secret: no webhooks
+    product, headers = _delivery({"id": 9}, topic="product.updated")
+    assert post(product, headers).json() == {"outcome": "ignored"}
+    assert queued == [] and _rows(store) == 0
