@@ -21,9 +21,19 @@ from ordersync.sandbox.faults import FaultConfig, FaultInjector
 from ordersync.sandbox.http_date import DateHeader
 from ordersync.sandbox.woocommerce.auth import ApiKey, Authenticator, AuthFailure, Call
 from ordersync.sandbox.woocommerce.legacy_v2 import LegacyV2Api, legacy_error_code
-from ordersync.sandbox.woocommerce.responses import V2, V3, ApiError, Ctx, v2_error, v3_error
+from ordersync.sandbox.woocommerce.responses import (
+    V2,
+    V3,
+    ApiError,
+    Ctx,
+    json_response,
+    read_body,
+    v2_error,
+    v3_error,
+)
 from ordersync.sandbox.woocommerce.rest_v3 import RestV3Api
 from ordersync.sandbox.woocommerce.store import StoreError, WooCommerceStore
+from ordersync.sandbox.woocommerce.webhooks import Webhook, WebhookFaults, WebhookSender
 
 __all__ = ["DEFAULT_CONSUMER_KEY", "DEFAULT_CONSUMER_SECRET", "ApiKey", "create_app"]
 
@@ -44,13 +54,50 @@ _CANNOT = {
 }
 
 
+def _webhook_api(sender: WebhookSender) -> dict[str, Callable[[Ctx], Awaitable[Response]]]:
+    """REST v3 ``/webhooks``: list, create (pinging the URL), read, pause or activate, delete."""
+
+    def find(ctx: Ctx) -> Webhook:
+        webhook = sender.webhooks.get(int(ctx.request.path_params["id"]))
+        if webhook is None:
+            raise ApiError(404, "woocommerce_rest_webhook_invalid_id", "Invalid ID.")
+        return webhook
+
+    async def listing(ctx: Ctx) -> Response:
+        return json_response([w.to_json() for w in sender.webhooks.values()])
+
+    async def create(ctx: Ctx) -> Response:
+        try:
+            webhook = sender.create(await read_body(ctx.request))
+        except ValueError as exc:
+            raise ApiError(400, "rest_invalid_param", f"Invalid parameter(s): {exc}") from None
+        return json_response(webhook.to_json(), 201)
+
+    async def one(ctx: Ctx) -> Response:
+        return json_response(find(ctx).to_json())
+
+    async def update(ctx: Ctx) -> Response:
+        webhook = find(ctx)
+        return json_response(sender.update(webhook.id, await read_body(ctx.request)).to_json())
+
+    async def delete(ctx: Ctx) -> Response:
+        webhook = find(ctx)
+        if ctx.request.query_params.get("force") not in ("true", "1"):
+            raise ApiError(501, "woocommerce_rest_trash_not_supported", "Webhooks do not support trashing.")
+        return json_response(sender.delete(webhook.id).to_json())
+
+    return {"list": listing, "create": create, "one": one, "update": update, "delete": delete}
+
+
 def create_app(
     store: WooCommerceStore,
     *,
     keys: list[ApiKey] | None = None,
     faults: FaultConfig | None = None,
+    webhook_faults: WebhookFaults | None = None,
 ) -> FaultInjector:
-    """The shop behind its fault injector; ``app.app.state.store`` is its state."""
+    """The shop behind its fault injector; ``app.app.state.store`` is its state and
+    ``app.app.state.webhooks`` its webhooks and their sender."""
     keys = (
         keys
         if keys is not None
@@ -60,6 +107,9 @@ def create_app(
         ]
     )
     auth = Authenticator(keys, store.now)
+    sender = WebhookSender(store, webhook_faults or WebhookFaults())
+    store.listeners.append(sender.changed)
+    hooks = _webhook_api(sender)
     v3 = RestV3Api(store)
     v2 = LegacyV2Api(store)
 
@@ -124,6 +174,11 @@ def create_app(
         r3("/orders/{id:int}/refunds/{refund:int}", v3.delete_refund, ["DELETE"]),
         r3("/orders/{id:int}/actions/send_order_details", v3.send_order_details, ["POST"]),
         r3("/refunds", v3.all_refunds, ["GET"]),
+        r3("/webhooks", hooks["list"], ["GET"]),
+        r3("/webhooks", hooks["create"], ["POST"]),
+        r3("/webhooks/{id:int}", hooks["one"], ["GET"], action="GET1"),
+        r3("/webhooks/{id:int}", hooks["update"], ["PUT", "PATCH", "POST"], action="PUT"),
+        r3("/webhooks/{id:int}", hooks["delete"], ["DELETE"]),
         r3("/products", v3.products, ["GET"]),
         r3("/products/{id:int}", v3.product, ["GET"], action="GET1"),
         r2("/orders", v2.list_orders, ["GET"]),
@@ -155,4 +210,5 @@ def create_app(
 
     app = Starlette(routes=routes, exception_handlers={404: no_route, 405: no_route})
     app.state.store = store
+    app.state.webhooks = sender
     return FaultInjector(DateHeader(app, store.now), faults)

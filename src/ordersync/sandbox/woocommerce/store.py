@@ -101,6 +101,8 @@ class WooCommerceStore:
         """WordPress's home URL, which every link in a payload names; None: the request's address."""
         self.renderer = Renderer(timezone)
         self.lock = threading.RLock()
+        self.listeners: list[Callable[[str, int], None]] = []
+        """Told (topic, order id) after each change: the webhooks' sender listens here."""
         self.orders: dict[int, Order] = {}
         self.customers = customers(seed)
         self.version = 0
@@ -257,9 +259,14 @@ class WooCommerceStore:
             self.orders[order.id] = order
             self._touch(order, bump=False)
 
+    def _emit(self, topic: str, order_id: int) -> None:
+        for listener in self.listeners:
+            listener(topic, order_id)
+
     def _touch(self, order: Order, *, bump: bool = True, at: datetime | None = None) -> None:
         if bump:
             order.modified = max(order.modified, at or self.now())
+            self._emit("order.updated", order.id)
         for cache in self._v3.values():
             cache.pop(order.id, None)
         self.version += 1
@@ -332,6 +339,7 @@ class WooCommerceStore:
             if order.status != "trash":
                 order.previous_status = order.status
                 self.set_status(order, "trash", at=at)
+                self._emit("order.deleted", order.id)  # WooCommerce's hook is wp_trash_post
             return order
 
     def delete(self, order_id: int) -> Order:
@@ -339,6 +347,7 @@ class WooCommerceStore:
             order = self.get(order_id)
             del self.orders[order.id]
             self._touch(order, bump=False)
+            self._emit("order.deleted", order.id)
             return order
 
     def update_order(self, order_id: int, body: dict[str, Any], *, at: datetime | None = None) -> Order:
@@ -450,6 +459,7 @@ class WooCommerceStore:
             if isinstance(body.get("meta_data"), list):
                 self._merge_meta(order, body["meta_data"])
             self.insert(order)
+            self._emit("order.created", order.id)
             status = str(body.get("status") or "pending")
             if body.get("set_paid"):
                 # payment_complete() runs in a second save: paid and modified one second after created,
