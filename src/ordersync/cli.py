@@ -840,6 +840,9 @@ from ordersync.cli_writeback import outbox_app, push_app  # noqa: E402 - they us
 
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(push_app, name="push")
+from ordersync.cli_webhooks import webhooks_app  # noqa: E402 - it uses the helpers above
+
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -64,7 +64,9 @@ def trigger_for(schedule: Schedule) -> tuple[BaseTrigger, int]:
 
 
 def _has_webhooks(shops: list[ShopConfig]) -> bool:
-    return any(isinstance(s, WooCommerceShop) and s.webhook_secret is not None for s in shops)
+    """The receiver is served for WooCommerce shops; a shop without a secret (in the config, or kept
+    by `webhooks install`, which may come while the daemon runs) answers 404."""
+    return any(isinstance(s, WooCommerceShop) for s in shops)
 
 
 def describe(schedule: Schedule) -> str:
@@ -174,6 +176,29 @@ class _Daemon:
         finally:
             self.running.pop(task, None)
 
+    async def check_webhooks(self, shop: ShopConfig) -> None:
+        """One request after a run of a shop with installed webhooks: is WooCommerce still sending
+        them? It disables a webhook after repeated failed deliveries; `status` then says so."""
+        from ordersync.state import webhooks
+        from ordersync.webhooks.manage import list_webhooks, shop_status
+
+        if not isinstance(shop, WooCommerceShop) or shop.api_version != "v3":
+            return
+        installed = (await asyncio.to_thread(webhooks.installed, self.store)).get(shop.name)
+        if installed is None:
+            return
+        try:
+            found = await list_webhooks(shop, self.settings.http, transport=self.transport)
+        except Exception as exc:  # the run went well; the check is news, not work
+            log.warning("daemon.webhooks_unchecked", shop=shop.name, error=str(exc))
+            return
+        status = shop_status(found, installed.delivery_url) or "missing"
+        if status != "active":
+            log.warning(
+                "daemon.webhooks_not_active", shop=shop.name, status=status, fix="ordersync webhooks install"
+            )
+        await asyncio.to_thread(webhooks.note_shop_status, self.store, shop.name, status)
+
     def webhook(self, shop: str, order_id: str | None) -> None:
         """A verified delivery brought news of an order: sync its shop now, outside the schedule (the
         shop's lease still keeps it to one run at a time; a run in progress is followed by another)."""
@@ -206,6 +231,7 @@ class _Daemon:
                 pool=self.pool,
             )
             await self.route(shop)
+            await self.check_webhooks(shop)
         except asyncio.CancelledError:
             if not self.stopping:
                 raise

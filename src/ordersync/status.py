@@ -52,6 +52,9 @@ class ShopStatus:
     outbox_dead: int
     held_by: str | None = None
     """The process running the shop now (its lease): pid, host, kind and since when; None when idle."""
+    webhooks: str | None = None
+    """WooCommerce's own status of the webhooks `ordersync webhooks install` registered (active,
+    disabled, paused, missing), as the daemon last saw it; None: none installed."""
     last_webhook_at: datetime | None = None
     """When the last verified WooCommerce webhook delivery for the shop came (None: never)."""
     scheduled_by: str | None = None
@@ -90,6 +93,7 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
     now = now or datetime.now(UTC)
     statuses = []
     firings = schedules.claims(store)
+    hooks = webhooks.installed(store)
     for shop in settings.shops:
         last = records.last_runs(store, shop.name, 1)
         # The last good run that covered the whole shop: a `--since` or `--limit` sample does not.
@@ -129,6 +133,7 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
                 outbox_dead=sum(n for s, n in outbox.items() if s in OUTBOX_DEAD),
                 held_by=lease.describe() if lease is not None and lease.expires_at > now else None,
                 last_webhook_at=webhooks.last_delivery(store, shop.name),
+                webhooks=hooks[shop.name].shop_status if shop.name in hooks else None,
                 scheduled_by=(
                     f"{firing.claimed_by} at {firing.claimed_at:%Y-%m-%d %H:%M:%S} UTC, next due "
                     f"{firing.next_due:%H:%M:%S}"
@@ -184,6 +189,11 @@ def render(statuses: list[ShopStatus], *, now: datetime | None = None) -> Table:
     workers += [f"{s.shop}: last scheduled run taken by {s.scheduled_by}" for s in statuses if s.scheduled_by]
     workers += [
         f"{s.shop}: last webhook delivery {ago(s.last_webhook_at)}" for s in statuses if s.last_webhook_at
+    ]
+    workers += [
+        f"{s.shop}: WooCommerce says its webhooks are {s.webhooks}: run `ordersync webhooks install` again"
+        for s in statuses
+        if s.webhooks not in (None, "active")
     ]
     for s in statuses:
         run = s.last_run

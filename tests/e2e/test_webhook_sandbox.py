@@ -39,7 +39,7 @@ def _status(mirror: Path, order_id: int) -> str | None:
 
 @contextmanager
 def _shop_and_daemon(
-    tmp_path: Path, *, interval: float, faults: WebhookFaults | None = None
+    tmp_path: Path, *, interval: float, faults: WebhookFaults | None = None, secret: str | None = SECRET
 ) -> Iterator[tuple[WooCommerceStore, WebhookSender, str, Path, Path]]:
     woo = WooCommerceStore(orders=30, seed=9, timezone="Europe/Berlin", currency="EUR")
     app = create_woo_app(woo, webhook_faults=faults)
@@ -58,8 +58,8 @@ def _shop_and_daemon(
                     "base_url": server.base_url,
                     "consumer_key": DEFAULT_CONSUMER_KEY,
                     "consumer_secret": DEFAULT_CONSUMER_SECRET,
-                    "webhook_secret": SECRET,
                     "schedule": {"interval": interval},
+                    **({"webhook_secret": secret} if secret else {}),
                 }
             ],
         }
@@ -146,3 +146,47 @@ def test_forged_deliveries_are_refused_until_the_webhook_is_disabled_and_the_pol
         for order in orders:
             _wait_for(mirror, order.id, "cancelled", 20)
         assert '"webhook.refused"' in log.read_text()
+
+
+def test_webhooks_install_list_and_remove_through_the_cli(tmp_path: Path) -> None:
+    """No secret in the config: `webhooks install` makes one, keeps it in the state store (never
+    printed), registers every order topic, and the running daemon verifies deliveries with it."""
+    from typer.testing import CliRunner
+
+    from ordersync.cli import app
+    from ordersync.state import webhooks
+    from ordersync.state.store import StateStore
+
+    runner = CliRunner()
+    with _shop_and_daemon(tmp_path, interval=3600, secret=None) as (woo, sender, url, mirror, _log):
+        config = str(tmp_path / "sync.yaml")
+        installed = runner.invoke(
+            app, ["webhooks", "install", "--config", config, "--shop", "woo", "--url", url]
+        )
+        assert installed.exit_code == 0, installed.output
+        hooks = list(sender.webhooks.values())
+        assert sorted(h.topic for h in hooks) == [
+            "order.created",
+            "order.deleted",
+            "order.restored",
+            "order.updated",
+        ]
+        assert {h.delivery_url for h in hooks} == {url} and len({h.secret for h in hooks}) == 1
+        store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        try:
+            assert webhooks.secret_of(store, "woo") == hooks[0].secret
+        finally:
+            store.dispose()
+        assert hooks[0].secret not in installed.output
+
+        order = next(o for o in woo.orders.values() if o.status == "processing")
+        woo.set_status(order, "completed")
+        assert _wait_for(mirror, order.id, "completed", 15) < 10
+
+        listed = runner.invoke(app, ["webhooks", "list", "--config", config, "--shop", "woo"])
+        assert listed.exit_code == 0 and listed.stdout.count("ordersync") == 4
+        # Installing again replaces ordersync's webhooks rather than adding four more.
+        again = runner.invoke(app, ["webhooks", "install", "--config", config, "--shop", "woo", "--url", url])
+        assert again.exit_code == 0 and len(sender.webhooks) == 4
+        removed = runner.invoke(app, ["webhooks", "remove", "--config", config, "--shop", "woo"])
+        assert removed.exit_code == 0 and sender.webhooks == {}

@@ -167,3 +167,38 @@ def test_an_oversized_body_an_unknown_shop_and_other_topics_change_nothing(recei
     product, headers = _delivery({"id": 9}, topic="product.updated")
     assert post(product, headers).json() == {"outcome": "ignored"}
     assert queued == [] and _rows(store) == 0
+
+
+def test_the_shops_webhook_status_is_the_worst_of_ordersyncs_webhooks() -> None:
+    from ordersync.webhooks.manage import TOPICS, ShopWebhook, shop_status
+
+    url = "https://me.test/webhooks/woocommerce/woo"
+    ours = [ShopWebhook(n, f"ordersync {t}", t, "active", url) for n, t in enumerate(TOPICS)]
+    other = ShopWebhook(99, "Zapier", "order.updated", "disabled", "https://zapier.test")
+    assert shop_status([*ours, other], url) == "active"  # another app's webhook is not ours
+    assert shop_status(ours[:2], url) == "incomplete"
+    ours[1] = ShopWebhook(1, ours[1].name, ours[1].topic, "disabled", url)
+    assert shop_status(ours, url) == "disabled"
+    assert shop_status([other], url) == "missing"
+
+
+def test_status_says_when_woocommerce_disabled_the_webhooks(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from ordersync.state import webhooks
+    from ordersync.status import collect, render
+
+    settings = _settings(tmp_path)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    store.upgrade()
+    try:
+        webhooks.save_secret(store, "woo", "generated", "https://me.test/webhooks/woocommerce/woo")
+        webhooks.note_shop_status(store, "woo", "disabled")
+        statuses = collect(settings, store, now=datetime.now(UTC))
+    finally:
+        store.dispose()
+    woo = next(s for s in statuses if s.shop == "woo")
+    assert woo.webhooks == "disabled" and woo.to_json()["webhooks"] == "disabled"
+    caption = str(render(statuses).caption)
+    assert "webhooks are disabled" in caption and "ordersync webhooks install" in caption
+    assert "generated" not in repr(woo.to_json())  # the secret is never shown

@@ -200,3 +200,16 @@ webhook_deliveries = Table(
     comment="Verified WooCommerce webhook deliveries: a delivery id and body seen before, or an order "
     "version (id, date_modified) already queued, changes nothing.",
 )
+
+webhook_secrets = Table(
+    "webhook_secrets",
+    metadata,
+    Column("shop", String(200), primary_key=True),
+    Column("secret", Text, nullable=False, comment="verifies deliveries; never printed or logged"),
+    Column("delivery_url", Text, nullable=False),
+    Column("installed_at", DateTime(timezone=True), nullable=False),
+    Column("shop_status", String(50), comment="WooCommerce's status of the webhooks"),
+    Column("checked_at", DateTime(timezone=True)),
+    comment="The webhooks `ordersync webhooks install` registered per shop: the secret deliveries are "
+    "verified with (unless the config gives one) and what WooCommerce last said of them.",
+)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ordersync.state.store import StateStore
-from ordersync.state.tables import webhook_deliveries
+from ordersync.state.tables import webhook_deliveries, webhook_secrets
 
 
 @dataclass(frozen=True)
@@ -59,3 +59,63 @@ def last_delivery(store: StateStore, shop: str) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Installed:
+    shop: str
+    delivery_url: str
+    installed_at: datetime
+    shop_status: str | None
+    checked_at: datetime | None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def save_secret(store: StateStore, shop: str, secret: str, url: str, *, now: datetime | None = None) -> None:
+    with store.engine.begin() as con:
+        con.execute(delete(webhook_secrets).where(webhook_secrets.c.shop == shop))
+        con.execute(
+            insert(webhook_secrets).values(
+                shop=shop,
+                secret=secret,
+                delivery_url=url,
+                installed_at=now or datetime.now(UTC),
+                shop_status="active",
+                checked_at=now or datetime.now(UTC),
+            )
+        )
+
+
+def forget(store: StateStore, shop: str) -> None:
+    with store.engine.begin() as con:
+        con.execute(delete(webhook_secrets).where(webhook_secrets.c.shop == shop))
+
+
+def secret_of(store: StateStore, shop: str) -> str | None:
+    with store.engine.connect() as con:
+        return con.execute(select(webhook_secrets.c.secret).where(webhook_secrets.c.shop == shop)).scalar()
+
+
+def installed(store: StateStore) -> dict[str, Installed]:
+    with store.engine.connect() as con:
+        rows = con.execute(select(webhook_secrets).order_by(webhook_secrets.c.shop)).mappings().all()
+    return {
+        r["shop"]: Installed(
+            r["shop"], r["delivery_url"], _aware(r["installed_at"]), r["shop_status"], _aware(r["checked_at"])
+        )  # type: ignore[arg-type]
+        for r in rows
+    }
+
+
+def note_shop_status(store: StateStore, shop: str, status: str, *, now: datetime | None = None) -> None:
+    """What WooCommerce says of the shop's webhooks: ``active``, or ``disabled`` once it gave up after
+    failed deliveries (``paused`` by a person)."""
+    with store.engine.begin() as con:
+        con.execute(
+            update(webhook_secrets)
+            .where(webhook_secrets.c.shop == shop)
+            .values(shop_status=status, checked_at=now or datetime.now(UTC))
+        )

@@ -56,14 +56,19 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 def webhook_routes(settings: Settings, store: StateStore, on_queued: OnQueued) -> list[Route]:
-    shops = {
-        s.name: s for s in settings.shops if isinstance(s, WooCommerceShop) and s.webhook_secret is not None
-    }
+    shops = {s.name: s for s in settings.shops if isinstance(s, WooCommerceShop)}
+
+    def secret_for(shop: WooCommerceShop) -> str | None:
+        """The config's webhook_secret, else the one `ordersync webhooks install` kept."""
+        if shop.webhook_secret is not None:
+            return shop.webhook_secret.get_secret_value()
+        return webhooks.secret_of(store, shop.name) or None
 
     async def woocommerce(request: Request) -> Response:
         name = request.path_params["shop"]
         shop = shops.get(name)
-        if shop is None or shop.webhook_secret is None:
+        secret = await asyncio.to_thread(secret_for, shop) if shop is not None else None
+        if shop is None or secret is None:
             return JSONResponse({"error": "no WooCommerce shop with a webhook secret by that name"}, 404)
         delivery_id = request.headers.get("x-wc-webhook-delivery-id", "")
         webhook_id = request.headers.get("x-wc-webhook-id")
@@ -78,7 +83,7 @@ def webhook_routes(settings: Settings, store: StateStore, on_queued: OnQueued) -
         if signature is None and PING.fullmatch(body.strip()):
             log.info("webhook.ping", shop=name, webhook=body.strip().decode().partition("=")[2])
             return JSONResponse({"outcome": "ping"})
-        if not verify(body, signature, shop.webhook_secret.get_secret_value()):
+        if not verify(body, signature, secret):
             log.warning(
                 "webhook.refused",
                 shop=name,
