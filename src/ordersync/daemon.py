@@ -92,6 +92,8 @@ class _Daemon:
         self.behind: set[str] = set()
         self.urgent: set[str] = set()
         """Shops a webhook asked to sync now."""
+        self.targets: dict[str, set[str]] = {}
+        """The orders those webhooks named: the urgent run reads just them."""
         self.stopping = False
         self.published = False
         self.writeback = asyncio.Lock()
@@ -205,6 +207,8 @@ class _Daemon:
         if self.stopping or self.scheduler.get_job(shop) is None:
             return
         self.urgent.add(shop)
+        if order_id is not None and order_id.isdigit():
+            self.targets.setdefault(shop, set()).add(order_id)
         log.info("daemon.webhook_sync", shop=shop, order=order_id)
         self.scheduler.modify_job(shop, next_run_time=datetime.now(UTC))
 
@@ -212,8 +216,11 @@ class _Daemon:
         if self.stopping:
             return  # a tick created in the loop turn that saw the signal: its pool is already gone
         period = shop.schedule.period(datetime.now(UTC))
+        only: list[str] | None = None
         if shop.name in self.urgent:
             self.urgent.discard(shop.name)  # a webhook's run: not a scheduled firing to claim
+            named = self.targets.pop(shop.name, set())
+            only = sorted(named, key=int) if named else None
         elif not await asyncio.to_thread(claim, self.store, shop.name, period):
             # Another daemon sharing the state store took this period's firing.
             log.debug("daemon.firing_taken", shop=shop.name)
@@ -229,6 +236,7 @@ class _Daemon:
                 self.store,
                 transport=self.transport,
                 pool=self.pool,
+                only=only,
             )
             await self.route(shop)
             await self.check_webhooks(shop)

@@ -95,6 +95,19 @@ def test_a_delivery_syncs_the_order_within_seconds(tmp_path: Path) -> None:
                 time.sleep(0.1)
             took = time.monotonic() - sent
             assert took < 10, took
+            # The run read just that order (its refunds and notes with it), not the shop's changes.
+            from ordersync.state import records
+            from ordersync.state.store import StateStore
+
+            store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+            try:
+                deadline = time.monotonic() + 10
+                while not (runs := [r for r in records.last_runs(store, "woo", 10) if r.kind == "webhook"]):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+            finally:
+                store.dispose()
+            assert runs[0].fetched == 1 and runs[0].details.get("targeted") == 1, runs[0]
             assert b"cancelled" not in log.read_bytes()  # the body is never logged
             forged = httpx.post(
                 f"http://127.0.0.1:{port}/webhooks/woocommerce/woo",

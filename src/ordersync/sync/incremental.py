@@ -37,8 +37,13 @@ async def sync_shop(
     progress: ProgressCallback | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     pool: Executor | None = None,
+    only: list[str] | None = None,
 ) -> RunStats:
-    """Bring the mirror up to date with the shop; the cursor moves only after the mirror has the data."""
+    """Bring the mirror up to date with the shop; the cursor moves only after the mirror has the data.
+
+    ``only``: just these WooCommerce orders (a webhook named them), read through the API with their
+    refunds and notes, mapped and written as a poll would; the cursor stays, so the next poll still
+    lists everything changed since it."""
     kwargs = {"progress": progress, "transport": transport, "pool": pool, "store": store}
     if isinstance(shop, WebCommanderShop):
         return await backfill_shop(shop, settings, mirror, kind="sync", **kwargs)  # type: ignore[arg-type]
@@ -57,7 +62,7 @@ async def sync_shop(
         # (deleted, moved, or a new path): changes alone would leave it holding a fraction of the shop.
         log.warning("sync.mirror_lacks_shop", shop=shop.name, mirror=str(mirror.path), action="backfill")
         return await backfill_shop(shop, settings, mirror, **kwargs)  # type: ignore[arg-type]
-    stats = RunStats(shop=shop.name, kind="sync")
+    stats = RunStats(shop=shop.name, kind="webhook" if only else "sync")
     async with recorded_run(store, stats, mirror):
         await asyncio.to_thread(  # the shops dimension and its product map entries
             mirror.record_shop, shop_row(shop), None, product_rows(shop.name, settings.sync.routes)
@@ -71,7 +76,7 @@ async def sync_shop(
                 # Usually a few orders: without a pool they are mapped here, which costs less than
                 # starting worker processes for them.
                 await load_pages(
-                    changes.pages(),
+                    changes.targeted(only) if only else changes.pages(),
                     source,
                     shop,
                     settings,
@@ -87,7 +92,8 @@ async def sync_shop(
                     "requests": policy.requests,
                     "detail_concurrency": source.gate.report(),
                 }
-            moved = changes.next_cursor()
-            await asyncio.to_thread(records.set_cursor, store, shop.name, ORDERS, moved)
-            stats.details["cursor"] = moved["modified"]
+            if not only:
+                moved = changes.next_cursor()
+                await asyncio.to_thread(records.set_cursor, store, shop.name, ORDERS, moved)
+                stats.details["cursor"] = moved["modified"]
     return stats

@@ -109,6 +109,20 @@ class WooCommerceChanges:
             async for page in self.source.with_details(self._notes_changed()):
                 yield page
 
+    async def targeted(self, keys: list[str]) -> AsyncIterator[RawPage]:
+        """Just these orders (a webhook named them), with their refunds and notes: listed by id, in
+        the trash too (a deletion is a move to the trash), as a poll would read them."""
+
+        async def lists() -> AsyncIterator[ListPage]:
+            yield await self._reread(keys)
+            if self.client.version == "v3":
+                trashed = OrderFilters(statuses=("trash",), include=tuple(int(k) for k in keys), orderby="id")
+                yield await self.client.orders_page(1, len(keys), trashed)
+
+        self.details["targeted"] = len(keys)
+        async for page in self.source.with_details(lists()):
+            yield page
+
     async def _window(self, filters: OrderFilters) -> AsyncIterator[ListPage]:
         """The window's pages in id order, each starting on the previous page's last order.
 
