@@ -540,9 +540,20 @@ def sandbox(
     dst_orders: Annotated[
         int, typer.Option(min=0, help="WebCommander: orders created and updated in the autumn DST hour.")
     ] = 0,
+    webhook_duplicates: Annotated[
+        float, typer.Option(help="WooCommerce: share of webhook deliveries sent twice.")
+    ] = 0.0,
+    webhook_reorder: Annotated[
+        float,
+        typer.Option(help="WooCommerce: share of webhook deliveries held back and sent after the next."),
+    ] = 0.0,
+    webhook_forged: Annotated[
+        float, typer.Option(help="WooCommerce: share of webhook deliveries signed with another secret.")
+    ] = 0.0,
 ) -> None:
     """Serve sandbox WebCommander and WooCommerce shops on loopback until Ctrl-C (sync.example.yaml
-    points at them). The WooCommerce shop speaks plain HTTP, so clients sign with OAuth 1.0a."""
+    points at them). The WooCommerce shop speaks plain HTTP, so clients sign with OAuth 1.0a; webhooks
+    registered through its REST v3 /webhooks are delivered as WooCommerce delivers them."""
     from ordersync.config import WebCommanderShop, WooCommerceShop
     from ordersync.sandbox.faults import FaultConfig
     from ordersync.sandbox.server import Oddities, Served, WebCommanderListing, serve_apps, shop_app
@@ -605,7 +616,10 @@ def sandbox(
             timezone=woo_timezone,
             currency="EUR",
         )
-        app_ = shop_app(woo, orders=orders, seed=seed, faults=faults, prerender=True)
+        from ordersync.sandbox.woocommerce.webhooks import WebhookFaults
+
+        hooks = WebhookFaults(webhook_duplicates, webhook_reorder, webhook_forged, seed=seed)
+        app_ = shop_app(woo, orders=orders, seed=seed, faults=faults, prerender=True, webhook_faults=hooks)
         banner = (
             f"WooCommerce sandbox: {{url}}/wp-json/wc/v3/orders and {{url}}/wc-api/v2/orders  "
             f"consumer_key={DEFAULT_CONSUMER_KEY}  consumer_secret={DEFAULT_CONSUMER_SECRET}  (OAuth 1.0a)"

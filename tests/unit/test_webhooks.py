@@ -202,3 +202,14 @@ def test_status_says_when_woocommerce_disabled_the_webhooks(tmp_path: Path) -> N
     caption = str(render(statuses).caption)
     assert "webhooks are disabled" in caption and "ordersync webhooks install" in caption
     assert "generated" not in repr(woo.to_json())  # the secret is never shown
+
+
+def test_the_sandbox_shop_takes_its_webhook_faults(tmp_path: Path) -> None:
+    from ordersync.sandbox.server import shop_app
+    from ordersync.sandbox.woocommerce.webhooks import WebhookFaults
+
+    woo = _settings(tmp_path).shop("woo")
+    app = shop_app(woo, orders=2, seed=1, webhook_faults=WebhookFaults(duplicate_rate=1.0, forged_rate=0.5))
+    sender = app.app.app.state.webhooks  # type: ignore[attr-defined]
+    assert (sender.faults.duplicate_rate, sender.faults.forged_rate) == (1.0, 0.5)
+    sender.close()

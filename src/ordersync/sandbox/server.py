@@ -18,6 +18,7 @@ from ordersync.config import ShopConfig, WebCommanderShop
 from ordersync.errors import OrderSyncError
 from ordersync.sandbox.faults import FaultConfig, FaultInjector
 from ordersync.sandbox.webcommander.app import Churn
+from ordersync.sandbox.woocommerce.webhooks import WebhookFaults
 
 
 def _config(app: Any, host: str, **extra: Any) -> uvicorn.Config:
@@ -123,6 +124,7 @@ def shop_app(
     prerender: bool = False,
     listing: WebCommanderListing | None = None,
     oddities: Oddities | None = None,
+    webhook_faults: WebhookFaults | None = None,
 ) -> FaultInjector:
     """A sandbox app for one configured shop, with that shop's credentials, timezone and currency;
     ``listing`` says how the WebCommander sandbox pages (by default the strictest reading)."""
@@ -170,7 +172,7 @@ def shop_app(
     if prerender:
         woo.prerender(shop.base_url)
     key = ApiKey(shop.consumer_key.get_secret_value(), shop.consumer_secret.get_secret_value(), "read_write")
-    return create_woo_app(woo, keys=[key], faults=faults)
+    return create_woo_app(woo, keys=[key], faults=faults, webhook_faults=webhook_faults)
 
 
 @contextmanager
