@@ -1,6 +1,6 @@
 """How long a WooCommerce status change takes to reach WebCommander: with webhooks, and by polling.
 
-    uv run python bench/webhook_bench.py                         # 200 changes at 0 and 50 ms, then polling
+    uv run python bench/webhook_bench.py                 # 200 changes at 0 and 50 ms, each way
     uv run python bench/webhook_bench.py --changes 50 --latency 0 --no-polling
 
 Both sandboxes run in this process (their servers in threads); `ordersync run` runs as a daemon in
@@ -10,8 +10,9 @@ WebCommander. Then it changes a replicated order's status in WooCommerce, ``--in
 a time on different orders, and times each from the change until the linked WebCommander order shows
 the new status: the delivery, the receiver, the targeted read, mapping, the mirror, routing and the
 outbox's write to WebCommander. With webhooks the shop's poll is an hour away, so only deliveries
-count; "polling" turns webhooks off and polls every ``--poll`` seconds, so its latency is about half
-that interval plus a run. Reports p50 / p95 / max seconds per case.
+count; "polling" turns webhooks off and polls every ``--poll`` seconds, its changes starting at
+random moments, so its latency is about half that interval plus a run. Reports p50 / p95 / max
+seconds per case.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import random
 import signal
 import socket
 import statistics
@@ -170,7 +172,8 @@ def run_case(
                 log,
                 "the copies' first status",
             )
-            latencies = asyncio.run(_changes(woo, wc, ids, linked, changes, in_flight, daemon, log))
+            jitter = 0.0 if webhooks else poll
+            latencies = asyncio.run(_changes(woo, wc, ids, linked, changes, in_flight, daemon, log, jitter))
         finally:
             daemon.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -216,15 +219,20 @@ async def _changes(
     in_flight: int,
     daemon: subprocess.Popen[bytes],
     log: Path,
+    jitter: float = 0.0,
 ) -> list[float]:
     """``changes`` status changes, ``in_flight`` at a time on different orders, each timed until the
     WebCommander copy shows it."""
     latencies: list[float] = []
+    rng = random.Random(7)
     free = list(ids)
     done = 0
     lock = asyncio.Lock()
 
     async def one(n: int) -> None:
+        # A change at a random moment, not in step with the last one's arrival (which, by polling,
+        # comes just after a run and would make every change wait a whole interval).
+        await asyncio.sleep(rng.uniform(0, jitter))
         async with lock:
             woo_id = free.pop(0)
         order = woo.get(woo_id)
@@ -259,31 +267,26 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=12, help="replicated orders the changes go round")
     parser.add_argument("--in-flight", type=int, default=4, help="changes under way at once")
     parser.add_argument("--poll", type=float, default=10.0, help="the polling case's interval, seconds")
-    parser.add_argument("--polling-changes", type=int, default=40)
+    parser.add_argument("--polling-changes", type=int, default=200)
     parser.add_argument("--no-polling", action="store_true")
+    parser.add_argument("--no-webhooks", action="store_true")
     args = parser.parse_args()
+    latencies = args.latency or [0.0, 50.0]
+    cases = ([] if args.no_webhooks else [(True, ms, args.changes) for ms in latencies]) + (
+        [] if args.no_polling else [(False, ms, args.polling_changes) for ms in latencies]
+    )
     rows = [
         run_case(
-            changes=args.changes,
+            changes=changes,
             latency=ms,
-            webhooks=True,
+            webhooks=hooks,
             poll=args.poll,
             orders=args.orders,
-            in_flight=args.in_flight,
+            # By polling, twice as many under way at once: each waits about half an interval.
+            in_flight=args.in_flight if hooks else args.in_flight * 2,
         )
-        for ms in args.latency or [0.0, 50.0]
+        for hooks, ms, changes in cases
     ]
-    if not args.no_polling:
-        rows.append(
-            run_case(
-                changes=args.polling_changes,
-                latency=0.0,
-                webhooks=False,
-                poll=args.poll,
-                orders=args.orders,
-                in_flight=args.in_flight,
-            )
-        )
     print(f"{'case':<22} {'latency':>8} {'changes':>8} {'p50 s':>7} {'p95 s':>7} {'max s':>7}")
     for r in rows:
         figures = f"{r['p50']:>7.2f} {r['p95']:>7.2f} {r['max']:>7.2f}"
