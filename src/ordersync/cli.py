@@ -659,6 +659,9 @@ def mirror_rebuild(
         raise _fail(exc, 2) from None
     path = settings.mirror.path
     aside = path.with_name(path.name + ".before-rebuild")
+    if aside.exists():
+        raise _fail(ConfigError(f"{aside} exists (an earlier rebuild's file): move or delete it first"), 2)
+    _refuse_while_running(settings)
     if path.exists():
         for suffix in ("", ".wal"):
             old = path.with_name(path.name + suffix)
@@ -671,7 +674,7 @@ def mirror_rebuild(
         None,
         no_progress,
         lambda shop_config, settings, mirror, store, progress: backfill_shop(
-            shop_config, settings, mirror, progress=progress, store=store
+            shop_config, settings, mirror, progress=progress, store=store, restart=True
         ),
     )
     store = _open_store(settings)
@@ -682,6 +685,27 @@ def mirror_rebuild(
     console.print(
         f"rebuilt {escape(str(path))}; the file before is {escape(str(aside))} (delete it when done)"
     )
+
+
+def _refuse_while_running(settings: Settings) -> None:
+    """A rebuild moves the file a running daemon writes: refuse while any shop's run holds a lease."""
+    from ordersync.state import leases
+
+    store = _open_store(settings)
+    try:
+        busy = [h for s in settings.shops if (h := leases.current(store, s.name)) is not None]
+    finally:
+        store.dispose()
+    now = datetime.now(UTC)
+    live = [h for h in busy if h.expires_at > now]
+    if live:
+        raise _fail(
+            OrderSyncError(
+                f"shop '{live[0].shop}' is being synced by {live[0].describe()}: stop the daemons "
+                "before rebuilding the mirror"
+            ),
+            1,
+        )
 
 
 db = typer.Typer(no_args_is_help=True, help="The state database: migrations and revision.")

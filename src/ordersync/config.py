@@ -90,6 +90,17 @@ class Schedule(_Strict):
                 raise ValueError(f"cron {self.cron!r} is not a crontab line: {exc}") from None
         return self
 
+    def until_next(self, now: datetime) -> float:
+        """Seconds from ``now`` (a firing) to the next one: what a claim of this firing covers. For a
+        cron line with uneven gaps (09:00 and 17:00) this is the gap that follows, not the next one."""
+        if self.interval is not None:
+            return self.interval
+        from apscheduler.triggers.cron import CronTrigger
+
+        trigger = CronTrigger.from_crontab(self.cron, timezone="UTC")  # type: ignore[arg-type]
+        following = trigger.get_next_fire_time(None, now + timedelta(seconds=1))
+        return (following - now).total_seconds() if following else 86_400.0
+
     def period(self, now: datetime) -> float:
         """Seconds between two runs: the interval, or the gap between the cron line's next two fires."""
         if self.interval is not None:
@@ -222,6 +233,14 @@ class WooCommerceShop(_ShopBase):
         description="the secret of this shop's WooCommerce webhooks: deliveries to "
         "/webhooks/woocommerce/<name> on ops.listen are verified with it (unset: none are accepted)",
     )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_set(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("an empty secret would let anyone sign deliveries: leave it out instead")
+        return value
+
     route_api_notes: bool = Field(
         True,
         description="route notes posted through the API (author 'WooCommerce') that are not "

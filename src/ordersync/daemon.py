@@ -51,6 +51,8 @@ CRON_GRACE = 60
 
 
 OUTBOX_JOB = "__outbox__"
+WEBHOOK_TRIES = 5
+"""Webhook runs of one batch of orders before they are left to the next poll."""
 ROUTE_WAIT = 60.0
 """Seconds a shop's routing waits for write-back busy in another daemon before leaving it to the next run."""
 
@@ -90,10 +92,12 @@ class _Daemon:
         self.pool: Executor | None = mapping_pool(settings.workers, {mapping_name(shop) for shop in shops})
         self.running: dict[asyncio.Task[Any], str] = {}
         self.behind: set[str] = set()
-        self.urgent: set[str] = set()
-        """Shops a webhook asked to sync now."""
         self.targets: dict[str, set[str]] = {}
-        """The orders those webhooks named: the urgent run reads just them."""
+        """Orders webhook deliveries named, per shop, waiting for that shop's webhook run."""
+        self.webhook_runs: dict[str, asyncio.Task[None]] = {}
+        self.shop_locks: dict[str, asyncio.Lock] = {}
+        """A shop's scheduled and webhook runs in this process one at a time (the lease does it
+        across processes, but a run would meet its own process's lease as busy)."""
         self.stopping = False
         self.published = False
         self.writeback = asyncio.Lock()
@@ -202,26 +206,72 @@ class _Daemon:
         await asyncio.to_thread(webhooks.note_shop_status, self.store, shop.name, status)
 
     def webhook(self, shop: str, order_id: str | None) -> None:
-        """A verified delivery brought news of an order: sync its shop now, outside the schedule (the
-        shop's lease still keeps it to one run at a time; a run in progress is followed by another)."""
-        if self.stopping or self.scheduler.get_job(shop) is None:
+        """A verified delivery named an order: read it now, in a webhook run beside the schedule (which
+        it leaves alone, so the poll stays the net under every delivery)."""
+        config = next((s for s in self.shops if s.name == shop), None)
+        if self.stopping or config is None or order_id is None or not order_id.isdigit():
             return
-        self.urgent.add(shop)
-        if order_id is not None and order_id.isdigit():
-            self.targets.setdefault(shop, set()).add(order_id)
+        self.targets.setdefault(shop, set()).add(order_id)
         log.info("daemon.webhook_sync", shop=shop, order=order_id)
-        self.scheduler.modify_job(shop, next_run_time=datetime.now(UTC))
+        running = self.webhook_runs.get(shop)
+        if running is None or running.done():
+            self.webhook_runs[shop] = asyncio.get_running_loop().create_task(self._webhook_runs(config))
+
+    def _shop_lock(self, shop: str) -> asyncio.Lock:
+        return self.shop_locks.setdefault(shop, asyncio.Lock())
+
+    async def _webhook_runs(self, shop: ShopConfig) -> None:
+        """Runs reading just the named orders, until none wait. A failed or refused run puts its
+        orders back and tries again a few times; after that the next poll reads them anyway."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.running[task] = f"webhook:{shop.name}"
+        failures = 0
+        try:
+            while not self.stopping and self.targets.get(shop.name):
+                ids = sorted(self.targets.pop(shop.name), key=int)
+                try:
+                    async with self._shop_lock(shop.name):
+                        await sync_shop(
+                            shop,
+                            self.settings,
+                            self.settings.mirror.open(),
+                            self.store,
+                            transport=self.transport,
+                            pool=self.pool,
+                            only=ids,
+                        )
+                        await self.route(shop)
+                    failures = 0
+                except asyncio.CancelledError:
+                    if not self.stopping:
+                        raise
+                    return
+                except Exception as exc:  # a busy lease (another process), a shop down, ...
+                    self.targets.setdefault(shop.name, set()).update(ids)
+                    failures += 1
+                    holder = exc.holder.describe() if isinstance(exc, ShopBusy) else None
+                    if failures >= WEBHOOK_TRIES:
+                        self.targets.pop(shop.name, None)
+                        log.error(
+                            "daemon.webhook_run_failed",
+                            shop=shop.name,
+                            orders=len(ids),
+                            error=str(exc),
+                            left_to="the next poll",
+                            holder=holder,
+                        )
+                        return
+                    log.warning("daemon.webhook_run_retry", shop=shop.name, error=str(exc), holder=holder)
+                    await asyncio.sleep(min(30.0, 2.0**failures))
+        finally:
+            self.running.pop(task, None)
 
     async def tick(self, shop: ShopConfig) -> None:
         if self.stopping:
             return  # a tick created in the loop turn that saw the signal: its pool is already gone
-        period = shop.schedule.period(datetime.now(UTC))
-        only: list[str] | None = None
-        if shop.name in self.urgent:
-            self.urgent.discard(shop.name)  # a webhook's run: not a scheduled firing to claim
-            named = self.targets.pop(shop.name, set())
-            only = sorted(named, key=int) if named else None
-        elif not await asyncio.to_thread(claim, self.store, shop.name, period):
+        now = datetime.now(UTC)
+        if not await asyncio.to_thread(claim, self.store, shop.name, shop.schedule.until_next(now)):
             # Another daemon sharing the state store took this period's firing.
             log.debug("daemon.firing_taken", shop=shop.name)
             return
@@ -229,16 +279,16 @@ class _Daemon:
         assert task is not None
         self.running[task] = shop.name
         try:
-            await sync_shop(
-                shop,
-                self.settings,
-                self.settings.mirror.open(),
-                self.store,
-                transport=self.transport,
-                pool=self.pool,
-                only=only,
-            )
-            await self.route(shop)
+            async with self._shop_lock(shop.name):
+                await sync_shop(
+                    shop,
+                    self.settings,
+                    self.settings.mirror.open(),
+                    self.store,
+                    transport=self.transport,
+                    pool=self.pool,
+                )
+                await self.route(shop)
             await self.check_webhooks(shop)
         except asyncio.CancelledError:
             if not self.stopping:
@@ -337,7 +387,9 @@ async def run_daemon(
                     daemon.webhook(shop, order_id)
 
             # A port in use fails here, before any run.
-            ops = await serve_ops(settings, store, on_webhook if _has_webhooks(selected) else None)
+            ops = await serve_ops(
+                settings, store, on_webhook if _has_webhooks(selected) else None, {s.name for s in selected}
+            )
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
         daemon = _Daemon(settings, selected, store, transport)

@@ -58,7 +58,9 @@ def readiness(settings: Settings, store: StateStore, started: datetime, now: dat
     return problems
 
 
-def ops_app(settings: Settings, store: StateStore, on_webhook: OnQueued | None = None) -> Starlette:
+def ops_app(
+    settings: Settings, store: StateStore, on_webhook: OnQueued | None = None, shops: set[str] | None = None
+) -> Starlette:
     """The endpoints; with ``on_webhook``, also the WooCommerce webhook receiver (webhooks/receiver.py)."""
     started = datetime.now(UTC)
     state = StateCollector(settings, store)
@@ -82,7 +84,7 @@ def ops_app(settings: Settings, store: StateStore, on_webhook: OnQueued | None =
     if on_webhook is not None:
         from ordersync.webhooks.receiver import webhook_routes
 
-        routes += webhook_routes(settings, store, on_webhook)
+        routes += webhook_routes(settings, store, on_webhook, shops)
     return Starlette(routes=routes)
 
 
@@ -96,7 +98,7 @@ def _scrape(state: StateCollector) -> bytes:
 
 
 async def serve_ops(
-    settings: Settings, store: StateStore, on_webhook: OnQueued | None = None
+    settings: Settings, store: StateStore, on_webhook: OnQueued | None = None, shops: set[str] | None = None
 ) -> tuple[uvicorn.Server, asyncio.Task[Any]]:
     """Start the endpoints on ``ops.listen`` in this event loop. The port is bound here first, so a
     port in use is one clear error before the daemon schedules anything."""
@@ -112,7 +114,7 @@ async def serve_ops(
             f"ops.listen {settings.ops.listen}: cannot listen there: {exc.strerror or exc}"
         ) from None
     config = uvicorn.Config(
-        ops_app(settings, store, on_webhook), log_level="warning", lifespan="off", log_config=None
+        ops_app(settings, store, on_webhook, shops), log_level="warning", lifespan="off", log_config=None
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the daemon owns signals

@@ -95,11 +95,14 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
     firings = schedules.claims(store)
     hooks = webhooks.installed(store)
     for shop in settings.shops:
-        last = records.last_runs(store, shop.name, 1)
-        # The last good run that covered the whole shop: a `--since` or `--limit` sample does not.
-        ok = [r for r in records.last_runs(store, shop.name, 20, status="ok") if not r.details.get("sample")][
-            :1
-        ]
+        # Runs that covered the whole shop: a webhook's run reads a few named orders, and a `--since`
+        # or `--limit` sample part of the shop, so neither says the shop is current (or failing).
+        last = [r for r in records.last_runs(store, shop.name, 20) if r.kind != "webhook"][:1]
+        ok = [
+            r
+            for r in records.last_runs(store, shop.name, 40, status="ok")
+            if not r.details.get("sample") and r.kind != "webhook"
+        ][:1]
         cursors = records.shop_cursors(store, shop.name)
         if isinstance(shop, WebCommanderShop):
             cursor_at = _time(cursors.get(SCAN, {}).get("started_at"))

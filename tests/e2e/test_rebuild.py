@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -75,3 +76,61 @@ def test_a_sync_into_a_deleted_mirror_backfills_every_shop(tmp_path: Path) -> No
     after = _tables(mirror)
     # WooCommerce's cursor alone would have fetched only what changed since the backfill: nothing.
     assert len(after["orders"]) == len(before["orders"]) and after == before
+
+
+def test_a_refill_that_fails_before_its_first_batch_is_started_again(tmp_path: Path) -> None:
+    """The mirror was deleted and the refill found the shop down: the next sync still refills the
+    whole shop, not just what changed since the old cursor."""
+    import asyncio
+
+    from ordersync.config import parse_settings
+    from ordersync.errors import ServerError
+    from ordersync.sandbox.faults import Fault
+    from ordersync.sandbox.server import SandboxServer
+    from ordersync.sandbox.woocommerce.app import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET
+    from ordersync.sandbox.woocommerce.app import create_app as create_woo_app
+    from ordersync.sandbox.woocommerce.store import WooCommerceStore
+    from ordersync.state.store import StateStore
+    from ordersync.sync.incremental import sync_shop
+
+    woo = WooCommerceStore(orders=49, seed=4, timezone="Europe/Berlin", currency="EUR")
+    app = create_woo_app(woo)
+    with SandboxServer(app) as server:
+        settings = parse_settings(
+            {
+                "workers": 0,
+                "http": {"max_retries": 0, "resumes": 0},
+                "mirror": {"path": str(tmp_path / "m.duckdb")},
+                "state": {"url": f"sqlite:///{tmp_path / 'state.db'}", "auto_upgrade": True},
+                "shops": [
+                    {
+                        "name": "woo",
+                        "platform": "woocommerce",
+                        "base_url": server.base_url,
+                        "consumer_key": DEFAULT_CONSUMER_KEY,
+                        "consumer_secret": DEFAULT_CONSUMER_SECRET,
+                    }
+                ],
+            }
+        )
+        store: StateStore = settings.state.open_ready()
+        shop = settings.shop("woo")
+
+        def sync() -> None:
+            asyncio.run(sync_shop(shop, settings, settings.mirror.open(), store))
+
+        def count() -> int:
+            with duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True) as con:
+                return con.execute("SELECT count(*) FROM orders").fetchone()[0]  # type: ignore[index]
+
+        try:
+            sync()  # the first run: a backfill
+            assert count() == 49
+            (tmp_path / "m.duckdb").unlink()
+            app.script("/orders", [Fault.server_error()])  # the refill meets the shop down
+            with pytest.raises(ServerError):
+                sync()
+            sync()
+            assert count() == 49
+        finally:
+            store.dispose()

@@ -190,3 +190,29 @@ def test_webhooks_install_list_and_remove_through_the_cli(tmp_path: Path) -> Non
         assert again.exit_code == 0 and len(sender.webhooks) == 4
         removed = runner.invoke(app, ["webhooks", "remove", "--config", config, "--shop", "woo"])
         assert removed.exit_code == 0 and sender.webhooks == {}
+
+
+def test_deliveries_never_hold_back_the_poll(tmp_path: Path) -> None:
+    """Deliveries more often than the poll's interval: the poll still runs on its schedule (it is the
+    net under every delivery), beside the webhook runs."""
+    from ordersync.state import records
+    from ordersync.state.store import StateStore
+
+    with _shop_and_daemon(tmp_path, interval=3) as (woo, sender, url, mirror, _log):
+        sender.create({"topic": "order.updated", "delivery_url": url, "secret": SECRET})
+        orders = [o for o in woo.orders.values() if o.status in ("processing", "on-hold")][:2]
+        started = time.time()
+        for n in range(18):  # a change every half second for nine seconds
+            order = orders[n % 2]
+            woo.set_status(order, "on-hold" if order.status == "processing" else "processing")
+            time.sleep(0.5)
+        sender.drain()
+        _wait_for(mirror, orders[0].id, orders[0].status.replace("-", "_"), 15)  # canonical on_hold
+        store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        try:
+            runs = [r for r in records.last_runs(store, "woo", 200) if r.started_at.timestamp() >= started]
+        finally:
+            store.dispose()
+    kinds = [r.kind for r in runs]
+    assert kinds.count("webhook") >= 3, kinds
+    assert kinds.count("sync") >= 2, kinds  # about three polls in nine seconds, whatever came in between

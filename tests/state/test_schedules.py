@@ -65,3 +65,15 @@ def test_daemons_firing_at_the_same_instant_take_each_shop_once(ready_store: Sta
     assert [sum(column) for column in zip(*won, strict=True)] == [1] * 20
     holders = {c.claimed_by for c in schedules.claims(ready_store).values()}
     assert holders <= {"A", "B", "C"} and len(schedules.claims(ready_store)) == 20
+
+
+def test_a_cron_line_with_uneven_gaps_claims_each_of_its_firings(ready_store: StateStore) -> None:
+    """At 09:00 and 17:00: the 09:00 claim covers the 8 hours to 17:00, not the 16 after it."""
+    from ordersync.config import Schedule
+
+    schedule = Schedule(cron="0 9,17 * * *")
+    nine, five = datetime(2026, 12, 7, 9, tzinfo=UTC), datetime(2026, 12, 7, 17, tzinfo=UTC)
+    assert schedule.until_next(nine) == 8 * 3600 and schedule.until_next(five) == 16 * 3600
+    assert schedules.claim(ready_store, "wc", schedule.until_next(nine), now=nine, by="A")
+    assert schedules.claim(ready_store, "wc", schedule.until_next(five), now=five, by="B")
+    assert schedules.claim(ready_store, "wc", 8 * 3600, now=nine + timedelta(days=1), by="A")

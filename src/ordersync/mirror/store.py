@@ -554,12 +554,19 @@ class Mirror:
             )
 
     def knows_shop(self, shop: str) -> bool:
-        """Whether this file has had a run of the shop (its ``shops`` row): a file deleted or replaced
-        since the state store's cursor was set does not, and must be filled by a backfill."""
+        """Whether this file holds any of the shop's orders (or quarantined records): a file deleted
+        or replaced since the state store's cursor was set does not, nor one whose refill failed
+        before its first batch, and must be filled by a backfill. (A shop with no orders at all is
+        backfilled each time: one request.)"""
         with self.reader() as con:
             if con is None:
                 return False
-            return con.execute("SELECT count(*) FROM shops WHERE shop = ?", [shop]).fetchone() != (0,)
+            held = con.execute(
+                "SELECT (SELECT count(*) FROM (SELECT 1 FROM orders WHERE shop = $s LIMIT 1))"
+                " + (SELECT count(*) FROM (SELECT 1 FROM quarantine WHERE shop = $s LIMIT 1))",
+                {"s": shop},
+            ).fetchone()
+            return held is not None and held[0] > 0
 
     def known_hashes(self, platform: str, shop: str) -> dict[str, str]:
         """order_id -> content hash of the shop's orders and quarantined records, so a sync can skip

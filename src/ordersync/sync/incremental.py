@@ -54,13 +54,14 @@ async def sync_shop(
         and not checkpoint.get("done")
         and not (checkpoint.get("fingerprint") or {}).get("since")  # a `--since` sample is not resumed here
     )
+    if cursor is not None and not await asyncio.to_thread(mirror.knows_shop, shop.name):
+        # The cursor says what changed since the last run, but this mirror file holds none of the
+        # shop (deleted, moved, a new path): changes alone would leave it holding a fraction of the
+        # shop, and a cut-short backfill's checkpoint belongs to the file before. From the start.
+        log.warning("sync.mirror_lacks_shop", shop=shop.name, mirror=str(mirror.path), action="backfill")
+        return await backfill_shop(shop, settings, mirror, restart=True, **kwargs)  # type: ignore[arg-type]
     if cursor is None or cut_short:
         log.info("sync.needs_backfill", shop=shop.name, resuming=checkpoint is not None)
-        return await backfill_shop(shop, settings, mirror, **kwargs)  # type: ignore[arg-type]
-    if not await asyncio.to_thread(mirror.knows_shop, shop.name):
-        # The cursor says what changed since the last run, but this mirror file never had the shop
-        # (deleted, moved, or a new path): changes alone would leave it holding a fraction of the shop.
-        log.warning("sync.mirror_lacks_shop", shop=shop.name, mirror=str(mirror.path), action="backfill")
         return await backfill_shop(shop, settings, mirror, **kwargs)  # type: ignore[arg-type]
     stats = RunStats(shop=shop.name, kind="webhook" if only else "sync")
     async with recorded_run(store, stats, mirror):

@@ -114,10 +114,18 @@ class WooCommerceChanges:
         the trash too (a deletion is a move to the trash), as a poll would read them."""
 
         async def lists() -> AsyncIterator[ListPage]:
-            yield await self._reread(keys)
-            if self.client.version == "v3":
-                trashed = OrderFilters(statuses=("trash",), include=tuple(int(k) for k in keys), orderby="id")
-                yield await self.client.orders_page(1, len(keys), trashed)
+            # The poll's own statuses (and its trash pass), 100 ids a request at most (WooCommerce's
+            # per_page limit); the legacy API reads them one by one.
+            for start in range(0, len(keys), 100):
+                chunk = keys[start : start + 100]
+                if self.client.version != "v3":
+                    yield await self._reread(chunk)
+                    continue
+                for statuses in self._passes():
+                    filters = OrderFilters(
+                        statuses=statuses, include=tuple(int(k) for k in chunk), orderby="id"
+                    )
+                    yield await self.client.orders_page(1, len(chunk), filters)
 
         self.details["targeted"] = len(keys)
         async for page in self.source.with_details(lists()):

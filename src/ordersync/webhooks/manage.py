@@ -117,6 +117,9 @@ async def install(
         raise ConfigError(f"--url {url!r}: give the address WooCommerce will post to (https://...)")
     await remove(shop, http, store, url=url, transport=transport)
     secret = shop.webhook_secret.get_secret_value() if shop.webhook_secret else secrets.token_urlsafe(32)
+    # Kept before any webhook exists, so none is ever unverifiable; a secret the config gives stays in
+    # the config only (the store notes the installation with "").
+    webhooks.save_secret(store, shop.name, "" if shop.webhook_secret else secret, url)
     created = []
     async with open_client(shop, HttpPolicy(http, shop=shop.name), transport=transport) as client:
         for topic in TOPICS:
@@ -127,7 +130,6 @@ async def install(
                 "secret": secret,
                 "status": "active",
             }
-            created.append(ShopWebhook.of((await client.send("POST", "/webhooks", body)).data))
-    # A secret the config gives stays in the config only: the store notes the installation ("").
-    webhooks.save_secret(store, shop.name, "" if shop.webhook_secret else secret, url)
+            # Sent once: a retried POST whose answer was lost would register a second webhook.
+            created.append(ShopWebhook.of((await client.send("POST", "/webhooks", body, retry=False)).data))
     return created

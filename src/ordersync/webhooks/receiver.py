@@ -55,8 +55,15 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def webhook_routes(settings: Settings, store: StateStore, on_queued: OnQueued) -> list[Route]:
-    shops = {s.name: s for s in settings.shops if isinstance(s, WooCommerceShop)}
+def webhook_routes(
+    settings: Settings, store: StateStore, on_queued: OnQueued, only: set[str] | None = None
+) -> list[Route]:
+    """``only``: the shops the daemon runs (`run --shop`); deliveries for others answer 404."""
+    shops = {
+        s.name: s
+        for s in settings.shops
+        if isinstance(s, WooCommerceShop) and (only is None or s.name in only)
+    }
 
     def secret_for(shop: WooCommerceShop) -> str | None:
         """The config's webhook_secret, else the one `ordersync webhooks install` kept."""

@@ -3,6 +3,7 @@ and show the result in the mirror."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -118,7 +119,8 @@ async def write_back(
     async with writeback_lease(store, "route", 60.0):
         for shop in shops:
             try:
-                stats.routed[shop.name] = route_shop(settings, store, mirror, shop)
+                # In a thread, so the lease's renewal runs while routing goes on.
+                stats.routed[shop.name] = await asyncio.to_thread(route_shop, settings, store, mirror, shop)
             except Exception as exc:
                 stats.errors.append(f"routing {shop.name}: {type(exc).__name__}: {exc}")
                 log.error("writeback.routing_failed", shop=shop.name, error=str(exc), exc_info=True)
