@@ -220,6 +220,20 @@ class _Daemon:
     def _shop_lock(self, shop: str) -> asyncio.Lock:
         return self.shop_locks.setdefault(shop, asyncio.Lock())
 
+    async def _sync_and_route(self, shop: ShopConfig, only: list[str] | None = None) -> None:
+        """One run of the shop (``only``: just these orders), then routing what it changed."""
+        async with self._shop_lock(shop.name):
+            await sync_shop(
+                shop,
+                self.settings,
+                self.settings.mirror.open(),
+                self.store,
+                transport=self.transport,
+                pool=self.pool,
+                only=only,
+            )
+            await self.route(shop)
+
     async def _webhook_runs(self, shop: ShopConfig) -> None:
         """Runs reading just the named orders, until none wait. A failed or refused run puts its
         orders back and tries again a few times; after that the next poll reads them anyway."""
@@ -231,17 +245,7 @@ class _Daemon:
             while not self.stopping and self.targets.get(shop.name):
                 ids = sorted(self.targets.pop(shop.name), key=int)
                 try:
-                    async with self._shop_lock(shop.name):
-                        await sync_shop(
-                            shop,
-                            self.settings,
-                            self.settings.mirror.open(),
-                            self.store,
-                            transport=self.transport,
-                            pool=self.pool,
-                            only=ids,
-                        )
-                        await self.route(shop)
+                    await self._sync_and_route(shop, only=ids)
                     failures = 0
                 except asyncio.CancelledError:
                     if not self.stopping:
@@ -279,16 +283,7 @@ class _Daemon:
         assert task is not None
         self.running[task] = shop.name
         try:
-            async with self._shop_lock(shop.name):
-                await sync_shop(
-                    shop,
-                    self.settings,
-                    self.settings.mirror.open(),
-                    self.store,
-                    transport=self.transport,
-                    pool=self.pool,
-                )
-                await self.route(shop)
+            await self._sync_and_route(shop)
             await self.check_webhooks(shop)
         except asyncio.CancelledError:
             if not self.stopping:
