@@ -188,7 +188,10 @@ class _Daemon:
         from ordersync.state import webhooks
         from ordersync.webhooks.manage import list_webhooks, shop_status
 
-        if not isinstance(shop, WooCommerceShop) or shop.api_version != "v3":
+        if not isinstance(shop, WooCommerceShop):
+            return
+        await asyncio.to_thread(webhooks.prune, self.store, shop.name)  # deliveries over 30 days old
+        if shop.api_version != "v3":
             return
         installed = (await asyncio.to_thread(webhooks.installed, self.store)).get(shop.name)
         if installed is None:

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,44 @@ def test_the_sandbox_shop_takes_its_webhook_faults(tmp_path: Path) -> None:
     sender = app.app.app.state.webhooks  # type: ignore[attr-defined]
     assert (sender.faults.duplicate_rate, sender.faults.forged_rate) == (1.0, 0.5)
     sender.close()
+
+
+def test_deliveries_are_remembered_for_thirty_days(receiver: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ordersync.state import webhooks
+
+    post, store, queued = receiver
+    body, headers = _delivery({"id": 1, "date_modified_gmt": "2026-12-07T10:00:00"})
+    assert post(body, headers).json() == {"outcome": "queued"} and queued == [("woo", "1")]
+    assert webhooks.prune(store, "woo", now=datetime.now(UTC) + timedelta(days=29)) == 0
+    assert post(body, headers).json() == {"outcome": "duplicate"}
+    assert webhooks.prune(store, "woo", now=datetime.now(UTC) + timedelta(days=31)) == 1
+    assert _rows(store) == 0
+
+
+def test_the_sandbox_sends_restored_and_ids_as_woocommerce_makes_them(tmp_path: Path) -> None:
+    """Out of the trash is `order.restored`; a delivery id is the webhook's and the second's hash."""
+    from ordersync.sandbox.woocommerce.app import create_app as create_woo_app
+    from ordersync.sandbox.woocommerce.store import WooCommerceStore
+
+    woo = WooCommerceStore(orders=3, seed=2)
+    sender = create_woo_app(woo).app.app.state.webhooks
+    topics: list[tuple[str, int]] = []
+    woo.listeners.append(lambda topic, order_id: topics.append((topic, order_id)))
+    order = next(iter(woo.orders.values()))
+    woo.trash(order.id)
+    woo.set_status(order, order.previous_status or "processing")
+    assert ("order.deleted", order.id) in topics and ("order.restored", order.id) in topics
+    sent: list[str] = []
+    sender._post = lambda webhook, body, headers: sent.append(headers["X-WC-Webhook-Delivery-ID"]) or 200  # type: ignore[method-assign]
+    hook = sender.create({"topic": "order.updated", "delivery_url": "http://127.0.0.1:9/hook"})
+    began = int(time.time())
+    woo.set_status(order, "completed")
+    woo.set_status(order, "on-hold")
+    sender.drain()
+    sender.close()
+    ended = int(time.time())
+    assert len(sent) == 2 and hook.failure_count == 0
+    expected = {hashlib.md5(f"{hook.id}{second}".encode()).hexdigest() for second in range(began, ended + 1)}
+    assert set(sent) <= expected

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -119,3 +119,18 @@ def note_shop_status(store: StateStore, shop: str, status: str, *, now: datetime
             .where(webhook_secrets.c.shop == shop)
             .values(shop_status=status, checked_at=now or datetime.now(UTC))
         )
+
+
+KEEP = timedelta(days=30)
+"""How long a delivery is remembered: a replay older than this is taken as news, which costs one read
+of the order (the body is never trusted), so the table need not grow without end."""
+
+
+def prune(store: StateStore, shop: str, *, now: datetime | None = None) -> int:
+    cutoff = (now or datetime.now(UTC)) - KEEP
+    with store.engine.begin() as con:
+        return con.execute(
+            delete(webhook_deliveries).where(
+                webhook_deliveries.c.shop == shop, webhook_deliveries.c.received_at < cutoff
+            )
+        ).rowcount

@@ -324,6 +324,8 @@ class WooCommerceStore:
                 order.paid = when
             if status == "completed" and order.completed is None:
                 order.completed = when
+            if old == "trash" and status != "trash":
+                self._emit("order.restored", order.id)  # out of the trash: wp_untrash_post
             labels = {**STATUS_LABELS, **CUSTOM_STATUSES}
             if status != "trash" and old != "trash":
                 self.add_note(
