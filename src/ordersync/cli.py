@@ -693,11 +693,9 @@ def _refuse_while_running(settings: Settings) -> None:
 
     store = _open_store(settings)
     try:
-        busy = [h for s in settings.shops if (h := leases.current(store, s.name)) is not None]
+        live = [h for s in settings.shops if (h := leases.live(store, s.name)) is not None]
     finally:
         store.dispose()
-    now = datetime.now(UTC)
-    live = [h for h in busy if h.expires_at > now]
     if live:
         raise _fail(
             OrderSyncError(

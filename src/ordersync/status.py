@@ -120,7 +120,7 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
                 kind=str(checkpoint.get("kind") or "backfill"),
             )
         outbox = records.outbox_depth(store, shop.name)
-        lease = leases.current(store, shop.name)
+        lease = leases.live(store, shop.name, now)
         firing = firings.get(shop.name)
         statuses.append(
             ShopStatus(
@@ -134,7 +134,7 @@ def collect(settings: Settings, store: StateStore, *, now: datetime | None = Non
                 quarantined=records.quarantine_count(store, shop.name),
                 outbox_pending=sum(n for s, n in outbox.items() if s not in OUTBOX_DONE | OUTBOX_DEAD),
                 outbox_dead=sum(n for s, n in outbox.items() if s in OUTBOX_DEAD),
-                held_by=lease.describe() if lease is not None and lease.expires_at > now else None,
+                held_by=lease.describe() if lease is not None else None,
                 last_webhook_at=webhooks.last_delivery(store, shop.name),
                 webhooks=hooks[shop.name].shop_status if shop.name in hooks else None,
                 scheduled_by=(

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ordersync.errors import OrderSyncError
 from ordersync.processes import alive
+from ordersync.state.records import aware
 from ordersync.state.store import StateStore
 from ordersync.state.tables import shop_leases
 
@@ -57,18 +58,20 @@ class ShopBusy(OrderSyncError):
         self.holder = holder
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite drops the offset
-
-
 def current(store: StateStore, shop: str) -> Holder | None:
     with store.engine.connect() as con:
         row = con.execute(select(shop_leases).where(shop_leases.c.shop == shop)).mappings().first()
     if row is None:
         return None
     return Holder(
-        **{**row, "acquired_at": _aware(row["acquired_at"]), "expires_at": _aware(row["expires_at"])}  # type: ignore[arg-type]
+        **{**row, "acquired_at": aware(row["acquired_at"]), "expires_at": aware(row["expires_at"])}  # type: ignore[arg-type]
     )
+
+
+def live(store: StateStore, shop: str, now: datetime | None = None) -> Holder | None:
+    """The shop's holder while its lease has not expired; None when the shop is free."""
+    held = current(store, shop)
+    return held if held is not None and held.expires_at > (now or datetime.now(UTC)) else None
 
 
 def try_acquire(store: StateStore, shop: str, kind: str, seconds: float = LEASE_SECONDS) -> Holder | None:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ordersync.state.records import aware
 from ordersync.state.store import StateStore
 from ordersync.state.tables import shop_schedules
 
@@ -38,10 +39,6 @@ class Claim:
     next_due: datetime
     claimed_by: str
     claimed_at: datetime
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite drops the offset
 
 
 def claim(
@@ -77,6 +74,6 @@ def claims(store: StateStore) -> dict[str, Claim]:
     with store.engine.connect() as con:
         rows = con.execute(select(shop_schedules)).mappings().all()
     return {
-        r["shop"]: Claim(r["shop"], _aware(r["next_due"]), r["claimed_by"], _aware(r["claimed_at"]))
+        r["shop"]: Claim(r["shop"], aware(r["next_due"]), r["claimed_by"], aware(r["claimed_at"]))  # type: ignore[arg-type]
         for r in rows
     }

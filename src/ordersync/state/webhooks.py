@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ordersync.state.records import aware
 from ordersync.state.store import StateStore
 from ordersync.state.tables import webhook_deliveries, webhook_secrets
 
@@ -56,9 +57,7 @@ def last_delivery(store: StateStore, shop: str) -> datetime | None:
         value = con.execute(
             select(func.max(webhook_deliveries.c.received_at)).where(webhook_deliveries.c.shop == shop)
         ).scalar_one()
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware(value)
 
 
 @dataclass(frozen=True)
@@ -70,11 +69,8 @@ class Installed:
     checked_at: datetime | None
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def save_secret(store: StateStore, shop: str, secret: str, url: str, *, now: datetime | None = None) -> None:
+    now = now or datetime.now(UTC)
     with store.engine.begin() as con:
         con.execute(delete(webhook_secrets).where(webhook_secrets.c.shop == shop))
         con.execute(
@@ -82,9 +78,9 @@ def save_secret(store: StateStore, shop: str, secret: str, url: str, *, now: dat
                 shop=shop,
                 secret=secret,
                 delivery_url=url,
-                installed_at=now or datetime.now(UTC),
+                installed_at=now,
                 shop_status="active",
-                checked_at=now or datetime.now(UTC),
+                checked_at=now,
             )
         )
 
@@ -104,7 +100,7 @@ def installed(store: StateStore) -> dict[str, Installed]:
         rows = con.execute(select(webhook_secrets).order_by(webhook_secrets.c.shop)).mappings().all()
     return {
         r["shop"]: Installed(
-            r["shop"], r["delivery_url"], _aware(r["installed_at"]), r["shop_status"], _aware(r["checked_at"])
+            r["shop"], r["delivery_url"], aware(r["installed_at"]), r["shop_status"], aware(r["checked_at"])
         )  # type: ignore[arg-type]
         for r in rows
     }
