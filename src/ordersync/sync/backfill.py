@@ -44,8 +44,7 @@ from ordersync.sync.sources import (
     WooCommerceSource,
     mapping_name,
     open_source,
-    product_rows,
-    shop_row,
+    record_dimensions,
 )
 
 log = structlog.get_logger("ordersync.backfill")
@@ -152,9 +151,7 @@ async def backfill_shop(
     # to exist (an outage gets the whole retry budget, not the first-contact one).
     policy = HttpPolicy(settings.http, shop=shop.name)
     async with recorded_run(store, stats, mirror):
-        await asyncio.to_thread(  # the shops dimension and its product map entries
-            mirror.record_shop, shop_row(shop), None, product_rows(shop.name, settings.sync.routes)
-        )
+        await record_dimensions(mirror, shop, settings.sync.routes)
         resumes = settings.http.resumes if store is not None and limit is None else 0
         own: dict[str, Any] = {}
         for resumed in range(resumes + 1):

@@ -22,7 +22,7 @@ from ordersync.state.store import StateStore
 from ordersync.sync.backfill import BACKFILL, ORDERS, StateKeeper, backfill_shop
 from ordersync.sync.pipeline import ProgressCallback, RunStats, load_pages
 from ordersync.sync.runlog import recorded_run
-from ordersync.sync.sources import WooCommerceSource, open_source, product_rows, shop_row
+from ordersync.sync.sources import WooCommerceSource, open_source, record_dimensions
 from ordersync.sync.woocommerce_changes import WooCommerceChanges
 
 log = structlog.get_logger("ordersync.sync")
@@ -65,9 +65,7 @@ async def sync_shop(
         return await backfill_shop(shop, settings, mirror, **kwargs)  # type: ignore[arg-type]
     stats = RunStats(shop=shop.name, kind="webhook" if only else "sync")
     async with recorded_run(store, stats, mirror):
-        await asyncio.to_thread(  # the shops dimension and its product map entries
-            mirror.record_shop, shop_row(shop), None, product_rows(shop.name, settings.sync.routes)
-        )
+        await record_dimensions(mirror, shop, settings.sync.routes)
         run_start = datetime.now(UTC)
         async with open_source(shop, settings.http, transport=transport) as (source, policy):
             assert isinstance(source, WooCommerceSource)

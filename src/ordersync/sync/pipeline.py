@@ -294,6 +294,9 @@ async def load_pages(
                     in_flight.append((submit(tuple(group), folder), group_resume))
                     group, grouped = [], 0
 
+            # The shop's country and state lists, as the mapping reads them; the same for every page.
+            country_codes = tuple(shop.country_codes.items())
+            state_codes = tuple(shop.state_codes.items())
             try:
                 async for page in pages:
                     job = PageJob(
@@ -303,8 +306,8 @@ async def load_pages(
                         shop=shop.name,
                         timezone=shop.timezone,
                         currency=shop.currency,
-                        country_codes=tuple(shop.country_codes.items()),
-                        state_codes=tuple(shop.state_codes.items()),
+                        country_codes=country_codes,
+                        state_codes=state_codes,
                         mapping=source.mapping,
                         orders_key=source.orders_key,
                         take=page.count,

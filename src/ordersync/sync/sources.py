@@ -23,6 +23,7 @@ from ordersync.http import HttpPolicy
 from ordersync.models import Platform
 
 if TYPE_CHECKING:
+    from ordersync.mirror.store import Mirror
     from ordersync.platforms.webcommander.extract import Listing, OrderScan
     from ordersync.platforms.woocommerce.client import ListPage
     from ordersync.platforms.woocommerce.extract import PageWithDetails
@@ -118,6 +119,11 @@ def product_rows(shop: str, routes: Iterable[Route]) -> list[dict[str, str | Non
                 for pid, tid in route.product_ids.items()
             ]
     return rows
+
+
+async def record_dimensions(mirror: Mirror, shop: ShopConfig, routes: Iterable[Route]) -> None:
+    """The shop's row in ``shops`` and its product-map entries, written at the start of each run."""
+    await asyncio.to_thread(mirror.record_shop, shop_row(shop), None, product_rows(shop.name, routes))
 
 
 class WebCommanderSource:

@@ -116,16 +116,10 @@ class WooCommerceChanges:
         async def lists() -> AsyncIterator[ListPage]:
             # The poll's own statuses (and its trash pass), 100 ids a request at most (WooCommerce's
             # per_page limit); the legacy API reads them one by one.
+            passes = self._passes() if self.client.version == "v3" else [("any",)]
             for start in range(0, len(keys), 100):
-                chunk = keys[start : start + 100]
-                if self.client.version != "v3":
-                    yield await self._reread(chunk)
-                    continue
-                for statuses in self._passes():
-                    filters = OrderFilters(
-                        statuses=statuses, include=tuple(int(k) for k in chunk), orderby="id"
-                    )
-                    yield await self.client.orders_page(1, len(chunk), filters)
+                for statuses in passes:
+                    yield await self._reread(keys[start : start + 100], statuses)
 
         self.details["targeted"] = len(keys)
         async for page in self.source.with_details(lists()):
@@ -254,10 +248,11 @@ class WooCommerceChanges:
         for start in range(0, len(keys), self.shop.page_size):
             yield await self._reread(keys[start : start + self.shop.page_size])
 
-    async def _reread(self, keys: list[str]) -> ListPage:
-        """These orders as a list page: one request on v3, one per order on the legacy API."""
+    async def _reread(self, keys: list[str], statuses: tuple[str, ...] = ("any",)) -> ListPage:
+        """These orders as a list page: one request on v3 (in ``statuses``), one per order on the
+        legacy API (whatever their status)."""
         if self.client.version == "v3":
-            filters = OrderFilters(statuses=("any",), include=tuple(int(k) for k in keys), orderby="id")
+            filters = OrderFilters(statuses=statuses, include=tuple(int(k) for k in keys), orderby="id")
             return await self.client.orders_page(1, len(keys), filters)
         orders = []
         for key in keys:

@@ -72,9 +72,14 @@ async def list_webhooks(
             page += 1
 
 
+def _ours(found: list[ShopWebhook], url: str | None) -> list[ShopWebhook]:
+    """ordersync's webhooks among ``found`` (to ``url`` only, when given)."""
+    return [w for w in found if w.ours and (url is None or w.delivery_url == url)]
+
+
 def shop_status(found: list[ShopWebhook], url: str | None = None) -> str | None:
     """One word for the shop's ordersync webhooks: ``active`` when every topic is, else the worst."""
-    ours = [w for w in found if w.ours and (url is None or w.delivery_url == url)]
+    ours = _ours(found, url)
     if not ours:
         return "missing"
     statuses = {w.status for w in ours}
@@ -94,7 +99,7 @@ async def remove(
 ) -> list[ShopWebhook]:
     """Delete the shop's ordersync webhooks (to ``url`` only, when given)."""
     found = await list_webhooks(shop, http, transport=transport)
-    doomed = [w for w in found if w.ours and (url is None or w.delivery_url == url)]
+    doomed = _ours(found, url)
     async with open_client(shop, HttpPolicy(http, shop=shop.name), transport=transport) as client:
         for webhook in doomed:
             await client.send("DELETE", f"/webhooks/{webhook.id}", params={"force": "true"})
