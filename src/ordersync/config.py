@@ -30,6 +30,8 @@ from pydantic import (
 from ordersync.errors import ConfigError
 
 if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
+
     from ordersync.mirror.store import Mirror
     from ordersync.state.store import StateStore
 
@@ -82,32 +84,31 @@ class Schedule(_Strict):
         if (self.interval is None) == (self.cron is None):
             raise ValueError("give exactly one of interval (seconds) or cron")
         if self.cron is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
             try:
-                CronTrigger.from_crontab(self.cron, timezone="UTC")
+                self.cron_trigger()
             except ValueError as exc:
                 raise ValueError(f"cron {self.cron!r} is not a crontab line: {exc}") from None
         return self
+
+    def cron_trigger(self) -> CronTrigger:
+        """The cron line as APScheduler reads it, in UTC (a schedule with ``cron``)."""
+        from apscheduler.triggers.cron import CronTrigger
+
+        return CronTrigger.from_crontab(self.cron, timezone="UTC")  # type: ignore[arg-type]
 
     def until_next(self, now: datetime) -> float:
         """Seconds from ``now`` (a firing) to the next one: what a claim of this firing covers. For a
         cron line with uneven gaps (09:00 and 17:00) this is the gap that follows, not the next one."""
         if self.interval is not None:
             return self.interval
-        from apscheduler.triggers.cron import CronTrigger
-
-        trigger = CronTrigger.from_crontab(self.cron, timezone="UTC")  # type: ignore[arg-type]
-        following = trigger.get_next_fire_time(None, now + timedelta(seconds=1))
+        following = self.cron_trigger().get_next_fire_time(None, now + timedelta(seconds=1))
         return (following - now).total_seconds() if following else 86_400.0
 
     def period(self, now: datetime) -> float:
         """Seconds between two runs: the interval, or the gap between the cron line's next two fires."""
         if self.interval is not None:
             return self.interval
-        from apscheduler.triggers.cron import CronTrigger
-
-        trigger = CronTrigger.from_crontab(self.cron, timezone="UTC")  # type: ignore[arg-type]
+        trigger = self.cron_trigger()
         first = trigger.get_next_fire_time(None, now)
         second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
         return (second - first).total_seconds() if first and second else 86_400.0

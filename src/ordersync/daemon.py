@@ -32,7 +32,6 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ordersync.config import Schedule, Settings, ShopConfig, WooCommerceShop
@@ -62,7 +61,7 @@ def trigger_for(schedule: Schedule) -> tuple[BaseTrigger, int]:
     if schedule.interval is not None:
         return IntervalTrigger(seconds=schedule.interval, timezone=UTC), max(1, math.ceil(schedule.interval))
     assert schedule.cron is not None  # Schedule requires exactly one
-    return CronTrigger.from_crontab(schedule.cron, timezone="UTC"), CRON_GRACE
+    return schedule.cron_trigger(), CRON_GRACE
 
 
 def _has_webhooks(shops: list[ShopConfig]) -> bool:
