@@ -631,7 +631,9 @@ def sandbox(
         raise _fail(exc, 1) from None
 
 
-mirror_app = typer.Typer(no_args_is_help=True, help="The DuckDB mirror: rebuild it from the shops.")
+mirror_app = typer.Typer(
+    no_args_is_help=True, help="The mirror: rebuild it from the shops; how analysts attach a DuckLake."
+)
 app.add_typer(mirror_app, name="mirror")
 
 
@@ -661,9 +663,20 @@ def mirror_rebuild(
     aside = path.with_name(path.name + ".before-rebuild")
     if aside.exists():
         raise _fail(ConfigError(f"{aside} exists (an earlier rebuild's file): move or delete it first"), 2)
+    lake = settings.mirror.kind == "ducklake"
+    if lake and settings.mirror.catalog is not None:
+        raise _fail(
+            ConfigError(
+                "mirror rebuild moves a SQLite catalog aside; a PostgreSQL catalog is rebuilt by "
+                "pointing mirror.catalog at an empty database and running this again"
+            ),
+            2,
+        )
     _refuse_while_running(settings)
     if path.exists():
-        for suffix in ("", ".wal"):
+        # A lake's catalog moves with its SQLite journal files and its folder of Parquet files.
+        suffixes = ("", "-wal", "-shm", ".files") if lake else ("", ".wal")
+        for suffix in suffixes:
             old = path.with_name(path.name + suffix)
             if old.exists():
                 old.replace(aside.with_name(aside.name + suffix))
@@ -704,6 +717,33 @@ def _refuse_while_running(settings: Settings) -> None:
             ),
             1,
         )
+
+
+@mirror_app.command("attach")
+def mirror_attach(config: ConfigOption = None) -> None:
+    """Print the SQL an analyst runs to read a DuckLake mirror read-only (never blocking a run, never
+    blocked by one), and how to read it as of an earlier snapshot. A PostgreSQL catalog's password is
+    left out: libpq reads it from PGPASSWORD."""
+    settings = settings_for(config, "mirror attach")
+    mirror = settings.mirror
+    if mirror.kind != "ducklake":
+        raise _fail(
+            ConfigError(
+                f"mirror.kind is duckdb: open {mirror.path} with duckdb.connect(path, read_only=True); "
+                "a reader holds the file while open, so runs wait for it (mirror.lock_wait)"
+            ),
+            2,
+        )
+    from ordersync.mirror.lake import LakeMirror, without_password
+
+    lake = mirror.open()
+    assert isinstance(lake, LakeMirror)
+    shown = None if lake.catalog is None else without_password(lake.catalog)
+    typer.echo("INSTALL ducklake; LOAD ducklake;")
+    typer.echo(f"{lake.attach_sql(read_only=True, catalog=shown)};")
+    typer.echo("USE lake;")
+    typer.echo("-- as of a snapshot: SELECT snapshot_id, snapshot_time FROM ducklake_snapshots('lake');")
+    typer.echo("-- then: SELECT count(*) FROM orders AT (VERSION => <snapshot_id>);")
 
 
 db = typer.Typer(no_args_is_help=True, help="The state database: migrations and revision.")

@@ -313,7 +313,32 @@ ShopConfig = Annotated[WebCommanderShop | WooCommerceShop, Field(discriminator="
 
 
 class MirrorSettings(_Strict):
+    kind: Literal["duckdb", "ducklake"] = Field(
+        "duckdb",
+        description="duckdb: one file, one writing process (the embedded default); ducklake: a "
+        "DuckLake (a catalog plus Parquet files) that several daemons write while analysts read",
+    )
     path: Path = Path("ordersync.duckdb")
+    catalog: SecretStr | None = Field(
+        None,
+        description="ducklake only: a PostgreSQL catalog as a libpq string ('postgres:dbname=lake "
+        "host=db user=ordersync password=...'); unset, the catalog is a SQLite file at `path`",
+    )
+    data_path: str | None = Field(
+        None,
+        description="ducklake only: the folder (or s3:// prefix) of the lake's Parquet files; "
+        "unset, `<path>.files/` beside the catalog",
+    )
+    maintenance: Schedule = Field(
+        Schedule(cron="30 3 * * *"),
+        description="ducklake only: when the daemon merges small files, expires snapshots older than "
+        "`keep_snapshots` and deletes the files no snapshot needs",
+    )
+    keep_snapshots: str = Field(
+        "7 days",
+        pattern=r"^\d+ (minute|hour|day|week)s?$",
+        description="ducklake only: how far back analysts can query 'as of' a snapshot",
+    )
     batch_orders: int = Field(5000, ge=1, description="orders per DuckDB write at most")
     batch_bytes: int = Field(
         6 * 1024 * 1024, ge=1, description="Arrow bytes after which a batch is written (its usual bound)"
@@ -336,6 +361,20 @@ class MirrorSettings(_Strict):
         "addresses and raw payloads left out; drop: all of those left out",
     )
 
+    @model_validator(mode="after")
+    def _lake_settings(self) -> MirrorSettings:
+        if self.kind == "duckdb" and (self.catalog is not None or self.data_path is not None):
+            raise ValueError("catalog and data_path are settings of a DuckLake mirror: add kind: ducklake")
+        if self.catalog is not None and not self.catalog.get_secret_value().startswith("postgres:"):
+            raise ValueError("catalog: a PostgreSQL catalog 'postgres:<libpq string>'; unset: SQLite at path")
+        return self
+
+    @property
+    def lake_data_path(self) -> str:
+        """Where the lake's Parquet files go (ending in '/', as DuckLake wants a folder)."""
+        data = self.data_path or str(self.path.with_name(self.path.name + ".files"))
+        return data if data.endswith("/") else data + "/"
+
     def preflight(self) -> None:
         """Refuse a mirror that cannot be written before any request is sent (one line, the path)."""
         folder = self.path.parent if str(self.path.parent) else Path(".")
@@ -350,6 +389,18 @@ class MirrorSettings(_Strict):
         """The mirror with these settings (imported here: config must not pull DuckDB in)."""
         from ordersync.mirror.store import Mirror
 
+        if self.kind == "ducklake":
+            from ordersync.mirror.lake import LakeMirror
+
+            return LakeMirror(
+                self.path,
+                catalog=None if self.catalog is None else self.catalog.get_secret_value(),
+                data_path=self.lake_data_path,
+                lock_wait=self.lock_wait,
+                memory_limit=self.memory_limit,
+                threads=self.threads,
+                personal_data=self.personal_data,
+            )
         return Mirror(
             self.path,
             lock_wait=self.lock_wait,
@@ -728,8 +779,14 @@ def _relative_to(settings: Settings, folder: Path) -> Settings:
     """Relative paths in a config file are read from the file's folder, not from wherever the command
     happens to run (a unit, a container, a cron line each start elsewhere)."""
     update: dict[str, Any] = {}
+    mirror: dict[str, Any] = {}
     if not settings.mirror.path.is_absolute():
-        update["mirror"] = settings.mirror.model_copy(update={"path": folder / settings.mirror.path})
+        mirror["path"] = folder / settings.mirror.path
+    data = settings.mirror.data_path
+    if data is not None and "://" not in data and not Path(data).is_absolute():
+        mirror["data_path"] = str(folder / data) + ("/" if data.endswith("/") else "")
+    if mirror:
+        update["mirror"] = settings.mirror.model_copy(update=mirror)
     url = settings.state.url.get_secret_value()
     prefix = "sqlite:///"
     if (

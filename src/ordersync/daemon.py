@@ -49,6 +49,8 @@ CRON_GRACE = 60
 """Seconds a cron tick may start late (a busy loop) and still run: crontab's own resolution."""
 
 
+MAINTENANCE_JOB = "(mirror maintenance)"
+"""Its name in the schedule claims, beside the shops'."""
 OUTBOX_JOB = "__outbox__"
 WEBHOOK_TRIES = 5
 """Webhook runs of one batch of orders before they are left to the next poll."""
@@ -131,6 +133,17 @@ class _Daemon:
             coalesce=True,
             next_run_time=now,
         )
+        if self.settings.mirror.kind == "ducklake":
+            trigger, grace = trigger_for(self.settings.mirror.maintenance)
+            self.scheduler.add_job(
+                self.maintain,
+                trigger,
+                id=MAINTENANCE_JOB,
+                name="mirror maintenance",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=grace,
+            )
         self.scheduler.start()
 
     async def route(self, shop: ShopConfig) -> None:
@@ -180,6 +193,24 @@ class _Daemon:
             log.error("daemon.outbox_failed", error=str(exc), error_type=type(exc).__name__)
         finally:
             self.running.pop(task, None)
+
+    async def maintain(self) -> None:
+        """The lake's upkeep (merge small files, expire old snapshots, delete unread files), on one
+        daemon of the cluster per firing: the same claim as a shop's firing, under its own name."""
+        from ordersync.mirror.lake import LakeMirror
+
+        if self.stopping:
+            return
+        mirror = self.settings.mirror
+        period = mirror.maintenance.until_next(datetime.now(UTC))
+        if not await asyncio.to_thread(claim, self.store, MAINTENANCE_JOB, period):
+            return
+        lake = mirror.open()
+        assert isinstance(lake, LakeMirror)
+        try:
+            await asyncio.to_thread(lake.maintain, mirror.keep_snapshots)
+        except Exception as exc:
+            log.error("daemon.maintenance_failed", error=str(exc), error_type=type(exc).__name__)
 
     async def check_webhooks(self, shop: ShopConfig) -> None:
         """One request after a run of a shop with installed webhooks: is WooCommerce still sending

@@ -158,3 +158,42 @@ def test_the_image_runs_as_a_user_with_a_health_check() -> None:
     assert "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile
     assert 'VOLUME ["/var/lib/ordersync"]' in dockerfile
     assert "ORDERSYNC_CONFIG=/etc/ordersync/sync.yaml" in dockerfile
+
+
+def _merged(base: Any, patch: Any) -> Any:
+    """A strategic-merge patch as kustomize applies these (maps merged by key, other values replaced)."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in patch.items()}}
+    return patch
+
+
+def test_the_cluster_overlay_runs_three_replicas_on_a_lake(monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = DEPLOY / "kubernetes" / "cluster"
+    (kustomization,) = _documents(cluster / "kustomization.yaml")
+    assert kustomization["resources"] == ["../"]
+    patched = {}
+    for entry in kustomization["patches"]:
+        (patch,) = _documents(cluster / entry["path"])
+        (base,) = [
+            doc
+            for path in MANIFESTS
+            for doc in _documents(path)
+            if (doc["kind"], doc["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"])
+        ]
+        patched[patch["kind"]] = merged = _merged(base, patch)
+        kubernetes_validate.validate(merged, KUBERNETES_VERSION, strict=True)
+    deployment = patched["Deployment"]
+    assert deployment["spec"]["replicas"] == 3 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert patched["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]
+    settings = _load_with(patched["ConfigMap"]["data"]["sync.yaml"], monkeypatch)
+    assert settings.mirror.kind == "ducklake" and settings.mirror.catalog is not None
+    assert settings.mirror.catalog.get_secret_value().startswith(
+        "postgres:host=postgres dbname=ordersync_lake"
+    )
+    assert settings.mirror.lake_data_path.startswith("/var/lib/ordersync/")  # on the shared volume
+    (secret,) = _documents(DEPLOY / "kubernetes" / "secret.yaml")
+    named = set(re.findall(r"\$\{([A-Z_]+)", patched["ConfigMap"]["data"]["sync.yaml"]))
+    assert named <= set(secret["stringData"])
+    # The image the overlay needs installs the extension wheels the lake tests run on.
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "COPY deploy/ducklake-requirements.txt" in dockerfile and "ARG DUCKLAKE=0" in dockerfile

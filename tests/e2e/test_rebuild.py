@@ -25,20 +25,33 @@ _SKIP = {"runs", "order_events", "mirror_meta", "shops"}
 
 def _tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     with duckdb.connect(str(path), read_only=True) as con:
-        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
-        out = {}
-        for table in names:
-            if table in _SKIP:
-                continue
-            columns = [
-                r[0]
-                for r in con.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
-                    [table],
-                ).fetchall()
-                if r[0] not in _WHEN
-            ]
-            out[table] = con.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY ALL").fetchall()
+        return table_rows(con)
+
+
+def table_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table of the connection's database, sorted, without the columns that say when it was
+    written; a DuckLake's catalog tables (another database) are left out."""
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            " AND NOT temporary ORDER BY 1"
+        ).fetchall()
+    ]
+    out = {}
+    for table in names:
+        if table in _SKIP:
+            continue
+        columns = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ?"
+                " AND database_name = current_database() ORDER BY column_index",
+                [table],
+            ).fetchall()
+            if r[0] not in _WHEN
+        ]
+        out[table] = con.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY ALL").fetchall()
     return out
 
 

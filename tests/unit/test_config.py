@@ -119,3 +119,54 @@ def test_a_route_reads_from_and_to() -> None:
     (parsed,) = settings.sync.routes
     assert (parsed.source, parsed.target, parsed.products) == ("woo", "wc1", {"SKU-1": "495"})
     assert settings.sync.policy("status") == "wc1" and settings.sync.policy("payment_status") == "latest"
+
+
+@pytest.mark.parametrize(
+    ("mirror", "problem"),
+    [
+        ({"data_path": "files/"}, "settings of a DuckLake mirror: add kind: ducklake"),
+        ({"kind": "ducklake", "catalog": "mysql:x"}, "a PostgreSQL catalog 'postgres:<libpq string>'"),
+        ({"kind": "ducklake", "keep_snapshots": "forever"}, "keep_snapshots"),
+        ({"kind": "ducklake", "maintenance": {"cron": "every night"}}, "not a crontab line"),
+    ],
+)
+def test_lake_settings_are_checked(mirror: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError, match="mirror") as caught:
+        parse_settings({"mirror": mirror, "shops": [SHOP]})
+    assert problem in str(caught.value)
+
+
+def test_a_lakes_paths_are_read_from_the_config_files_folder_and_its_catalog_stays_secret(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from ordersync.mirror.lake import LakeMirror, without_password
+
+    catalog = "postgres:host=db dbname=lake user=ordersync password=s3cret-lake"
+    config = tmp_path / "sync.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "mirror": {
+                    "kind": "ducklake",
+                    "path": "lake.sqlite",
+                    "data_path": "files",
+                    "catalog": catalog,
+                },
+                "shops": [SHOP],
+            }
+        )
+    )
+    settings = load_settings(config)
+    assert settings.mirror.path == tmp_path / "lake.sqlite"
+    assert settings.mirror.lake_data_path == f"{tmp_path / 'files'}/"
+    assert "s3cret-lake" not in repr(settings.mirror) and "s3cret-lake" not in str(settings.mirror)
+    lake = settings.mirror.open()
+    assert isinstance(lake, LakeMirror) and "s3cret" not in lake.shown
+    assert "s3cret" not in without_password(catalog) and "dbname=lake" in without_password(catalog)
+    # Unset, the data sits beside the SQLite catalog.
+    plain = parse_settings(
+        {"mirror": {"kind": "ducklake", "path": str(tmp_path / "l.sqlite")}, "shops": [SHOP]}
+    )
+    assert plain.mirror.lake_data_path == f"{tmp_path / 'l.sqlite.files'}/"

@@ -378,9 +378,10 @@ def description(table: str, column: str) -> str | None:
     return about[1].get(column) or _COMMON.get(column)
 
 
-def pending_comments(con: object) -> list[str]:
+def pending_comments(con: object, *, view_columns: bool = True) -> list[str]:
     """The COMMENT ON statements whose text the file does not hold yet: none after the first run, so
-    opening a mirror does not rewrite its catalog each time."""
+    opening a mirror does not rewrite its catalog each time. A DuckLake keeps no comments on a view's
+    columns (``view_columns=False``); its views' own comments and every table's are kept."""
     rows = con.execute(  # type: ignore[attr-defined]
         "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE NOT internal"
     ).fetchall()
@@ -406,7 +407,7 @@ def pending_comments(con: object) -> list[str]:
     from ordersync.mirror.views import COMMENTS as VIEW_COMMENTS
     from ordersync.mirror.views import column_comment
 
-    for view in VIEW_COMMENTS:
+    for view in VIEW_COMMENTS if view_columns else ():
         for column in columns.get(view, []):
             text = column_comment(view, column)
             if text and held.get((view, column)) != text:

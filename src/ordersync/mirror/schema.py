@@ -330,26 +330,29 @@ are documented but not declared: an index per line table would cost every write 
 upsert already keeps (an order's rows are replaced together)."""
 
 
-def create_statements() -> list[str]:
+def create_statements(*, keys: bool = True) -> list[str]:
+    """The tables, with their declared keys unless ``keys`` is False (a DuckLake declares none: it
+    refuses PRIMARY KEY, and the upsert keeps one row per order by itself)."""
+
+    def columns(cols: list[tuple[str, str]]) -> str:
+        return ", ".join(f"{c} {t if keys else t.removesuffix(' PRIMARY KEY')}" for c, t in cols)
+
     statements = [
-        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{c} {t}' for c, t in cols)}"
-        + (f", PRIMARY KEY ({', '.join(KEYED[table])})" if table in KEYED else "")
+        f"CREATE TABLE IF NOT EXISTS {table} ({columns(cols)}"
+        + (f", PRIMARY KEY ({', '.join(KEYED[table])})" if keys and table in KEYED else "")
         + ")"
         for table, cols in TABLES.items()
     ]
-    statements.append(
-        f"CREATE TABLE IF NOT EXISTS quarantine ({', '.join(f'{c} {t}' for c, t in QUARANTINE)})"
-    )
-    statements.append(
-        f"CREATE TABLE IF NOT EXISTS order_events ({', '.join(f'{c} {t}' for c, t in ORDER_EVENTS)})"
-    )
-    statements.append(f"CREATE TABLE IF NOT EXISTS shops ({', '.join(f'{c} {t}' for c, t in SHOPS)})")
-    statements.append(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(f'{c} {t}' for c, t in RUNS)})")
-    statements.append(
-        f"CREATE TABLE IF NOT EXISTS product_map ({', '.join(f'{c} {t}' for c, t in PRODUCT_MAP)})"
-    )
-    statements.append(
-        f"CREATE TABLE IF NOT EXISTS mirror_meta ({', '.join(f'{c} {t}' for c, t in MIRROR_META)})"
+    statements.extend(
+        f"CREATE TABLE IF NOT EXISTS {table} ({columns(cols)})"
+        for table, cols in (
+            ("quarantine", QUARANTINE),
+            ("order_events", ORDER_EVENTS),
+            ("shops", SHOPS),
+            ("runs", RUNS),
+            ("product_map", PRODUCT_MAP),
+            ("mirror_meta", MIRROR_META),
+        )
     )
     statements.extend(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in ORDERS_MAINTAINED)
     statements.extend(_ADD_COLUMNS)

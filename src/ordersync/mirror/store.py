@@ -14,12 +14,12 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -43,6 +43,7 @@ from ordersync.mirror.sync_state import replace_sync_state, sync_create_statemen
 from ordersync.mirror.views import create_view_statements
 
 log = structlog.get_logger("ordersync.mirror")
+T = TypeVar("T")
 
 _HOLDER = re.compile(r"held in (?P<program>.+?) \(PID (?P<pid>\d+)\)(?: by user (?P<user>\S+))?")
 
@@ -267,12 +268,12 @@ class Mirror:
         Within a session, a cursor: its own transaction, so a read from another thread neither joins
         a write in progress nor sees it half done. Outside one, a read-write connection, because a
         read-only one is refused while another Mirror in this process holds the file read-write."""
-        if self._session is None and not self.path.exists():
+        if self._session is None and not self.exists():
             yield None
             return
         self.ensure_schema()  # an older file gains the columns the reads filter on
         if self._session is not None:
-            cursor = self._session.cursor()
+            cursor = self._cursor(self._session)
             try:
                 yield cursor
             finally:
@@ -280,6 +281,9 @@ class Mirror:
             return
         with self.connect() as con:
             yield con
+
+    def _cursor(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        return con.cursor()
 
     def ensure_schema(self) -> None:
         """Create what is missing, upgrading an older file in place; once per Mirror."""
@@ -289,16 +293,35 @@ class Mirror:
             if self._session is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.connect() as con:
-                # The sync tables before the views, which read them.
-                for statement in [*create_statements(), *sync_create_statements()]:
-                    con.execute(statement)
-                for statement in create_view_statements():
-                    con.execute(statement)
-                _migrate_meanings(con)
-                _declare_keys(con, self.path)
-                for statement in pending_comments(con):  # the data dictionary, once per file
-                    con.execute(statement)
+                self._create_schema(con)
             self._ready = True
+
+    def exists(self) -> bool:
+        """Whether the mirror has been made (reads must not create it)."""
+        return self.path.exists()
+
+    def _create_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        # The sync tables before the views, which read them.
+        for statement in [*create_statements(), *sync_create_statements()]:
+            con.execute(statement)
+        for statement in create_view_statements():
+            con.execute(statement)
+        _migrate_meanings(con)
+        _declare_keys(con, self.path)
+        for statement in pending_comments(con):  # the data dictionary, once per file
+            con.execute(statement)
+
+    def read(self, work: Callable[[duckdb.DuckDBPyConnection], T], empty: T) -> T:
+        """``work`` on a reading connection, or ``empty`` when the mirror does not exist yet. A
+        DuckLake runs it again on a fresh connection if a concurrent commit upset the read."""
+        with self.reader() as con:
+            return empty if con is None else work(con)
+
+    def _atomic(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """``work`` in one write transaction, committed whole or rolled back. A DuckLake retries it
+        when another writer committed first; the file never needs to."""
+        with self._transaction() as con:
+            return work(con)
 
     def write(self, batch: Batch, now: datetime | None = None, *, run_id: int | None = None) -> WriteResult:
         """Upsert a batch: new or changed orders replace all their rows; unchanged ones are left alone.
@@ -323,8 +346,7 @@ class Mirror:
             salt = salt_for(self.path) if self.personal_data == "hash" else None
             tables = scrub(tables, self.personal_data, salt)
             quarantine = scrub({"quarantine": quarantine}, self.personal_data, salt)["quarantine"]
-        with self._transaction() as con:
-            return self._write(con, batch, tables, quarantine, now)
+        return self._atomic(lambda con: self._write(con, batch, tables, quarantine, now))
 
     def _write(
         self,
@@ -465,8 +487,7 @@ class Mirror:
         """Replace the mirror's copy of the write-back state (links, outbox operations, conflicts) in one
         transaction; the state database is the original, this copy is for analysts' views."""
         tables = sync_state_tables(links, operations, conflicts)
-        with self._transaction() as con:
-            replace_sync_state(con, tables)
+        self._atomic(lambda con: replace_sync_state(con, tables))
 
     def mark_presence(
         self, platform: str, shop: str, seen_ids: Iterable[str], now: datetime | None = None
@@ -481,12 +502,15 @@ class Mirror:
         ids = seen_ids if isinstance(seen_ids, list) else list(seen_ids)
         # The ids go in as a registered Arrow table and are joined, not spliced into an IN list.
         seen = pa.table({"order_id": pa.array(ids, type=pa.string())})
-        with self._transaction() as con:
+
+        def work(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
             con.register("b_seen", seen)
             try:
-                gone, back = self._mark_presence(con, platform, shop, now)
+                return self._mark_presence(con, platform, shop, now)
             finally:
                 con.unregister("b_seen")  # a session would otherwise keep the ids until it ends
+
+        gone, back = self._atomic(work)
         if gone or back:
             log.info("mirror.presence", platform=platform, shop=shop, disappeared=gone, reappeared=back)
         return gone, back
@@ -528,10 +552,13 @@ class Mirror:
 
     def record_run(self, row: dict[str, object]) -> None:
         """A run's line in the file's ``runs`` table (lineage), replacing an earlier one of that id."""
-        with self._transaction() as con:
+        columns = ", ".join(f"${name} AS {name}" for name in row)
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
             con.execute("DELETE FROM runs WHERE run_id = $run_id", {"run_id": row["run_id"]})
-            columns = ", ".join(f"${name} AS {name}" for name in row)
             con.execute(f"INSERT INTO runs BY NAME SELECT {columns}", row)
+
+        self._atomic(work)
 
     def record_shop(
         self, row: dict[str, str], now: datetime | None = None, products: Iterable[dict[str, str | None]] = ()
@@ -539,9 +566,10 @@ class Mirror:
         """The shop's row in ``shops`` (name, platform, API, time zone, currency, base URL), replaced,
         and its entries of the routes' product maps (``product_map``)."""
         values = {**row, "updated_at": _aware(now)}
-        with self._transaction() as con:
+        entries = list(products)
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
             con.execute("DELETE FROM product_map WHERE shop = $shop", {"shop": row["shop"]})
-            entries = list(products)
             if entries:
                 con.register("b_product_map", pa.Table.from_pylist(entries, arrow_schema(PRODUCT_MAP)))
                 con.execute("INSERT INTO product_map BY NAME SELECT * FROM b_product_map")
@@ -553,14 +581,15 @@ class Mirror:
                 values,
             )
 
+        self._atomic(work)
+
     def knows_shop(self, shop: str) -> bool:
         """Whether this file holds any of the shop's orders (or quarantined records): a file deleted
         or replaced since the state store's cursor was set does not, nor one whose refill failed
         before its first batch, and must be filled by a backfill. (A shop with no orders at all is
         backfilled each time: one request.)"""
-        with self.reader() as con:
-            if con is None:
-                return False
+
+        def work(con: duckdb.DuckDBPyConnection) -> bool:
             held = con.execute(
                 "SELECT (SELECT count(*) FROM (SELECT 1 FROM orders WHERE shop = $s LIMIT 1))"
                 " + (SELECT count(*) FROM (SELECT 1 FROM quarantine WHERE shop = $s LIMIT 1))",
@@ -568,14 +597,15 @@ class Mirror:
             ).fetchone()
             return held is not None and held[0] > 0
 
+        return self.read(work, False)
+
     def known_hashes(self, platform: str, shop: str) -> dict[str, str]:
         """order_id -> content hash of the shop's orders and quarantined records, so a sync can skip
         mapping payloads that did not change. A quarantined record wins over the order's row: it was
         seen later (a write that maps the order clears its quarantine), so it is the current payload."""
-        with self.reader() as con:
-            if con is None:
-                return {}
-            params = {"platform": platform, "shop": shop}
+        params = {"platform": platform, "shop": shop}
+
+        def work(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
             orders = con.sql(
                 "SELECT order_id, content_hash FROM orders WHERE platform = $platform AND shop = $shop",
                 params=params,
@@ -585,20 +615,24 @@ class Mirror:
                 " WHERE platform = $platform AND shop = $shop AND record_id IS NOT NULL GROUP BY record_id",
                 params=params,
             ).to_arrow_table()
-        known = dict(zip(orders.column(0).to_pylist(), orders.column(1).to_pylist(), strict=True))
-        known.update(zip(quarantined.column(0).to_pylist(), quarantined.column(1).to_pylist(), strict=True))
-        return known
+            known = dict(zip(orders.column(0).to_pylist(), orders.column(1).to_pylist(), strict=True))
+            known.update(
+                zip(quarantined.column(0).to_pylist(), quarantined.column(1).to_pylist(), strict=True)
+            )
+            return known
+
+        return self.read(work, {})
 
     def quarantined(self, platform: str, shop: str) -> pa.Table:
         """The shop's quarantined records as the mirror holds them (for a state store that has none,
         e.g. one created after the mirror)."""
-        with self.reader() as con:
-            if con is None:
-                return pa.table({})
-            return con.sql(
+        return self.read(
+            lambda con: con.sql(
                 "SELECT * FROM quarantine WHERE platform = $platform AND shop = $shop",
                 params={"platform": platform, "shop": shop},
-            ).to_arrow_table()
+            ).to_arrow_table(),
+            pa.table({}),
+        )
 
     def open_orders(
         self,
@@ -613,10 +647,10 @@ class Mirror:
         order, so a sync re-reads the notes of these and adds the ones not listed here."""
         if modified_since is not None:
             modified_since = _aware(modified_since)
-        with self.reader() as con:
-            if con is None:
-                return {}
-            table = con.sql(
+        empty = pa.table({"order_id": pa.array([], pa.string()), "comment_ids": pa.array([], pa.null())})
+
+        def work(con: duckdb.DuckDBPyConnection) -> pa.Table:
+            return con.sql(
                 """
                 SELECT o.order_id, list(c.comment_id) FILTER (c.comment_id IS NOT NULL) AS comment_ids
                 FROM orders o
@@ -634,6 +668,8 @@ class Mirror:
                     "since": modified_since,
                 },
             ).to_arrow_table()
+
+        table = self.read(work, empty)
         return {
             order_id: frozenset(ids or ())
             for order_id, ids in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True)

@@ -107,10 +107,10 @@ def route_shop(settings: Settings, store: StateStore, mirror: Mirror, shop: Shop
     replicating = {
         r.target: datetime.fromisoformat(since[r.target]) for r in outgoing if "orders" in r.changes
     }
-    with mirror.reader() as con:
-        if con is None:
-            return stats
-        observed = changed_orders(
+    if not mirror.exists():
+        return stats
+    observed = mirror.read(
+        lambda con: changed_orders(
             con,
             shop.platform,
             shop.name,
@@ -118,7 +118,9 @@ def route_shop(settings: Settings, store: StateStore, mirror: Mirror, shop: Shop
             created_since=min(replicating.values(), default=_NEVER),
             linked=list(linked),
             notes=note_filter(shop),
-        )
+        ),
+        [],
+    )
     router = _Router(settings, shop, outgoing, replicating, stats)
     for start in range(0, len(observed), CHUNK):
         chunk = observed[start : start + CHUNK]
