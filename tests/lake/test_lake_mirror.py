@@ -280,3 +280,12 @@ def test_a_lake_with_a_postgresql_catalog(tmp_path: Path) -> None:
     assert len(rows["orders"]) > 550
     assert list((tmp_path / "lake-files").rglob("*.parquet"))
     assert not (tmp_path / "lake.sqlite").exists()
+
+
+def test_an_unreachable_postgresql_catalog_is_named_in_one_line_without_its_password(tmp_path: Path) -> None:
+    catalog = "postgres:host=127.0.0.1 port=9 dbname=lake user=ordersync password=hunter2-lake"
+    config = _config(tmp_path, catalog=catalog)
+    result = runner.invoke(app, ["backfill", "--config", str(config), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "cannot open the DuckLake on its PostgreSQL catalog" in result.output
+    assert "hunter2" not in result.output and "Traceback" not in result.output

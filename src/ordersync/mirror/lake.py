@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import importlib.util
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +46,7 @@ T = TypeVar("T")
 
 ALIAS = "lake"
 """The name the lake is attached under; analysts' SQL and maintenance calls name it."""
+_PASSWORD = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
 RETRY_FOR = 120.0
 """Seconds a transaction keeps being retried while other writers commit first."""
 
@@ -129,6 +131,8 @@ class LakeMirror(Mirror):
         try:
             _load(con, "ducklake")
             _load(con, "sqlite" if self.catalog is None else "postgres")
+            if "://" in self.data_path:
+                _load(con, "httpfs")  # s3://, gcs://, https:// data files
             if self.catalog is None and not self.path.exists() and not read_only:
                 _wal_catalog(self.path)
             if "://" not in self.data_path:
@@ -160,8 +164,11 @@ class LakeMirror(Mirror):
                 time.sleep(random.uniform(0.05, 0.3))
 
     def _redacted(self, exc: BaseException) -> str:
+        """The error's first line without the catalog string or any password DuckDB quoted from it."""
         text = str(exc).splitlines()[0]
-        return text.replace(self.catalog, "<catalog>") if self.catalog else text
+        if self.catalog:
+            text = text.replace(self.catalog, "<catalog>")
+        return _PASSWORD.sub(r"\1***", text)
 
     def _create_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         """The file mirror's schema without keys, in one transaction so a daemon starting beside another
