@@ -197,22 +197,6 @@ class LakeMirror(Mirror):
         ).fetchone()
         return _meta(con, "schema") if made and made[0] else None
 
-    @contextmanager
-    def session(self) -> Iterator[Mirror]:
-        """The run's connection, kept open (attaching costs a quarter of a second) and replaced if a
-        failed statement left it unusable (``_renew``)."""
-        if self._session is not None:
-            yield self
-            return
-        self._session = self._open(read_only=False)
-        self._session.execute(f"SET memory_limit = '{self.memory_limit}'")
-        self._session.execute(f"SET threads = {int(self.threads)}")
-        try:
-            yield self
-        finally:
-            con, self._session = self._session, None
-            con.close()
-
     def _renew(self) -> None:
         """DuckDB invalidates a database after an internal error; DuckLake 1.4.4 raises one now and
         then when another process commits while this one plans a query (its SQLite catalog is read in
@@ -220,7 +204,7 @@ class LakeMirror(Mirror):
         if self._session is not None:
             with contextlib.suppress(duckdb.Error):
                 self._session.close()
-            self._session = self._open(read_only=False)
+            self._session = self._open_session()
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

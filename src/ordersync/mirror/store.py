@@ -191,6 +191,16 @@ class Mirror:
         if self._session is not None:
             yield self
             return
+        self._session = self._open_session()
+        try:
+            yield self
+        finally:
+            # The one open now: a DuckLake may have replaced the first after an internal error.
+            con, self._session = self._session, None
+            con.close()
+
+    def _open_session(self) -> duckdb.DuckDBPyConnection:
+        """The run's read-write connection with the run's settings."""
         con = self._open(read_only=False)
         con.execute(f"SET memory_limit = '{self.memory_limit}'")
         # A run's writes are many small inserts: DuckDB's worker threads cost more to coordinate than
@@ -202,12 +212,7 @@ class Mirror:
         # Raw payloads are kilobytes of JSON each; DuckDB's default string analysis (dictionary, FSST)
         # made checkpoints cost three times the inserts. zstd compresses JSON well and fast.
         con.execute("SET force_compression = 'zstd'")
-        self._session = con
-        try:
-            yield self
-        finally:
-            self._session = None
-            con.close()
+        return con
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -647,10 +652,9 @@ class Mirror:
         order, so a sync re-reads the notes of these and adds the ones not listed here."""
         if modified_since is not None:
             modified_since = _aware(modified_since)
-        empty = pa.table({"order_id": pa.array([], pa.string()), "comment_ids": pa.array([], pa.null())})
 
-        def work(con: duckdb.DuckDBPyConnection) -> pa.Table:
-            return con.sql(
+        def work(con: duckdb.DuckDBPyConnection) -> dict[str, frozenset[str]]:
+            table = con.sql(
                 """
                 SELECT o.order_id, list(c.comment_id) FILTER (c.comment_id IS NOT NULL) AS comment_ids
                 FROM orders o
@@ -668,9 +672,7 @@ class Mirror:
                     "since": modified_since,
                 },
             ).to_arrow_table()
+            orders, comments = table.column(0).to_pylist(), table.column(1).to_pylist()
+            return {order_id: frozenset(ids or ()) for order_id, ids in zip(orders, comments, strict=True)}
 
-        table = self.read(work, empty)
-        return {
-            order_id: frozenset(ids or ())
-            for order_id, ids in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True)
-        }
+        return self.read(work, {})
