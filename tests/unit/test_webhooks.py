@@ -122,10 +122,13 @@ def test_a_signed_delivery_queues_its_order_once(receiver: Any) -> None:
     # A newer version of the order is news.
     newer = {**order, "status": "completed", "date_modified_gmt": "2026-12-07T10:00:05"}
     assert post(*_delivery(newer, delivery="d3")).json() == {"outcome": "queued"}
+    # So is a second save within the same second (date_modified has whole seconds).
+    same_second = {**newer, "status": "on-hold"}
+    assert post(*_delivery(same_second, delivery="d3b")).json() == {"outcome": "queued"}
     # A deletion carries only the id; it is queued so the next read finds the order gone.
     assert post(*_delivery({"id": 123}, delivery="d4", topic="order.deleted")).json() == {"outcome": "queued"}
-    assert queued == [("woo", "123")] * 3
-    assert _rows(store) == 4  # each verified delivery once (hash and ids, never the body)
+    assert queued == [("woo", "123")] * 4
+    assert _rows(store) == 5  # each verified delivery once (hash and ids, never the body)
 
 
 def test_the_creation_ping_is_answered_and_changes_nothing(receiver: Any) -> None:

@@ -27,7 +27,9 @@ class Delivery:
 def record(store: StateStore, delivery: Delivery, *, now: datetime | None = None) -> str:
     """Note the delivery and say what it comes to: ``queued`` (news: sync the order), ``duplicate``
     (this delivery id and body came before: WooCommerce or a proxy sent it again) or ``seen`` (this
-    version of the order, its id and date_modified, was queued by an earlier delivery)."""
+    version of the order, its id and date_modified with the same body, was queued by an earlier
+    delivery). WooCommerce makes delivery ids per webhook and second, and date_modified has whole
+    seconds, so neither alone tells two saves within one second apart; the body does."""
     now = now or datetime.now(UTC)
     values = {**delivery.__dict__, "received_at": now}
     try:
@@ -41,6 +43,8 @@ def record(store: StateStore, delivery: Delivery, *, now: datetime | None = None
                         webhook_deliveries.c.shop == delivery.shop,
                         webhook_deliveries.c.order_id == delivery.order_id,
                         webhook_deliveries.c.modified == delivery.modified,
+                        # date_modified counts seconds: a second save in the same second is news.
+                        webhook_deliveries.c.body_sha256 == delivery.body_sha256,
                         webhook_deliveries.c.outcome == "queued",
                     )
                 ).scalar_one()
