@@ -155,9 +155,7 @@ class _Daemon:
             return
         try:
             async with self.writeback, writeback_lease(self.store, "route", ROUTE_WAIT):
-                await asyncio.to_thread(
-                    route_shop, self.settings, self.store, self.settings.mirror.open(), shop
-                )
+                await asyncio.to_thread(route_shop, self.settings, self.store, shop)
         except ShopBusy as exc:  # another daemon kept write-back busy: the cursor keeps the changes
             log.warning("daemon.routing_deferred", shop=shop.name, holder=exc.holder.describe())
         except Exception as exc:  # the sync itself went well; the outbox drains what is queued

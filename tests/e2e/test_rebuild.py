@@ -28,9 +28,11 @@ def _tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         return table_rows(con)
 
 
-def table_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
+def table_rows(
+    con: duckdb.DuckDBPyConnection, skip: frozenset[str] = frozenset()
+) -> dict[str, list[tuple[Any, ...]]]:
     """Every table of the connection's database, sorted, without the columns that say when it was
-    written; a DuckLake's catalog tables (another database) are left out."""
+    written (and those in ``skip``); a DuckLake's catalog tables (another database) are left out."""
     names = [
         r[0]
         for r in con.execute(
@@ -49,7 +51,7 @@ def table_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]
                 " AND database_name = current_database() ORDER BY column_index",
                 [table],
             ).fetchall()
-            if r[0] not in _WHEN
+            if r[0] not in _WHEN and r[0] not in skip
         ]
         out[table] = con.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY ALL").fetchall()
     return out

@@ -99,7 +99,7 @@ def test_a_partial_refund_is_applied_exactly_once_when_the_process_is_killed(
         shops.woo.create_refund(woo_id, {"amount": "7.50", "reason": "Damaged mug", "api_refund": False})
         shops.sync(store)
         settings = shops.settings()
-        route_shop(settings, store, settings.mirror.open(), settings.shop("woo"))
+        route_shop(settings, store, settings.shop("woo"))
         pending = outbox.rows(store, statuses=[outbox.PENDING], shop="wc")
         assert len(pending) == 1, [(r.kind, r.key, r.last_error) for r in pending]
         (row,) = pending

@@ -297,6 +297,18 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "updated_at": "when it was written",
         },
     ),
+    "mirror_batches": (
+        "The batches written into this mirror, numbered per shop by the state store's order versions: "
+        "a shop's latest number here equal to the state's means the mirror holds every version.",
+        {
+            "platform": "the shop's platform",
+            "shop": "the shop (shops.shop)",
+            "seq": "the batch's number among the shop's batches (the state store's order_versions.seq)",
+            "run_id": "the run that wrote it (runs.run_id)",
+            "orders": "orders in the batch (changed, new or unchanged)",
+            "written_at": "when it was committed",
+        },
+    ),
     "runs": (
         "Lineage: each run that wrote to this file and what came of it.",
         {
@@ -423,6 +435,7 @@ def pending_comments(con: object, *, view_columns: bool = True) -> list[str]:
 def table_columns() -> dict[str, list[tuple[str, str]]]:
     """Every described table's columns and SQL types, in the file's order."""
     from ordersync.mirror.schema import (
+        MIRROR_BATCHES,
         MIRROR_META,
         ORDER_EVENTS,
         ORDERS_MAINTAINED,
@@ -444,6 +457,7 @@ def table_columns() -> dict[str, list[tuple[str, str]]]:
         "runs": RUNS,
         "product_map": PRODUCT_MAP,
         "mirror_meta": MIRROR_META,
+        "mirror_batches": MIRROR_BATCHES,
     }
 
 

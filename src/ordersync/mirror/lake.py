@@ -37,7 +37,7 @@ import structlog
 from ordersync.errors import MirrorError
 from ordersync.mirror.dictionary import pending_comments
 from ordersync.mirror.schema import create_statements, sql_text
-from ordersync.mirror.store import Mirror, _meta, _migrate_meanings, _set_meta
+from ordersync.mirror.store import Mirror, _identify, _meta, _migrate_meanings, _set_meta
 from ordersync.mirror.sync_state import sync_create_statements
 from ordersync.mirror.views import create_view_statements
 
@@ -183,6 +183,7 @@ class LakeMirror(Mirror):
             for statement in statements:
                 con.execute(statement)
             _migrate_meanings(con)
+            _identify(con)
             for statement in pending_comments(con, view_columns=False):
                 con.execute(statement)
             _set_meta(con, "schema", digest)

@@ -265,6 +265,17 @@ WebCommander line) is known by the SKU another shop gives it. Rewritten for a sh
 MIRROR_META = [("key", "VARCHAR PRIMARY KEY"), ("value", "VARCHAR"), ("updated_at", "TIMESTAMPTZ")]
 """What the file itself has been through: one-time migrations done, a key that could not be declared."""
 
+MIRROR_BATCHES = [
+    ("platform", "VARCHAR"),
+    ("shop", "VARCHAR"),
+    ("seq", "BIGINT"),
+    ("run_id", "BIGINT"),
+    ("orders", "INTEGER"),
+    ("written_at", "TIMESTAMPTZ"),
+]
+"""One row per batch written, numbered by the state store: how far this mirror follows the state's
+order versions (appended only, so writers of different shops never touch the same row)."""
+
 RUNS = [
     ("run_id", "BIGINT PRIMARY KEY"),
     ("shop", "VARCHAR"),
@@ -352,6 +363,7 @@ def create_statements(*, keys: bool = True) -> list[str]:
             ("runs", RUNS),
             ("product_map", PRODUCT_MAP),
             ("mirror_meta", MIRROR_META),
+            ("mirror_batches", MIRROR_BATCHES),
         )
     )
     statements.extend(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in ORDERS_MAINTAINED)

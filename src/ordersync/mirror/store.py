@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,6 +94,13 @@ def _meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
 def _set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
     con.execute("DELETE FROM mirror_meta WHERE key = ?", [key])
     con.execute("INSERT INTO mirror_meta VALUES (?, ?, now())", [key, value])
+
+
+def _identify(con: duckdb.DuckDBPyConnection) -> None:
+    """Give a new mirror its id: the state store names the mirror that holds a shop's versions, so a
+    mirror deleted, replaced or restored from a copy is known for one that must be refilled."""
+    if _meta(con, "id") is None:
+        _set_meta(con, "id", uuid.uuid4().hex)
 
 
 def _declare_keys(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -312,6 +320,7 @@ class Mirror:
         for statement in create_view_statements():
             con.execute(statement)
         _migrate_meanings(con)
+        _identify(con)
         _declare_keys(con, self.path)
         for statement in pending_comments(con):  # the data dictionary, once per file
             con.execute(statement)
@@ -328,12 +337,21 @@ class Mirror:
         with self._transaction() as con:
             return work(con)
 
-    def write(self, batch: Batch, now: datetime | None = None, *, run_id: int | None = None) -> WriteResult:
+    def write(
+        self,
+        batch: Batch,
+        now: datetime | None = None,
+        *,
+        run_id: int | None = None,
+        numbered: tuple[str, str, int] | None = None,
+    ) -> WriteResult:
         """Upsert a batch: new or changed orders replace all their rows; unchanged ones are left alone.
 
         Events, in the same transaction: 'new' for an order not in the mirror, 'changed' when a
         rewritten order's status, payment status, total or refunded total differs from its stored row
         (another change, such as a new comment, is no event).
+        ``numbered``: (platform, shop, seq), the state store's number for the batch, recorded in
+        ``mirror_batches`` in the same transaction (how far this mirror follows the state).
         An order marked missing that shows up in a batch is present again: its missing_since is
         cleared and it gets one 'reappeared' event (instead of 'changed'), carrying any change of
         those fields in its before/after columns.
@@ -351,7 +369,17 @@ class Mirror:
             salt = salt_for(self.path) if self.personal_data == "hash" else None
             tables = scrub(tables, self.personal_data, salt)
             quarantine = scrub({"quarantine": quarantine}, self.personal_data, salt)["quarantine"]
-        return self._atomic(lambda con: self._write(con, batch, tables, quarantine, now))
+
+        def work(con: duckdb.DuckDBPyConnection) -> WriteResult:
+            result = self._write(con, batch, tables, quarantine, now)
+            if numbered is not None:
+                con.execute(
+                    "INSERT INTO mirror_batches VALUES (?, ?, ?, ?, ?, ?)",
+                    [*numbered, run_id, batch.order_count, now],
+                )
+            return result
+
+        return self._atomic(work)
 
     def _write(
         self,
@@ -589,20 +617,30 @@ class Mirror:
         self._atomic(work)
 
     def knows_shop(self, shop: str) -> bool:
-        """Whether this file holds any of the shop's orders (or quarantined records): a file deleted
-        or replaced since the state store's cursor was set does not, nor one whose refill failed
-        before its first batch, and must be filled by a backfill. (A shop with no orders at all is
-        backfilled each time: one request.)"""
+        """Whether this mirror holds any of the shop's orders (or quarantined records)."""
+        return self.read(lambda con: self._holds(con, shop), False)
 
-        def work(con: duckdb.DuckDBPyConnection) -> bool:
-            held = con.execute(
-                "SELECT (SELECT count(*) FROM (SELECT 1 FROM orders WHERE shop = $s LIMIT 1))"
-                " + (SELECT count(*) FROM (SELECT 1 FROM quarantine WHERE shop = $s LIMIT 1))",
-                {"s": shop},
+    def projection(self, platform: str, shop: str) -> tuple[str | None, int, bool]:
+        """(this mirror's id, the shop's last batch number here, whether it holds any of the shop):
+        what tells a run whether the mirror follows the state store's versions."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> tuple[str | None, int, bool]:
+            seq = con.execute(
+                "SELECT coalesce(max(seq), 0) FROM mirror_batches WHERE platform = $p AND shop = $s",
+                {"p": platform, "s": shop},
             ).fetchone()
-            return held is not None and held[0] > 0
+            return _meta(con, "id"), int(seq[0]) if seq else 0, self._holds(con, shop)
 
-        return self.read(work, False)
+        return self.read(work, (None, 0, False))
+
+    @staticmethod
+    def _holds(con: duckdb.DuckDBPyConnection, shop: str) -> bool:
+        held = con.execute(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM orders WHERE shop = $s LIMIT 1))"
+            " + (SELECT count(*) FROM (SELECT 1 FROM quarantine WHERE shop = $s LIMIT 1))",
+            {"s": shop},
+        ).fetchone()
+        return held is not None and held[0] > 0
 
     def known_hashes(self, platform: str, shop: str) -> dict[str, str]:
         """order_id -> content hash of the shop's orders and quarantined records, so a sync can skip

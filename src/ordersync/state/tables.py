@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Index,
@@ -124,6 +125,33 @@ outbox = Table(
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
     Index("ix_outbox_target", "shop", "order_id"),
     comment="Writes to a shop, each once: pending until done, failed ones kept with their error.",
+)
+
+order_versions = Table(
+    "order_versions",
+    metadata,
+    Column("platform", String(50), primary_key=True),
+    Column("shop", String(200), primary_key=True),
+    Column("order_id", String(100), primary_key=True),
+    Column(
+        "content_hash", String(64), nullable=False, comment="the order as last mapped: unchanged, skipped"
+    ),
+    Column(
+        "seq", BigInteger, nullable=False, comment="the shop's batch that last changed it: the feed's order"
+    ),
+    Column("status", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True)),
+    Column(
+        "facts",
+        Text,
+        nullable=False,
+        comment="JSON: number, payment status, currency and the ids (and texts) of comments, refunds and "
+        "payments, which routing and the notes refresh read",
+    ),
+    Index("ix_order_versions_feed", "shop", "seq"),
+    comment="Each order's latest mapped version: what a sync skips as unchanged, the change feed routing "
+    "consumes (by seq) and the notes refresh plans from. The mirror is a projection of it.",
 )
 
 tracked = Table(

@@ -38,6 +38,7 @@ from ordersync.sync.pipeline import (
     mapping_pool,
 )
 from ordersync.sync.prefilter import Prefilter
+from ordersync.sync.projection import Projection
 from ordersync.sync.runlog import recorded_run
 from ordersync.sync.sources import (
     WebCommanderSource,
@@ -102,11 +103,13 @@ class StateKeeper:
         platform: str,
         checkpoint: dict[str, Any] | None,
         mirror: Mirror | None = None,
+        projection: Projection | None = None,
     ):
         self.store = store
         self.shop = shop
         self.platform = platform
         self.checkpoint = checkpoint
+        self.projection = projection
         self.quarantine_held = records.quarantine_count(store, shop.name) > 0
         if not self.quarantine_held and mirror is not None:
             # Records the mirror quarantined before this store existed: the prefilter skips them as
@@ -121,9 +124,18 @@ class StateKeeper:
             self.quarantine_held = True
         if done.keys and self.quarantine_held:
             records.release_quarantine(self.store, self.platform, self.shop.name, [k[2] for k in done.keys])
-        if self.checkpoint is not None and done.resume is not None:
-            self.checkpoint["position"] = done.resume
-            records.set_cursor(self.store, self.shop.name, BACKFILL, self.checkpoint)
+        moves = self.checkpoint is not None and done.resume is not None
+        if not moves and (done.seq is None or self.projection is None):
+            return
+        # The versions, the batch's number and the checkpoint in one transaction: a checkpoint past
+        # orders whose versions were never recorded would leave routing blind to them.
+        with self.store.engine.begin() as connection:
+            if done.seq is not None and self.projection is not None:
+                self.projection.record(connection, done.seq, done.versions)
+            if moves:
+                assert self.checkpoint is not None
+                self.checkpoint["position"] = done.resume
+                records.set_cursor_in(connection, self.shop.name, BACKFILL, self.checkpoint)
 
 
 async def backfill_shop(
@@ -226,8 +238,17 @@ async def _backfill(
         pool = mapping_pool(settings.workers, [mapping_name(shop)])
     try:
         async with open_source(shop, settings.http, transport=transport, policy=policy) as (source, _):
-            known = await asyncio.to_thread(mirror.known_hashes, source.platform.value, shop.name)
-            prefilter = Prefilter(known)
+            projection: Projection | None = None
+            if store is not None:
+                projection = await asyncio.to_thread(
+                    Projection.plan, store, mirror, source.platform.value, shop.name
+                )
+                prefilter = Prefilter(projection.known, fresh_ok=projection.fresh_ok)
+            else:  # no state store: the mirror's own hashes are all there is
+                prefilter = Prefilter(
+                    await asyncio.to_thread(mirror.known_hashes, source.platform.value, shop.name)
+                )
+            known = prefilter.known
             log.info(
                 "backfill.start",
                 shop=shop.name,
@@ -238,7 +259,11 @@ async def _backfill(
                 known=len(known),
                 workers=settings.workers,
             )
-            keeper = StateKeeper(store, shop, source.platform.value, checkpoint, mirror) if store else None
+            keeper = (
+                StateKeeper(store, shop, source.platform.value, checkpoint, mirror, projection)
+                if store
+                else None
+            )
             if isinstance(source, WebCommanderSource) and store is not None:
                 remembered = await asyncio.to_thread(records.get_cursor, store, shop.name, LISTING)
                 source.listing = Listing.from_json(remembered)
@@ -255,6 +280,7 @@ async def _backfill(
                     pool=pool,
                     prefilter=prefilter,
                     on_batch=keeper,
+                    projection=projection,
                 )
             finally:
                 stats.retries = policy.retries  # the run's, across resumed attempts
@@ -266,6 +292,8 @@ async def _backfill(
                 complete = await asyncio.to_thread(_judge_scan, source, store, stats, mirror, since, limit)
             if store is not None and checkpoint is not None:
                 _finish(store, shop, checkpoint, complete=complete and since is None)
+            if projection is not None and complete and since is None and limit is None:
+                await asyncio.to_thread(projection.complete)
     finally:
         if own_pool and pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

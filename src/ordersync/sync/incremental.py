@@ -21,6 +21,7 @@ from ordersync.state import records
 from ordersync.state.store import StateStore
 from ordersync.sync.backfill import BACKFILL, ORDERS, StateKeeper, backfill_shop
 from ordersync.sync.pipeline import ProgressCallback, RunStats, load_pages
+from ordersync.sync.projection import Projection
 from ordersync.sync.runlog import recorded_run
 from ordersync.sync.sources import WooCommerceSource, open_source, record_dimensions
 from ordersync.sync.woocommerce_changes import WooCommerceChanges
@@ -54,11 +55,13 @@ async def sync_shop(
         and not checkpoint.get("done")
         and not (checkpoint.get("fingerprint") or {}).get("since")  # a `--since` sample is not resumed here
     )
-    if cursor is not None and not await asyncio.to_thread(mirror.knows_shop, shop.name):
-        # The cursor says what changed since the last run, but this mirror file holds none of the
-        # shop (deleted, moved, a new path): changes alone would leave it holding a fraction of the
-        # shop, and a cut-short backfill's checkpoint belongs to the file before. From the start.
-        log.warning("sync.mirror_lacks_shop", shop=shop.name, mirror=str(mirror.path), action="backfill")
+    projection = await asyncio.to_thread(Projection.plan, store, mirror, "woocommerce", shop.name)
+    if cursor is not None and not projection.trusted:
+        # The cursor says what changed since the last run, but this mirror does not hold every version
+        # before it (deleted, replaced, restored from a copy, a refill cut short): changes alone would
+        # leave it holding a fraction of the shop, and a cut-short backfill's checkpoint belongs to the
+        # mirror before. From the start.
+        log.warning("sync.mirror_behind_state", shop=shop.name, mirror=str(mirror.path), action="backfill")
         return await backfill_shop(shop, settings, mirror, restart=True, **kwargs)  # type: ignore[arg-type]
     if cursor is None or cut_short:
         log.info("sync.needs_backfill", shop=shop.name, resuming=checkpoint is not None)
@@ -69,8 +72,10 @@ async def sync_shop(
         run_start = datetime.now(UTC)
         async with open_source(shop, settings.http, transport=transport) as (source, policy):
             assert isinstance(source, WooCommerceSource)
-            changes = WooCommerceChanges(source, cursor, mirror=mirror, run_start=run_start)
-            keeper = await asyncio.to_thread(StateKeeper, store, shop, source.platform.value, None, mirror)
+            changes = WooCommerceChanges(source, cursor, store=store, run_start=run_start)
+            keeper = await asyncio.to_thread(
+                StateKeeper, store, shop, source.platform.value, None, mirror, projection
+            )
             try:
                 # Usually a few orders: without a pool they are mapped here, which costs less than
                 # starting worker processes for them.
@@ -84,6 +89,7 @@ async def sync_shop(
                     progress=progress,
                     pool=pool,
                     on_batch=keeper,
+                    projection=projection,
                 )
             finally:
                 stats.retries = policy.retries

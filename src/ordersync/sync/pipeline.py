@@ -30,7 +30,9 @@ from ordersync.mirror.store import Mirror
 from ordersync.sync import spool
 from ordersync.sync.pagework import PageJob, PageResult, map_pages, warm_up, worker_init
 from ordersync.sync.prefilter import Prefilter
+from ordersync.sync.projection import Projection
 from ordersync.sync.sources import RawPage, Source
+from ordersync.sync.versions import version_rows
 
 log = structlog.get_logger("ordersync.sync")
 
@@ -67,11 +69,14 @@ class RunStats:
 
 @dataclass(frozen=True)
 class BatchDone:
-    """A batch DuckDB has committed: where the source may resume, what was quarantined, what loaded."""
+    """A batch DuckDB has committed: where the source may resume, what was quarantined, what loaded,
+    and (with a projection) the batch's number and its orders' versions for the state store."""
 
     resume: int | None
     quarantine: pa.Table
     keys: list[OrderKey]
+    seq: int | None = None
+    versions: list[dict[str, Any]] = field(default_factory=list)
 
 
 BatchCallback = Callable[[BatchDone], None]
@@ -120,8 +125,10 @@ class _Writer:
         batch_orders: int,
         batch_bytes: int,
         on_batch: BatchCallback | None,
+        projection: Projection | None = None,
     ):
         self.mirror = mirror
+        self.projection = projection
         self.stats = stats
         self.batch_orders = batch_orders
         self.batch_bytes = batch_bytes
@@ -174,7 +181,12 @@ class _Writer:
     def _write(self, batch: Batch, done: BatchDone) -> tuple[int, int]:
         written = unchanged = 0
         if len(batch):
-            result = self.mirror.write(batch, run_id=self.stats.run_id)
+            numbered = None
+            if self.projection is not None:
+                seq = self.projection.next_seq()
+                numbered = self.projection.numbered(seq)
+                done = replace(done, seq=seq, versions=version_rows(batch.tables(_epoch())[0]))
+            result = self.mirror.write(batch, run_id=self.stats.run_id, numbered=numbered)
             written, unchanged = result.written, result.unchanged
         if self.on_batch is not None:
             self.on_batch(done)
@@ -231,13 +243,17 @@ async def load_pages(
     pool: Executor | None = None,
     prefilter: Prefilter | None = None,
     on_batch: BatchCallback | None = None,
+    projection: Projection | None = None,
 ) -> None:
     """Map and write every page of ``pages``; on a failure, the pages before it are still written.
 
-    With a ``prefilter`` (the mirror's content hashes) the workers skip unchanged orders before parsing
-    them, and pages whose orders are all new to the mirror are inserted without a look for old rows."""
+    With a ``prefilter`` (the known content hashes) the workers skip unchanged orders before parsing
+    them, and pages whose orders are all new to the mirror are inserted without a look for old rows.
+    With a ``projection`` each batch is numbered and its versions go to ``on_batch``."""
     loop = asyncio.get_running_loop()
-    writer = _Writer(mirror, stats, settings.mirror.batch_orders, settings.mirror.batch_bytes, on_batch)
+    writer = _Writer(
+        mirror, stats, settings.mirror.batch_orders, settings.mirror.batch_bytes, on_batch, projection
+    )
     in_flight: deque[tuple[asyncio.Future[PageResult], int | None]] = deque()
     depth = max(2, 2 * settings.workers)
 

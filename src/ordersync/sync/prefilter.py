@@ -1,15 +1,16 @@
-"""The mirror's content hashes, handed to the workers so they skip unchanged orders before parsing.
+"""The known content hashes, handed to the workers so they skip unchanged orders before parsing.
 
-The mirror keeps each order's content hash (the order's bytes as the shop sent them, the details
+The state store keeps each order's content hash (``state.versions``; the mirror's own, for a run
+without a store) (the order's bytes as the shop sent them, the details
 fetched beside it, the mapping version). The main process knows a page's ids from paging, so it sends
 each order's stored hash by position; the worker hashes what it received, and only new or changed
 orders are parsed, mapped and written. The new hashes of changed orders replace the stored ones, so
 a page read twice in one run (a listing that moved) costs a hash the second time; new orders are
 only marked as seen.
 
-Because the run knows every order the mirror holds for the shop, it can also tell the writer that a
-page holds only orders new to the mirror: those are inserted without a search for rows to replace.
-One run per shop writes at a time, so nothing else adds them in between.
+When the known orders are every order the mirror holds for the shop (``fresh_ok``), the run can also
+tell the writer that a page holds only orders new to the mirror: those are inserted without a search
+for rows to replace. One run per shop writes at a time, so nothing else adds them in between.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from ordersync.sync.pagework import PageResult
 
 
 class Prefilter:
-    def __init__(self, known: dict[str, str]):
+    def __init__(self, known: dict[str, str], *, fresh_ok: bool = True):
         self.known = known
-        """order id -> content hash, from the mirror, then updated by what the run passes on."""
+        """order id -> content hash, from the state store, then updated by what the run passes on."""
+        self.fresh_ok = fresh_ok
+        """Whether an order not in ``known`` is known not to be in the mirror."""
         self.new = IdSet()
         """Orders this run wrote that the mirror did not hold: only their ids (a bit each for
         numeric ids). A page read again maps them again and finds them unchanged in the mirror."""
@@ -34,7 +37,7 @@ class Prefilter:
     def absorb(self, result: PageResult) -> bool:
         """Remember what a page passed on; True when every order it loads is new to the mirror."""
         known, new = self.known, self.new
-        fresh = all(key[2] not in known and key[2] not in new for key in result.keys)
+        fresh = self.fresh_ok and all(key[2] not in known and key[2] not in new for key in result.keys)
         for record_id, digest in result.digests.items():
             # A changed order keeps its new hash, so a page read again skips it.
             if record_id in known:

@@ -18,7 +18,8 @@ a trashed order becomes ``deleted`` in the mirror instead of staying as it was.
 
 A new note leaves ``date_modified`` alone, so notes of open orders (not in a final status, or modified
 in the last ``notes_refresh_days``) are read again each run, ``detail_concurrency`` at a time; an order
-whose note ids differ from the mirror's comments is read again whole.
+whose note ids differ from the comments of its recorded version (the state store's, not the mirror's)
+is read again whole.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ import structlog
 
 from ordersync.aio import cancel_and_wait
 from ordersync.errors import NotFoundError
-from ordersync.mirror.store import Mirror
 from ordersync.platforms.woocommerce.client import ListPage, OrderFilters, public_url
+from ordersync.state import versions
+from ordersync.state.store import StateStore
 from ordersync.sync.sources import RawPage, WooCommerceSource
 
 log = structlog.get_logger("ordersync.woocommerce.sync")
@@ -73,13 +75,13 @@ class WooCommerceChanges:
         source: WooCommerceSource,
         cursor: dict[str, Any],
         *,
-        mirror: Mirror,
+        store: StateStore,
         run_start: datetime,
     ):
         self.source = source
         self.shop = source.shop
         self.client = source.client
-        self.mirror = mirror
+        self.store = store
         self.run_start = run_start
         self.overlap = timedelta(seconds=self.shop.sync_overlap)
         self.cursor = datetime.fromisoformat(cursor["modified"])
@@ -199,8 +201,8 @@ class WooCommerceChanges:
 
     # -- notes of open orders ------------------------------------------------------------------------
     async def _notes_changed(self) -> AsyncIterator[ListPage]:
-        """Open orders whose notes differ from their mirrored comments, listed again for the usual
-        refund and note requests (one more notes request each for the few that changed)."""
+        """Open orders whose notes differ from the comments of their recorded versions, listed again
+        for the usual refund and note requests (one more notes request each for the few that changed)."""
         started = time.perf_counter()
         since = (
             self.run_start - timedelta(days=self.shop.notes_refresh_days)
@@ -208,7 +210,8 @@ class WooCommerceChanges:
             else None
         )
         open_orders = await asyncio.to_thread(
-            self.mirror.open_orders,
+            versions.open_orders,
+            self.store,
             "woocommerce",
             self.shop.name,
             final_statuses=FINAL_STATUSES,

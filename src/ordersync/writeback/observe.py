@@ -1,18 +1,18 @@
 """What routing needs to know of an order: its statuses and the ids of its comments, refunds and
-payments, read from the mirror (orders changed since the last routing) or from a canonical order
-(what a writer fetched)."""
+payments, read from the state store's order versions (orders changed since the last routing) or from
+a canonical order (what a writer fetched)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from ordersync.models import Order, PaymentStatus
+from ordersync.state.versions import Version
 
 SYSTEM_AUTHORS = frozenset({"WooCommerce", "system"})
 """WooCommerce attributes its own notes (status changes, emails, stock) and every note added through
@@ -102,7 +102,6 @@ class Observed:
     created_at: datetime
     updated_at: datetime | None
     number: str | None = None
-    loaded_at: datetime | None = None
     comments: list[tuple[str, str, bool]] = field(default_factory=list)
     """(id, text, customer visible)"""
     refunds: list[tuple[str, Decimal, str | None]] = field(default_factory=list)
@@ -134,73 +133,28 @@ def from_order(order: Order, notes: NoteFilter = DEFAULT_NOTES) -> Observed:
     )
 
 
-_ORDERS = """
-    SELECT order_id, number, status, payment_status, currency, created_at, updated_at, loaded_at
-    FROM orders
-    WHERE platform = $platform AND shop = $shop
-      AND (loaded_at > $after OR (loaded_at = $after AND order_id > $after_id))
-      AND (created_at >= $since OR list_contains($ids, order_id))
-    ORDER BY loaded_at, order_id
-"""
-
-
-def changed_orders(
-    con: Any,
-    platform: str,
-    shop: str,
-    *,
-    after: tuple[datetime, str],
-    created_since: datetime,
-    linked: list[str],
-    notes: NoteFilter = DEFAULT_NOTES,
-) -> list[Observed]:
-    """Orders the mirror rewrote after ``after`` (a ``(loaded_at, order_id)`` position: one batch
-    shares a ``loaded_at``) that routing cares about: linked ones, and ones
-    created since ``created_since`` (replication candidates)."""
-    params = {
-        "platform": platform,
-        "shop": shop,
-        "after": after[0],
-        "after_id": after[1],
-        "since": created_since,
-        "ids": linked,
-    }
-    heads = con.execute(_ORDERS, params).fetchall()
-    if not heads:
-        return []
-    ids = [row[0] for row in heads]
-    scope = {"platform": platform, "shop": shop, "ids": ids}
-    children: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    queries = {
-        "comments": "SELECT order_id, comment_id, text, customer_visible, author FROM comments",
-        "refunds": "SELECT order_id, refund_id, amount, reason FROM refunds",
-        "payments": "SELECT order_id, payment_id, amount, gateway FROM payments WHERE status = 'paid' AND",
-    }
-    for kind, select in queries.items():
-        joiner = " " if select.endswith("AND") else " WHERE "
-        sql = (
-            f"{select}{joiner}platform = $platform AND shop = $shop AND list_contains($ids, order_id)"
-            " ORDER BY order_id, position"
-        )
-        for order_id, found, a, b, *rest in con.execute(sql, scope).fetchall():
-            if kind == "comments":
-                if notes.routed(platform, rest[0], a):
-                    children[order_id][kind].append((item_id(found, text=a), a, bool(b)))
-            else:
-                children[order_id][kind].append((item_id(found, amount=Decimal(a)), Decimal(a), b))
-    return [
-        Observed(
-            order_id=row[0],
-            number=row[1],
-            status=row[2],
-            payment_status=row[3],
-            currency=row[4],
-            created_at=row[5],
-            updated_at=row[6],
-            loaded_at=row[7],
-            comments=children[row[0]]["comments"],
-            refunds=children[row[0]]["refunds"],
-            payments=children[row[0]]["payments"],
-        )
-        for row in heads
-    ]
+def from_version(version: Version, notes: NoteFilter = DEFAULT_NOTES) -> Observed:
+    """An order as its recorded version (the state store's feed) shows it."""
+    facts = version.facts
+    return Observed(
+        order_id=version.order_id,
+        number=facts.get("number"),
+        status=version.status or "",
+        payment_status=facts.get("payment_status"),
+        currency=facts.get("currency") or "",
+        created_at=version.created_at,
+        updated_at=version.updated_at,
+        comments=[
+            (item_id(found, text=text), text, bool(visible))
+            for found, text, visible, author in facts.get("comments", [])
+            if notes.routed(version.platform, author, text)
+        ],
+        refunds=[
+            (item_id(found, amount=Decimal(amount)), Decimal(amount), reason)
+            for found, amount, reason in facts.get("refunds", [])
+        ],
+        payments=[
+            (item_id(found, amount=Decimal(amount)), Decimal(amount), gateway)
+            for found, amount, gateway in facts.get("payments", [])
+        ],
+    )

@@ -1,8 +1,9 @@
 """Routing: what changed in one shop's orders becomes operations queued for the shops it is linked to.
 
-Runs after a shop's sync has committed to the mirror. It reads the orders the mirror rewrote since
-the last routing (cursor ``routing``), compares each linked order with its tracked state, and queues
-one operation per change and route, under a key derived from (shop, order, change, target): a change
+Runs after a shop's sync. It reads the orders whose versions changed since the last routing (the
+state store's feed, ``state.versions``, from the cursor ``routing``; never the mirror, which may be
+gone or rebuilt), compares each linked order with its tracked state, and queues one operation per
+change and route, under a key derived from (shop, order, change, target): a change
 seen twice is queued once. Tracked states, the queued operations and the cursor move in one
 transaction, so a crash re-routes a chunk whole or not at all.
 
@@ -24,7 +25,6 @@ from sqlalchemy import Connection
 
 from ordersync.config import Route, Settings, ShopConfig
 from ordersync.mapping.statuses import platform_value
-from ordersync.mirror.store import Mirror
 from ordersync.models import OrderStatus, PaymentStatus
 from ordersync.operations import (
     AddComment,
@@ -38,16 +38,15 @@ from ordersync.operations import (
     stamped,
 )
 from ordersync.state import links as state_links
-from ordersync.state import outbox, records
+from ordersync.state import outbox, records, versions
 from ordersync.state.store import StateStore
-from ordersync.writeback.observe import Observed, changed_orders, note_filter
+from ordersync.writeback.observe import Observed, from_version, note_filter
 from ordersync.writeback.tracking import Changes, InFlight, amount_sig, diff, state_of, text_sig
 
 log = structlog.get_logger("ordersync.routing")
 
 ROUTING = "routing"
 CHUNK = 500
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
@@ -80,7 +79,7 @@ def _field_value(op: Operation) -> str:
     return status.value if status is not None else str(getattr(op, "value", ""))
 
 
-def route_shop(settings: Settings, store: StateStore, mirror: Mirror, shop: ShopConfig) -> RouteStats:
+def route_shop(settings: Settings, store: StateStore, shop: ShopConfig) -> RouteStats:
     """Queue the operations this shop's latest changes call for (see the module docstring)."""
     stats = RouteStats()
     outgoing = [r for r in settings.sync.routes if r.source == shop.name]
@@ -93,10 +92,9 @@ def route_shop(settings: Settings, store: StateStore, mirror: Mirror, shop: Shop
     for route in outgoing:
         if "orders" in route.changes and route.target not in since:
             since[route.target] = (route.replicate_since or now).astimezone(UTC).isoformat()
-    after = (
-        datetime.fromisoformat(cursor["loaded_at"]) if cursor.get("loaded_at") else _EPOCH,
-        str(cursor.get("order_id") or ""),
-    )
+    # A cursor from before the feed (a mirror position) starts the feed from its beginning: orders
+    # routed already match their tracked states, and a create seen twice has one key.
+    after = (int(cursor.get("seq") or 0), str(cursor.get("order_id") or "")) if "seq" in cursor else (0, "")
     with store.engine.connect() as connection:
         if outbox.unresolved_creates(connection, shop.name):
             # An order ordersync sent here may exist unlinked: wait until the outbox has resolved it.
@@ -107,34 +105,24 @@ def route_shop(settings: Settings, store: StateStore, mirror: Mirror, shop: Shop
     replicating = {
         r.target: datetime.fromisoformat(since[r.target]) for r in outgoing if "orders" in r.changes
     }
-    if not mirror.exists():
-        return stats
-    observed = mirror.read(
-        lambda con: changed_orders(
-            con,
-            shop.platform,
-            shop.name,
-            after=after,
-            created_since=min(replicating.values(), default=_NEVER),
-            linked=list(linked),
-            notes=note_filter(shop),
-        ),
-        [],
-    )
+    created_since = min(replicating.values(), default=_NEVER)
+    notes = note_filter(shop)
     router = _Router(settings, shop, outgoing, replicating, stats)
-    for start in range(0, len(observed), CHUNK):
-        chunk = observed[start : start + CHUNK]
-        last = chunk[-1]  # listed in (loaded_at, order_id) order: the cursor is that pair
-        stamp = last.loaded_at.isoformat() if last.loaded_at else None
-        position = {"loaded_at": stamp, "order_id": last.order_id}
+    moved = False
+    while chunk := versions.changed_since(store, shop.platform, shop.name, after, CHUNK):
+        moved = True
+        after = (chunk[-1].seq, chunk[-1].order_id)
+        observed = [
+            from_version(v, notes) for v in chunk if v.order_id in linked or v.created_at >= created_since
+        ]
         with store.engine.begin() as connection:
             # The cursor first: on SQLite the first write takes the database's write lock, so the
             # tracked states read next cannot change under this transaction (the outbox writes them).
-            records.set_cursor_in(connection, shop.name, ROUTING, {**position, "since": since})
-            router.route(connection, chunk, linked)
-    if not observed:
-        kept = {"loaded_at": cursor.get("loaded_at"), "order_id": cursor.get("order_id"), "since": since}
-        records.set_cursor(store, shop.name, ROUTING, kept)
+            position = {"seq": after[0], "order_id": after[1], "since": since}
+            records.set_cursor_in(connection, shop.name, ROUTING, position)
+            router.route(connection, observed, linked)
+    if not moved:
+        records.set_cursor(store, shop.name, ROUTING, {"seq": after[0], "order_id": after[1], "since": since})
     if stats.queued or stats.conflicts:
         log.info("routing.done", shop=shop.name, **stats.as_dict())
     return stats

@@ -120,7 +120,7 @@ async def write_back(
         for shop in shops:
             try:
                 # In a thread, so the lease's renewal runs while routing goes on.
-                stats.routed[shop.name] = await asyncio.to_thread(route_shop, settings, store, mirror, shop)
+                stats.routed[shop.name] = await asyncio.to_thread(route_shop, settings, store, shop)
             except Exception as exc:
                 stats.errors.append(f"routing {shop.name}: {type(exc).__name__}: {exc}")
                 log.error("writeback.routing_failed", shop=shop.name, error=str(exc), exc_info=True)
