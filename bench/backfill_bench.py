@@ -113,12 +113,17 @@ def run_backfill(
     workdir: Path,
     mirror: dict[str, object] | None = None,
     workers: int | None = None,
+    state: bool = False,
 ) -> dict[str, float]:
+    """One backfill in a fresh process. ``state``: with a SQLite state store, as ``ordersync backfill``
+    runs (checkpoints, quarantine and the order versions each batch records)."""
     config = workdir / "bench.yaml"
     settings: dict[str, object] = {
         "mirror": {"path": str(workdir / "bench.duckdb"), **(mirror or {})},
         "shops": [shop],
     }
+    if state:
+        settings["state"] = {"url": f"sqlite:///{workdir / 'state.db'}", "auto_upgrade": True}
     if workers is not None:
         settings["workers"] = workers
     config.write_text(json.dumps(settings))
@@ -141,8 +146,10 @@ def run_backfill(
         "Mirror.write = timed\n"
         "def progress(n, total):\n"
         "    first.setdefault('page', time.perf_counter())\n"
+        f"store = settings.state.open_ready() if {state!r} else None\n"
         "t = time.perf_counter()\n"
-        "stats = asyncio.run(backfill_shop(settings.shops[0], settings, mirror, progress=progress))\n"
+        "shop = settings.shops[0]\n"
+        "stats = asyncio.run(backfill_shop(shop, settings, mirror, progress=progress, store=store))\n"
         "seconds = time.perf_counter() - t\n"
         "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
         "rss, worker = me.ru_maxrss / 1024, kids.ru_maxrss / 1024\n"
@@ -219,6 +226,9 @@ def main() -> None:
         "--max-cap", type=int, default=50, help="WebCommander sandbox: orders a page at most (0: none)"
     )
     parser.add_argument("--no-peer", action="store_true", help="skip the minimal peer pipeline")
+    parser.add_argument(
+        "--state", action="store_true", help="with a SQLite state store, as `ordersync backfill` runs"
+    )
     parser.add_argument("--workers", type=int, help="mapping processes (default: one per core)")
     parser.add_argument(
         "--shop-workers",
@@ -255,7 +265,7 @@ def main() -> None:
                         with tempfile.TemporaryDirectory() as tmp:
                             shop = shop_config(platform, url, args.page_size, args.concurrency, notes)
                             mirror = dict(item.split("=", 1) for item in args.mirror)
-                            result = run_backfill(shop, Path(tmp), mirror, args.workers)
+                            result = run_backfill(shop, Path(tmp), mirror, args.workers, args.state)
                             # The WooCommerce sandbox keeps ~2 % of its orders in the trash, which
                             # `status=any` leaves out, as on a real shop.
                             assert result["orders"] == result["loaded"] > 0.95 * n, result

@@ -6,14 +6,16 @@ and how long shops wait when a daemon is killed with -9 mid-run.
     ... python bench/cluster_bench.py --shops 10 --orders 300 --daemons 1 3     # a quicker look
 
 The sandbox shops (half WebCommander, half WooCommerce, ``--orders`` each) run in two child processes,
-one per platform. For each daemon count, the state store and the lake (a SQLite catalog) start empty,
-the daemons start together, and the clock runs until every shop has finished its first backfill:
-shops x orders per second. An analyst's read-only connection queries the lake all along; its slowest
-query is reported. With 3 daemons the bench also kills one daemon with -9 while it holds shops'
-leases, twice (the second time in the next round of runs), and reports how long each of the victim's
-shops waited before another daemon finished a run of it: a lease period (60 s) is the bound; on one
-host a dead holder's lease is taken at once, so the wait is the rest of the schedule's claim (90 % of
-a period) plus a run. At the end the lake must hold every shop's orders once: none missing, none twice.
+one per platform; each WooCommerce shop is routed to a WebCommander one and back (``--no-routes``:
+none), so every daemon also routes from the state store's feed. For each daemon count, the state store
+and the lake (a SQLite catalog) start empty, the daemons start together, and the clock runs until every
+shop has finished its first backfill: shops x orders per second. An analyst's read-only connection
+queries the lake all along; its slowest query is reported. With 3 daemons the bench also kills one
+daemon with -9 while it holds shops' leases, twice (the second time in the next round of runs), and
+reports how long each of the victim's shops waited before another daemon finished a run of it: a lease
+period (60 s) is the bound; on one host a dead holder's lease is taken at once, so the wait is the rest
+of the schedule's claim (90 % of a period) plus a run. At the end the lake must hold every shop's orders
+once: none missing, none twice.
 """
 
 from __future__ import annotations
@@ -72,17 +74,21 @@ def _serve(platform: str, shops: int, orders: int, first_seed: int, conn: Any, s
 
 
 def _shop(platform: str, n: int, base_url: str, period: float) -> dict[str, Any]:
+    from ordersync.sandbox.webcommander.admin_api import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
     from ordersync.sandbox.webcommander.app import DEFAULT_TOKEN, DEFAULT_UUID
     from ordersync.sandbox.woocommerce.app import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET
 
     common = {"base_url": base_url, "schedule": {"interval": period}, "concurrency": 2}
     if platform == "webcommander":
+        admin = {"base_url": base_url, "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET}
         return {
             "name": f"wc{n:02d}",
             "platform": "webcommander",
             "uuid": DEFAULT_UUID,
             "access_token": DEFAULT_TOKEN,
             "page_size": 250,
+            "admin_api": admin,
+            "country_ids": {"DE": 81, "AT": 14, "FR": 74, "IT": 105},
             **common,
         }
     return {
@@ -188,8 +194,32 @@ def _kill_and_time(
     }
 
 
+SKUS = {"SKU-001": "495", "SKU-002": "496", "SKU-003": "497", "SKU-004": "498", "TSHIRT-S": "510"}
+"""The WooCommerce sandbox's SKUs -> the WebCommander sandbox's product ids."""
+
+
+def _routes(shops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each WooCommerce shop paired with a WebCommander one, both ways, as a merchant selling through
+    both runs them: routing then reads every order's first version from the state store's feed."""
+    wcs = [s["name"] for s in shops if s["platform"] == "webcommander"]
+    woos = [s["name"] for s in shops if s["platform"] == "woocommerce"]
+    routes: list[dict[str, Any]] = []
+    for woo, wc in zip(woos, wcs, strict=False):
+        routes += [
+            {"from": woo, "to": wc, "changes": ["orders", "status", "comments"], "products": SKUS},
+            {"from": wc, "to": woo, "changes": ["status", "comments"]},
+        ]
+    return routes
+
+
 def run_case(
-    daemons: int, urls: list[tuple[str, str, int]], pg_url: str, folder: Path, period: float, kills: int
+    daemons: int,
+    urls: list[tuple[str, str, int]],
+    pg_url: str,
+    folder: Path,
+    period: float,
+    kills: int,
+    routes: bool = True,
 ) -> dict[str, Any]:
     store = StateStore(pg_url)
     with store.engine.begin() as con:  # an empty state store for each case
@@ -209,6 +239,8 @@ def run_case(
         "state": {"url": pg_url},
         "shops": shops,
     }
+    if routes:
+        config["sync"] = {"routes": _routes(shops)}
     path = case / "sync.yaml"
     path.write_text(yaml.safe_dump(config))
     lake = load_settings(path).mirror.open()
@@ -272,6 +304,11 @@ def main() -> None:
     parser.add_argument("--daemons", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--period", type=float, default=20.0, help="each shop's schedule, seconds")
     parser.add_argument("--keep", type=Path, help="keep each case's config, lake and daemon logs here")
+    parser.add_argument(
+        "--no-routes",
+        action="store_true",
+        help="no routes between the pairs of WooCommerce and WebCommander shops",
+    )
     args = parser.parse_args()
     pg_url = os.environ.get("ORDERSYNC_BENCH_POSTGRES_URL") or os.environ.get("ORDERSYNC_TEST_POSTGRES_URL")
     if not pg_url:
@@ -288,7 +325,8 @@ def main() -> None:
         urls.extend((platform, url, n) for url, n in mine.recv())
     print(
         f"{args.shops} shops x {args.orders} orders ({sum(n for *_, n in urls):,} listed), PostgreSQL state, "
-        f"SQLite-catalog DuckLake, {os.cpu_count()} cores"
+        f"SQLite-catalog DuckLake, {'no routes' if args.no_routes else 'routes between pairs'}, "
+        f"{os.cpu_count()} cores"
     )
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -297,7 +335,7 @@ def main() -> None:
                 tmp = str(args.keep)
             for n in args.daemons:
                 kills = 2 if n == 3 else 0
-                r = run_case(n, urls, pg_url, Path(tmp), args.period, kills)
+                r = run_case(n, urls, pg_url, Path(tmp), args.period, kills, routes=not args.no_routes)
                 print(
                     f"{n} daemon(s): {r['orders']:,} orders in {r['seconds']:.1f} s = "
                     f"{r['orders_per_second']:,.0f} orders/s; missing {r['missing'] or 'none'}, "

@@ -53,7 +53,6 @@ def _tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         payloads = con.execute(
             "SELECT platform, shop, order_id, payload FROM raw_orders ORDER BY ALL"
         ).fetchall()
-    rows.pop("mirror_batches")  # numbered by the run that wrote them
     rows["payloads"] = [(*key, orjson.loads(payload)) for *key, payload in payloads]
     return rows
 

@@ -20,7 +20,7 @@ runner = CliRunner()
 # Columns that say when, by which run or from which address (the embedded sandbox takes a new port
 # each run) a row was written, not what the shop holds.
 _WHEN = {"loaded_at", "run_id", "received_at", "source_url", "quarantined_at"}
-_SKIP = {"runs", "order_events", "mirror_meta", "shops"}
+_SKIP = {"runs", "order_events", "mirror_meta", "shops", "mirror_batches"}  # history, not the shops
 
 
 def _tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:

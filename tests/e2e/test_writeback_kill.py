@@ -148,3 +148,59 @@ def test_a_partial_refund_is_applied_exactly_once_when_the_process_is_killed(
     finally:
         store.dispose()
         gen.close()
+
+
+@pytest.mark.parametrize("kill_point", ["in_flight", "applied_unanswered"])
+def test_a_replication_is_created_exactly_once_when_the_process_is_killed(
+    tmp_path: Path, kill_point: str
+) -> None:
+    """The order-create went out and the process died: the next drain finds the order it made (or the
+    shop replays its answer to the same Idempotency-Key) and links it; nothing is created twice."""
+    hold = Hold()
+    gen = serve_shops(tmp_path, wc_wrap=hold.wrap)
+    shops = next(gen)
+    store = shops.store()
+    try:
+        shops.cycle(store)
+        before = len(shops.wc.listed_ids())
+        woo_id = shops.new_woo_order(["SKU-001", "TSHIRT-S"])
+        shops.sync(store)
+        settings = shops.settings()
+        route_shop(settings, store, settings.shop("woo"))
+        (row,) = outbox.rows(store, statuses=[outbox.PENDING], shop="wc")
+        assert row.kind == "create_order"
+        hold.path, hold.when = "order-create", "before" if kill_point == "in_flight" else "after"
+        drain = subprocess.Popen(
+            [sys.executable, "-m", "ordersync.cli", "outbox", "drain", "--config", str(shops.write_config())],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait(
+                hold.applied.is_set if kill_point == "applied_unanswered" else hold.received.is_set,
+                "the send",
+            )
+            drain.kill()
+            drain.wait(10)
+        finally:
+            if drain.poll() is None:
+                drain.kill()
+        _wait(hold.applied.is_set, "the shop to create the order the dead process sent")
+        hold.path = None
+        # The shop changes the source order meanwhile: a new note, a status.
+        shops.woo.add_note(woo_id, "Gift wrap, please", customer_note=True, author="Kim")
+
+        async def resume() -> Any:
+            async with open_writers(settings) as writers:
+                return await Drainer(settings, store, writers).drain()
+
+        asyncio.run(resume())
+        (done,) = outbox.rows(store, ids=[row.id])
+        assert done.status == outbox.DONE, done.last_error
+        assert len(shops.wc.listed_ids()) == before + 1
+        shops.cycle(store)
+        shops.cycle(store)
+        assert len(shops.wc.listed_ids()) == before + 1
+    finally:
+        store.dispose()
+        gen.close()

@@ -118,36 +118,43 @@ class Shops:
 
     # -- the shops' own state, as a person would see it in their admin -------------------------------
     def new_woo_order(self, skus: list[str], *, paid: bool = True, note: str | None = None) -> int:
-        items = []
-        for sku in skus:
-            product = next(p for p in _catalog() if p.sku == sku)
-            ids = (
-                {"product_id": product.parent_id, "variation_id": product.id}
-                if product.parent_id
-                else {"product_id": product.id}
-            )
-            items.append({**ids, "quantity": 2})
-        body = {
-            "billing": {
-                "first_name": "Erika",
-                "last_name": "Muster",
-                "address_1": "Hauptstr. 1",
-                "city": "Berlin",
-                "postcode": "10115",
-                "country": "DE",
-                "email": "erika@example.com",
-            },
-            "payment_method": "stripe",
-            "line_items": items,
-            "set_paid": paid,
-        }
-        order = self.woo.create_order(body)
-        if note:
-            self.woo.add_note(order.id, note, customer_note=True, author="Kim")
-        return order.id
+        return new_woo_order(self.woo, skus, paid=paid, note=note)
 
     def wc_refunds(self, order_id: str) -> list[dict[str, Any]]:
         return [p for p in self.wc.get(order_id)["payments"] if p.get("refundId") is not None]
+
+
+def new_woo_order(
+    woo: WooCommerceStore, skus: list[str], *, paid: bool = True, note: str | None = None
+) -> int:
+    """An order placed in the WooCommerce sandbox as a customer would, by SKU."""
+    items = []
+    for sku in skus:
+        product = next(p for p in _catalog() if p.sku == sku)
+        ids = (
+            {"product_id": product.parent_id, "variation_id": product.id}
+            if product.parent_id
+            else {"product_id": product.id}
+        )
+        items.append({**ids, "quantity": 2})
+    body = {
+        "billing": {
+            "first_name": "Erika",
+            "last_name": "Muster",
+            "address_1": "Hauptstr. 1",
+            "city": "Berlin",
+            "postcode": "10115",
+            "country": "DE",
+            "email": "erika@example.com",
+        },
+        "payment_method": "stripe",
+        "line_items": items,
+        "set_paid": paid,
+    }
+    order = woo.create_order(body)
+    if note:
+        woo.add_note(order.id, note, customer_note=True, author="Kim")
+    return order.id
 
 
 def _catalog() -> Any:

@@ -59,7 +59,13 @@ class Projection:
                 "sync.mirror_behind",
                 shop=shop,
                 mirror=str(mirror.path),
-                reason="another mirror" if owner != mirror_id else "an older copy",
+                reason=(
+                    "not yet filled whole (a backfill or refill was cut short)"
+                    if owner is None
+                    else "another mirror (deleted or replaced)"
+                    if owner != mirror_id
+                    else "an older copy (it lacks later batches)"
+                ),
                 action="every order is mapped and written",
             )
             with store.engine.begin() as connection:
