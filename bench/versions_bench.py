@@ -2,7 +2,7 @@
 version rows from its Arrow tables (``sync/versions.py``) and upserting them into a SQLite state store
 (``state/versions.py``), on realistic WebCommander orders mapped as a worker maps them.
 
-    uv run python bench/versions_bench.py [--orders 1000] [--batches 10]
+    uv run python bench/versions_bench.py [--orders 1000] [--batches 10] [--state postgresql+psycopg://...]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main() -> None:
     )
     parser.add_argument("--orders", type=int, default=1000, help="orders in a batch")
     parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--state", help="a SQLAlchemy URL (an empty PostgreSQL database); default SQLite")
     args = parser.parse_args()
     page = orjson.dumps(
         {"status": "success", "orders": list(generate_orders(args.orders, 7, realistic=True))}
@@ -46,7 +47,7 @@ def main() -> None:
         rows = version_rows(tables)
     build = (time.perf_counter() - started) / args.batches / len(rows) * 1e6
     with tempfile.TemporaryDirectory() as folder:
-        store = StateStore(f"sqlite:///{folder}/state.db")
+        store = StateStore(args.state or f"sqlite:///{folder}/state.db")
         store.upgrade()
         timings = {}
         for kind in ("new", "changed"):
@@ -61,11 +62,12 @@ def main() -> None:
         started = time.perf_counter()
         known = versions.known_hashes(store, "webcommander", "wc")
         read = (time.perf_counter() - started) / len(known) * 1e6
+        dialect = store.engine.dialect.name
         store.dispose()
     print(
         f"{len(rows)} orders a batch ({tables['comments'].num_rows} comments, {tables['payments'].num_rows} "
-        f"payments): build {build:.1f} µs/order; upsert into SQLite: new {timings['new']:.1f}, changed "
-        f"{timings['changed']:.1f} µs/order; read {len(known):,} hashes back: {read:.1f} µs/order"
+        f"payments): build {build:.1f} µs/order; upsert into {dialect}: new {timings['new']:.1f}, "
+        f"changed {timings['changed']:.1f} µs/order; read {len(known):,} hashes back: {read:.1f} µs/order"
     )
 
 

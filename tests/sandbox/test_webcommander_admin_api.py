@@ -309,6 +309,50 @@ def test_a_key_reused_with_another_body_or_path_is_422(shop: Shop) -> None:
     assert same.status_code == 200 and same.headers["idempotent-replayed"] == "true"
 
 
+def test_a_request_cut_off_before_its_body_arrived_is_not_answered_nor_its_key_spent(shop: Shop) -> None:
+    """The client died (kill -9) between sending its headers and its body: nothing is written, nothing
+    stored under the key, and the client's retry of the whole request is done once. Answering the cut
+    request (a 400) and storing it made the retry a 422 and the order was never created."""
+    body = b'{"orderId": "3", "message": "after a crash"}'
+    headers = [(b"uuid", DEFAULT_UUID.encode()), (b"accesstoken", DEFAULT_TOKEN.encode())]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"{P}/order-comment-add",
+        "raw_path": f"{P}/order-comment-add".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            *headers,
+            (b"idempotency-key", b"cut"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("wc.test", 80),
+    }
+    messages = [{"type": "http.request", "body": body[:10], "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(shop.app(scope, receive, send))
+    assert sent == []
+    assert "after a crash" not in [c["content"] for c in shop.store.get(3)["orderComment"]]
+    retry = shop.app_post(
+        "order-comment-add", {"orderId": "3", "message": "after a crash"}, **{"Idempotency-Key": "cut"}
+    )
+    assert retry.status_code == 200 and "idempotent-replayed" not in retry.headers
+    assert [c["content"] for c in shop.store.get(3)["orderComment"]].count("after a crash") == 1
+
+
 def test_v4_writes_replay_too_and_refusals_are_replayed_as_refusals(shop: Shop) -> None:
     token = shop.token()
     key = {"Idempotency-Key": "v4-key"}

@@ -132,7 +132,10 @@ class IdempotencyKeys:
         if scope.get("method") != "POST" or scope["path"] == TOKEN_PATH or not key or client is None:
             await self.app(scope, receive, send)
             return
-        body, replay_receive = await _buffered(receive)
+        buffered = await _buffered(receive)
+        if buffered is None:
+            return  # the client went away before its body had arrived: no request to answer or store
+        body, replay_receive = buffered
         fingerprint = _fingerprint(scope, body)
         slot = (client, key)
         store = self.store
@@ -176,13 +179,16 @@ class IdempotencyKeys:
                     )
 
 
-async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
-    """Read the whole request body, and a ``receive`` that hands it to the app again."""
+async def _buffered(receive: Receive) -> tuple[bytes, Receive] | None:
+    """Read the whole request body, and a ``receive`` that hands it to the app again; None when the
+    client disconnected before the body was complete. A server does not act on half a request: were
+    it answered (a 400 for the cut JSON) and the answer stored under its key, the client's retry of
+    the whole body would meet "already used with another request body" and its write never be done."""
     parts: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None
         parts.append(message.get("body", b""))
         if not message.get("more_body", False):
             break
