@@ -85,6 +85,26 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = 30) -> None
         time.sleep(0.02)
 
 
+def _drain_and_kill(config: Path, hold: Hold, *, after_apply: bool) -> None:
+    """`ordersync outbox drain` in a process of its own, killed with -9 once the held request reached
+    the shop (or, ``after_apply``, once the shop applied it)."""
+    drain = subprocess.Popen(
+        [sys.executable, "-m", "ordersync.cli", "outbox", "drain", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        if after_apply:
+            _wait(hold.applied.is_set, "the shop to apply the request")
+        else:
+            _wait(hold.received.is_set, "the request to reach the shop")
+        drain.kill()
+        drain.wait(10)
+    finally:
+        if drain.poll() is None:
+            drain.kill()
+
+
 @pytest.mark.parametrize("kill_point", ["before_sending", "in_flight", "applied_unanswered"])
 def test_a_partial_refund_is_applied_exactly_once_when_the_process_is_killed(
     tmp_path: Path, kill_point: str
@@ -109,21 +129,7 @@ def test_a_partial_refund_is_applied_exactly_once_when_the_process_is_killed(
             hold.path, hold.when = f"/order?id={wc_id}", "after"  # the fetch that comes before a send
         else:
             hold.path, hold.when = "order-payment-refund", "before" if kill_point == "in_flight" else "after"
-        drain = subprocess.Popen(
-            [sys.executable, "-m", "ordersync.cli", "outbox", "drain", "--config", str(shops.write_config())],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            if kill_point == "applied_unanswered":
-                _wait(hold.applied.is_set, "the shop to apply the refund")
-            else:
-                _wait(hold.received.is_set, "the request to reach the shop")
-            drain.kill()
-            drain.wait(10)
-        finally:
-            if drain.poll() is None:
-                drain.kill()
+        _drain_and_kill(shops.write_config(), hold, after_apply=kill_point == "applied_unanswered")
         if kill_point == "in_flight":
             _wait(hold.applied.is_set, "the shop to apply the request the dead process sent")
         (claimed,) = outbox.rows(store, ids=[row.id])
@@ -170,21 +176,7 @@ def test_a_replication_is_created_exactly_once_when_the_process_is_killed(
         (row,) = outbox.rows(store, statuses=[outbox.PENDING], shop="wc")
         assert row.kind == "create_order"
         hold.path, hold.when = "order-create", "before" if kill_point == "in_flight" else "after"
-        drain = subprocess.Popen(
-            [sys.executable, "-m", "ordersync.cli", "outbox", "drain", "--config", str(shops.write_config())],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            _wait(
-                hold.applied.is_set if kill_point == "applied_unanswered" else hold.received.is_set,
-                "the send",
-            )
-            drain.kill()
-            drain.wait(10)
-        finally:
-            if drain.poll() is None:
-                drain.kill()
+        _drain_and_kill(shops.write_config(), hold, after_apply=kill_point == "applied_unanswered")
         _wait(hold.applied.is_set, "the shop to create the order the dead process sent")
         hold.path = None
         # The shop changes the source order meanwhile: a new note, a status.
