@@ -14,7 +14,7 @@ import pytest
 from ordersync.mirror.batch import Batch, QuarantinedRecord
 from ordersync.mirror.schema import QUARANTINE, TABLES
 from ordersync.mirror.store import Mirror
-from ordersync.models import Comment, Order, OrderStatus
+from ordersync.models import Comment, Order
 from tests.unit.test_mirror import batch_of, order
 
 T0 = datetime(2024, 5, 1, 9, tzinfo=UTC)
@@ -201,46 +201,6 @@ def test_known_hashes_of_a_shop_include_its_quarantined_records(tmp_path: Path) 
     mirror.write(later, now=T0 + HOUR)
     assert mirror.known_hashes("webcommander", "s1")["1"] == "h1-bad"
     assert mirror.known_hashes("woocommerce", "s1") == {}
-
-
-def test_open_orders_are_the_unfinished_or_recently_modified_with_their_comment_ids(tmp_path: Path) -> None:
-    mirror = Mirror(tmp_path / "m.duckdb")
-    assert mirror.open_orders("webcommander", "s1", final_statuses=["completed"], modified_since=None) == {}
-    assert not mirror.path.exists()
-
-    comments = [
-        Comment(external_id="c1", text="a"),
-        Comment(external_id="c2", text="b"),
-        Comment(text="no id"),
-    ]
-    mirror.write(
-        batch_of(
-            revised(order("1"), comments=comments),
-            revised(order("2"), status="completed", updated_at=T0 - timedelta(days=30)),
-            revised(order("3"), status="completed", updated_at=T0 - HOUR),
-            revised(order("4"), status="cancelled"),
-            order("5"),
-            order("6", shop="s2"),
-        ),
-        now=T0,
-    )
-    mirror.mark_presence("webcommander", "s1", ["1", "2", "3", "4"], T0)  # 5 is gone from the shop
-
-    final = [OrderStatus.COMPLETED, OrderStatus.CANCELLED]
-    assert mirror.open_orders("webcommander", "s1", final_statuses=final, modified_since=None) == {
-        "1": frozenset({"c1", "c2"})
-    }
-    assert mirror.open_orders(
-        "webcommander", "s1", final_statuses=final, modified_since=T0 - timedelta(days=1)
-    ) == {"1": frozenset({"c1", "c2"}), "3": frozenset()}
-    assert set(mirror.open_orders("webcommander", "s1", final_statuses=[], modified_since=None)) == {
-        "1",
-        "2",
-        "3",
-        "4",
-    }
-    with pytest.raises(ValueError, match="aware"):
-        mirror.open_orders("webcommander", "s1", final_statuses=final, modified_since=datetime(2024, 1, 1))
 
 
 def test_a_file_from_before_events_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> None:

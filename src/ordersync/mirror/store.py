@@ -616,10 +616,6 @@ class Mirror:
 
         self._atomic(work)
 
-    def knows_shop(self, shop: str) -> bool:
-        """Whether this mirror holds any of the shop's orders (or quarantined records)."""
-        return self.read(lambda con: self._holds(con, shop), False)
-
     def projection(self, platform: str, shop: str) -> tuple[str | None, int, bool]:
         """(this mirror's id, the shop's last batch number here, whether it holds any of the shop):
         what tells a run whether the mirror follows the state store's versions."""
@@ -676,41 +672,3 @@ class Mirror:
             ).to_arrow_table(),
             pa.table({}),
         )
-
-    def open_orders(
-        self,
-        platform: str,
-        shop: str,
-        *,
-        final_statuses: Iterable[str],
-        modified_since: datetime | None,
-    ) -> dict[str, frozenset[str]]:
-        """The shop's present orders still open (status not final) or modified since the given time,
-        each with the ids of the comments the mirror holds: a WooCommerce note does not change its
-        order, so a sync re-reads the notes of these and adds the ones not listed here."""
-        if modified_since is not None:
-            modified_since = _aware(modified_since)
-
-        def work(con: duckdb.DuckDBPyConnection) -> dict[str, frozenset[str]]:
-            table = con.sql(
-                """
-                SELECT o.order_id, list(c.comment_id) FILTER (c.comment_id IS NOT NULL) AS comment_ids
-                FROM orders o
-                LEFT JOIN comments c
-                  ON c.platform = o.platform AND c.shop = o.shop AND c.order_id = o.order_id
-                WHERE o.platform = $platform AND o.shop = $shop AND o.missing_since IS NULL
-                  AND (o.status IS NULL OR NOT list_contains($final::VARCHAR[], o.status)
-                       OR o.updated_at >= $since::TIMESTAMPTZ)
-                GROUP BY o.order_id
-                """,
-                params={
-                    "platform": platform,
-                    "shop": shop,
-                    "final": [str(s) for s in final_statuses],
-                    "since": modified_since,
-                },
-            ).to_arrow_table()
-            orders, comments = table.column(0).to_pylist(), table.column(1).to_pylist()
-            return {order_id: frozenset(ids or ()) for order_id, ids in zip(orders, comments, strict=True)}
-
-        return self.read(work, {})
