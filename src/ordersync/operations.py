@@ -147,6 +147,12 @@ class Applied(BaseModel):
     ids: dict[str, str] = Field(default_factory=dict)
     found: bool = Field(False, description="an earlier attempt's effect was found instead of sending")
     at: datetime | None = None
+    created: Order | None = Field(
+        None,
+        exclude=True,  # kept in memory only: the outbox records the ids
+        description="an order created, as the shop's answer to the creation showed it: its state before "
+        "anyone could change it, which a later read cannot tell",
+    )
 
 
 def decimal_str(value: Decimal) -> str:

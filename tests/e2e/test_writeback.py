@@ -97,6 +97,35 @@ def test_a_status_change_in_webcommander_reaches_woocommerce_and_is_not_echoed(
     assert shops.wc.get(wc_id)["orderStatus"] == "completed"
 
 
+def test_a_replica_changed_by_its_customer_before_the_connector_read_it_back_still_routes_the_change(
+    shops: Shops, state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replica's baseline is what the shop answered to its creation: a change made before the
+    connector's read-back (a customer a second later, or while the process was down) is a change."""
+    from ordersync.platforms.webcommander.writer import WebCommanderWriter
+
+    read_back = WebCommanderWriter.fetch
+    changed: list[str] = []
+
+    async def customer_first(self: WebCommanderWriter, order_id: str):  # type: ignore[no-untyped-def]
+        if not changed:
+            changed.append(order_id)
+            shops.wc.set_status(order_id, "completed")
+        return await read_back(self, order_id)
+
+    monkeypatch.setattr(WebCommanderWriter, "fetch", customer_first)
+    woo_id = shops.new_woo_order(["SKU-001"])
+    shops.cycle(state)
+    wc_id = _link(state, woo_id)
+    assert changed == [wc_id]
+    monkeypatch.setattr(WebCommanderWriter, "fetch", read_back)
+    shops.cycle(state)
+    shops.cycle(state)
+    # The customer's change was the later one: it stays, and reaches the source.
+    assert shops.wc.get(wc_id)["orderStatus"] == "completed"
+    assert shops.woo.get(woo_id).status == "completed"
+
+
 def test_comments_flow_both_ways_with_their_visibility(shops: Shops, state: StateStore) -> None:
     woo_id, wc_id = _replicated(shops, state)
     shops.woo.add_note(woo_id, "Please leave it at the door", customer_note=True, author="Kim")

@@ -12,7 +12,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert
+import pytest
+from sqlalchemy import insert, update
 
 from ordersync.state import leases
 from ordersync.state.store import StateStore
@@ -90,13 +91,19 @@ HOLD = textwrap.dedent(
     store = StateStore(sys.argv[1])
 
     async def main():
+        held = []
         try:
-            async with leases.shop_lease(store, "wc", sys.argv[2], wait=float(sys.argv[3]), seconds=0.6):
-                began = time.time()
-                await asyncio.sleep(4.0)  # longer than the lease: it lasts only if it is renewed
-                print(json.dumps({"held": [began, time.time()]}))
+            async with leases.shop_lease(store, "wc", sys.argv[2], wait=float(sys.argv[3]), seconds=1.5):
+                held.append(time.time())
+                try:
+                    await asyncio.sleep(4.0)  # longer than the lease: it lasts only if it is renewed
+                finally:
+                    held.append(time.time())  # the work under the lease ends here, however it ends
+            print(json.dumps({"held": held}))
         except leases.ShopBusy as exc:
             print(json.dumps({"busy": str(exc)}))
+        except leases.LeaseLost:  # a loaded machine stalled a renewal: the holder stopped
+            print(json.dumps({"held": held, "lost": True}))
 
     asyncio.run(main())
     store.dispose()
@@ -123,4 +130,71 @@ def test_two_processes_never_hold_one_shop_at_once(ready_store: StateStore, tmp_
     assert "pid " in busy["busy"] and "backfill since" in busy["busy"], busy
     (_, a_end), (b_start, _) = held_first["held"], held_second["held"]
     assert b_start >= a_end, "the waiting process held the shop while the first still did"
+    assert not held_second.get("lost"), "nothing took the lease from the waiter"
     assert leases.current(ready_store, "wc") is None
+
+
+def test_a_holder_whose_lease_was_taken_over_is_stopped_with_lease_lost(ready_store: StateStore) -> None:
+    async def scenario() -> tuple[str, bool]:
+        try:
+            async with leases.shop_lease(ready_store, "wc", "sync", seconds=0.6):
+                with ready_store.engine.begin() as con:  # another process took it over
+                    con.execute(update(shop_leases).values(holder="other"))
+                await asyncio.sleep(5)
+        except leases.LeaseLost as exc:
+            return str(exc), asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+        return "went on", False
+
+    message, clean = asyncio.run(scenario())
+    taken = "not renewed in time and taken over by another process"
+    assert message == f"shop 'wc': lease lost ({taken}); the run was stopped"
+    assert clean  # the task is not left half-cancelled: the caller goes on normally
+    assert leases.current(ready_store, "wc").holder == "other"  # type: ignore[union-attr]
+
+
+def test_a_holder_that_cannot_renew_before_expiry_stops_before_anyone_can_take_over(
+    ready_store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def stalled(*args: object, **kwargs: object) -> bool:
+        time.sleep(1.5)  # the database hangs longer than the lease lasts
+        return True
+
+    monkeypatch.setattr(leases, "renew", stalled)
+
+    async def scenario() -> float:
+        async with leases.shop_lease(ready_store, "wc", "sync", seconds=0.6) as lease:
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                stopped = datetime.now(UTC)
+                assert stopped <= lease.expires_at, "the holder worked on past its lease"
+                raise
+        return -1.0
+
+    with pytest.raises(leases.LeaseLost, match="no renewal came back before the lease expired"):
+        asyncio.run(scenario())
+
+
+def test_a_run_whose_lease_was_lost_is_recorded_failed_saying_so(
+    ready_store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ordersync.state import records
+    from ordersync.sync.pipeline import RunStats
+    from ordersync.sync.runlog import recorded_run
+
+    monkeypatch.setattr(leases, "LEASE_SECONDS", 0.6)
+
+    async def scenario() -> None:
+        async with recorded_run(ready_store, RunStats(shop="wc", kind="sync")):
+            with ready_store.engine.begin() as con:
+                con.execute(update(shop_leases).values(holder="other"))
+            await asyncio.sleep(5)
+
+    with pytest.raises(leases.LeaseLost):
+        asyncio.run(scenario())
+    [run] = records.last_runs(ready_store, "wc")
+    assert run.status == "failed"
+    assert run.error == (
+        "lease lost: not renewed in time and taken over by another process; "
+        "the next run starts from the last checkpoint"
+    )

@@ -389,6 +389,11 @@ def test_create_order_maps_skus_addresses_and_keeps_the_customers_total(env: Env
     for kind in ("billing", "shipping"):
         assert (created[kind]["country"]["id"], created[kind]["state"]["id"]) == (12, 72)
         assert created[kind]["email"] == "mia@example.com"
+    # The shop's answer is kept as the replica's state at creation, not written to the outbox.
+    answered = applied.created
+    assert answered is not None and answered.external_id == applied.ids["order_id"]
+    assert (answered.status.value, answered.total) == (created["orderStatus"], Decimal("687.00"))
+    assert "created" not in applied.model_dump()
 
 
 def test_a_resent_create_with_the_same_marker_makes_one_order(env: Env) -> None:

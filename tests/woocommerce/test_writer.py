@@ -320,6 +320,11 @@ def test_create_order_resolves_skus_and_can_be_found_by_marker(version: str) -> 
     assert made.billing["email"] == "clara@example.test" and made.billing["country"] == "DE"
     assert [f.name for f in made.fees] == ["Gift wrap"] and made.shipping_total == Decimal("4.90")
     assert made.total == order.total
+    # The shop's answer is kept as the replica's state at creation, not written to the outbox.
+    answered = applied.created
+    assert answered is not None and answered.external_id == applied.ids["order_id"]
+    assert (answered.status.value, answered.total) == (made.status, order.total)
+    assert "created" not in applied.model_dump()
     meta = {k: v for _, k, v in made.meta}
     key = "_ordersync_marker" if version == "v3" else "ordersync_marker"
     assert meta[key] == marker("c1") and f"web:{order.external_id}" in meta.values()

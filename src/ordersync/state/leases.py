@@ -6,6 +6,11 @@ the shop's lease before it starts, renews it while it goes on and deletes it at 
 whose holder stopped renewing (killed, its host gone) expires and is taken over; on the holder's own
 host a dead pid frees it at once. Every step is one conditional statement, so two processes racing
 for a free shop cannot both win, on SQLite as on PostgreSQL.
+
+A holder that cannot prove it still holds the lease stops: when a renewal fails (taken over) or has
+not come back before the lease would expire (a stalled database, a paused process), the block is
+cancelled and ``LeaseLost`` raised, so the taker-over never runs alongside it. Hosts' clocks must
+agree to well within a lease period (NTP), since expiry is written by one and read by another.
 """
 
 from __future__ import annotations
@@ -48,6 +53,25 @@ class Holder:
     def describe(self) -> str:
         since, until = f"{self.acquired_at:%Y-%m-%d %H:%M:%S}", f"{self.expires_at:%H:%M:%S}"
         return f"pid {self.pid} on host {self.host} ({self.kind} since {since} UTC, lease to {until})"
+
+
+LOST = "lease lost"
+"""The message the body's cancellation carries, so a run's record can tell it from a shutdown."""
+
+
+def lost_lease(exc: BaseException) -> str | None:
+    """Why the lease was lost, when ``exc`` is the cancellation ``shop_lease`` sent its body."""
+    message = exc.args[0] if isinstance(exc, asyncio.CancelledError) and exc.args else None
+    return message if isinstance(message, str) and message.startswith(LOST) else None
+
+
+class LeaseLost(OrderSyncError):
+    """The lease could not be renewed in time: the work under it was stopped, and resumes from its
+    last checkpoint in the next run."""
+
+    def __init__(self, lease: Holder, why: str):
+        super().__init__(f"shop '{lease.shop}': lease lost ({why}); the run was stopped")
+        self.lease = lease
 
 
 class ShopBusy(OrderSyncError):
@@ -135,31 +159,65 @@ def release(store: StateStore, lease: Holder) -> None:
 
 @asynccontextmanager
 async def shop_lease(
-    store: StateStore, shop: str, kind: str, *, wait: float = 0.0, seconds: float = LEASE_SECONDS
+    store: StateStore, shop: str, kind: str, *, wait: float = 0.0, seconds: float | None = None
 ) -> AsyncIterator[Holder]:
     """Hold the shop's lease for the block, renewed every third of its length. ``wait``: seconds to
     wait for a busy shop before giving up with ShopBusy (0: give up at once)."""
-    deadline = asyncio.get_running_loop().time() + wait
-    while (lease := await asyncio.to_thread(try_acquire, store, shop, kind, seconds)) is None:
+    seconds = LEASE_SECONDS if seconds is None else seconds
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        asked = loop.time()
+        lease = await asyncio.to_thread(try_acquire, store, shop, kind, seconds)
+        if lease is not None:
+            break
         holder = await asyncio.to_thread(current, store, shop)
-        if asyncio.get_running_loop().time() >= deadline and holder is not None:
+        if loop.time() >= deadline and holder is not None:
             raise ShopBusy(holder)
         if holder is not None:
             log.info("lease.waiting", shop=shop, holder=holder.describe())
         await asyncio.sleep(min(1.0, max(seconds / 10, 0.05)))
+    body = asyncio.current_task()
+    assert body is not None
+    lost: list[str] = []
 
     async def keep() -> None:
+        # By this process's clock, and early by a margin: the work must have stopped (cancelled at
+        # its next await) before anyone else may take the lease.
+        margin = min(seconds / 10, 2.0)
+        expires = asked + seconds - margin
+        pause = seconds / 3
         while True:
-            await asyncio.sleep(seconds / 3)
-            if not await asyncio.to_thread(renew, store, lease, seconds):
-                log.error(
-                    "lease.lost", shop=shop, why="not renewed in time and taken over by another process"
-                )
+            await asyncio.sleep(min(pause, max(expires - loop.time(), 0.0)))
+            began = loop.time()
+            why = "no renewal came back before the lease expired"
+            try:
+                async with asyncio.timeout(max(expires - began, 0.0)):
+                    ours = await asyncio.to_thread(renew, store, lease, seconds)
+                why = "not renewed in time and taken over by another process"
+            except TimeoutError:
+                ours = False
+            except Exception as exc:  # the database away for a moment: try again while the lease lasts
+                log.warning("lease.renew_failed", shop=shop, error=str(exc))
+                ours = None if loop.time() < expires else False
+            if ours is None:
+                pause = min(1.0, seconds / 10)
+                continue
+            if not ours:
+                log.error("lease.lost", shop=shop, why=why)
+                lost.append(why)
+                body.cancel(f"{LOST}: {why}")
                 return
+            expires, pause = began + seconds - margin, seconds / 3
 
     keeper = asyncio.create_task(keep())
     try:
         yield lease
+    except asyncio.CancelledError:
+        if not lost:
+            raise
+        body.uncancel()
+        raise LeaseLost(lease, lost[0]) from None
     finally:
         keeper.cancel()
         await asyncio.gather(keeper, return_exceptions=True)

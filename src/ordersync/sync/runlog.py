@@ -13,7 +13,7 @@ import structlog
 from ordersync.metrics import RUN_SECONDS, RUNS
 from ordersync.mirror.store import Mirror
 from ordersync.state import records
-from ordersync.state.leases import shop_lease
+from ordersync.state.leases import lost_lease, shop_lease
 from ordersync.state.store import StateStore
 from ordersync.sync.pipeline import RunStats
 
@@ -51,8 +51,10 @@ async def _recorded(store: StateStore | None, stats: RunStats, mirror: Mirror | 
         status = "ok"
         if stats.incomplete:
             status, error = "incomplete", stats.incomplete
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as exc:
         status, error = "abandoned", "stopped before the end; the next run starts from the last checkpoint"
+        if why := lost_lease(exc):
+            status, error = "failed", f"{why}; the next run starts from the last checkpoint"
         raise
     except Exception as exc:
         error = str(exc)

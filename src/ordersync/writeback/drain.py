@@ -390,12 +390,23 @@ class Drainer:
         op = op.model_copy(update={"order": source_now})
         target_state: dict[str, Any] | None = None
         difference: Decimal | None = None
+        answered = applied.created
         try:
             replica = await self.writers[row.shop].fetch(created)
             target_state = state_of(from_order(replica, self._notes(row.shop)))
-            difference = replica.total - sent.total  # against what was sent, not a later change
         except Exception as exc:
             log.warning("outbox.created_fetch_failed", shop=row.shop, order=created, error=_summary(exc))
+            replica = None
+        if answered is not None:
+            # The statuses the replica was created with, not those read back: a customer who changed
+            # it in between (or while this process was down) made a change to route, not a baseline.
+            at_creation = state_of(from_order(answered, self._notes(row.shop)))
+            if target_state is None:
+                target_state = at_creation
+            target_state |= {k: at_creation[k] for k in ("status", "payment_status", "updated_at")}
+        basis = answered if answered is not None else replica
+        if basis is not None:
+            difference = basis.total - sent.total  # against what was sent, not a later change
         if difference:
             # The target computed its own taxes or rounding: linked all the same, and said.
             log.warning(

@@ -106,6 +106,15 @@ class WebCommanderWriter:
         raw = await self._reader.order(order_id)
         return load_mapping("webcommander").map(raw, self._context)
 
+    def _answered(self, raw: Any) -> Order | None:
+        """The created order as order-create answered it; None when the answer does not map (the
+        replica's state is then read back instead)."""
+        try:
+            return load_mapping("webcommander").map(raw, self._context)
+        except MappingError as exc:
+            log.warning("writer.created_answer_unmapped", shop=self.shop.name, error=str(exc))
+            return None
+
     async def find_created(self, op: CreateOrder, marker: str, since: datetime) -> list[str]:
         """WebCommander keeps nothing searchable to leave a marker in (no order meta, no search by
         note), so an earlier attempt's order is recognised by what it was sent: among the newest
@@ -158,7 +167,8 @@ class WebCommanderWriter:
                 body = order_create_body(op, self.shop)
                 data = await self._post_app("order-create", body, marker)
                 created = data.get("order") if isinstance(data, dict) else None
-                return Applied(ids={"order_id": str(self._field(created, "id", "order-create"))})
+                order_id = str(self._field(created, "id", "order-create"))
+                return Applied(ids={"order_id": order_id}, created=self._answered(created))
         raise OperationRejected(f"WebCommander cannot apply {type(op).__name__}")  # pragma: no cover
 
     # -- operations -----------------------------------------------------------------------------------

@@ -16,11 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import structlog
 
 from ordersync.config import WooCommerceShop
 from ordersync.errors import BadResponseError, ClientRequestError, HttpError, NotFoundError, ServerError
 from ordersync.http import HttpPolicy
-from ordersync.mapping import MappingContext, load_mapping, minor_units
+from ordersync.mapping import MappingContext, MappingError, load_mapping, minor_units
 from ordersync.mapping.statuses import platform_value
 from ordersync.models import Address, LineItem, Order, PaymentStatus, Platform
 from ordersync.operations import (
@@ -39,6 +40,8 @@ from ordersync.operations import (
 )
 from ordersync.platforms.woocommerce.client import OrderFilters, open_client
 from ordersync.platforms.woocommerce.extract import needs_refunds
+
+log = structlog.get_logger("ordersync.woocommerce.writer")
 
 BATCH_LIMIT = 100
 """WooCommerce refuses a batch of more than 100 items (413)."""
@@ -113,13 +116,15 @@ class WooCommerceWriter:
         if refunds:
             raw["_refunds"] = found[0]
         raw["_notes"] = found[1]
-        ctx = MappingContext(
+        return load_mapping(f"woocommerce_{self.shop.api_version}").map(raw, self._mapping_context())
+
+    def _mapping_context(self) -> MappingContext:
+        return MappingContext(
             platform=Platform.WOOCOMMERCE,
             shop=self.shop.name,
             timezone=self.shop.zone,
             currency=self.shop.currency,
         )
-        return load_mapping(f"woocommerce_{self.shop.api_version}").map(raw, ctx)
 
     async def find_created(self, op: CreateOrder, marker: str, since: datetime) -> list[str]:
         """Every order modified since a minute before ``since`` is looked at: creating one sets its
@@ -396,7 +401,19 @@ class WooCommerceWriter:
             body["meta_data"] = [{"key": MARKER_KEY, "value": marker}, {"key": SOURCE_KEY, "value": source}]
         data = await self._call("POST", "/orders", self._wrap("order", body), retry=False)
         created = self._unwrap("order", data, "/orders")
-        return Applied(ids={"order_id": str(self._field(created, "id", "/orders"))})
+        order_id = str(self._field(created, "id", "/orders"))
+        return Applied(ids={"order_id": order_id}, created=self._answered(created))
+
+    def _answered(self, raw: dict[str, Any]) -> Order | None:
+        """The created order as the creation answered it (no notes or refunds: a new order has none of
+        its own); None when the answer does not map (the replica's state is then read back instead)."""
+        try:
+            return load_mapping(f"woocommerce_{self.shop.api_version}").map(
+                {**raw, "_notes": [], "_refunds": []}, self._mapping_context()
+            )
+        except MappingError as exc:
+            log.warning("writer.created_answer_unmapped", shop=self.shop.name, error=str(exc))
+            return None
 
     async def _product_for(self, op: CreateOrder, line: LineItem) -> tuple[int, int]:
         """(product id, variation id or 0) in this shop for a source line: the route's map by source
