@@ -42,7 +42,8 @@ def test_the_lake_tests_pass_on_duckdb_with_the_ducklake_extension(tmp_path: Pat
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
-    summary = output.strip().splitlines()[-1]
+    # pytest's own last line: uv may write to stderr after it ("Installed 4 packages in 2ms").
+    summary = done.stdout.strip().splitlines()[-1]
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed[1]) >= 10, summary
     # Only the PostgreSQL catalog's test may skip, and only where no PostgreSQL was started.
