@@ -156,15 +156,18 @@ def test_a_partial_refund_is_applied_exactly_once_when_the_process_is_killed(
         gen.close()
 
 
+@pytest.mark.parametrize("replays", [False, True], ids=["searched", "replayed"])
 @pytest.mark.parametrize("kill_point", ["in_flight", "applied_unanswered"])
 def test_a_replication_is_created_exactly_once_when_the_process_is_killed(
-    tmp_path: Path, kill_point: str
+    tmp_path: Path, kill_point: str, replays: bool
 ) -> None:
-    """The order-create went out and the process died: the next drain finds the order it made (or the
-    shop replays its answer to the same Idempotency-Key) and links it; nothing is created twice."""
+    """The order-create went out and the process died: the next drain finds the order it made, or,
+    on a shop configured as replaying Idempotency-Keys, resends and gets the first answer back; it
+    links that order, and nothing is created twice."""
     hold = Hold()
     gen = serve_shops(tmp_path, wc_wrap=hold.wrap)
     shops = next(gen)
+    shops.wc_options = {"idempotency_keys": replays}
     store = shops.store()
     try:
         shops.cycle(store)
@@ -186,10 +189,14 @@ def test_a_replication_is_created_exactly_once_when_the_process_is_killed(
             async with open_writers(settings) as writers:
                 return await Drainer(settings, store, writers).drain()
 
+        sent = shops.wc_app.total_requests("order-create")
         asyncio.run(resume())
         (done,) = outbox.rows(store, ids=[row.id])
         assert done.status == outbox.DONE, done.last_error
         assert len(shops.wc.listed_ids()) == before + 1
+        # Searched: no second order-create. Replayed: one, answered with the first answer.
+        assert shops.wc_app.total_requests("order-create") == sent + (1 if replays else 0)
+        assert done.result.get("found", False) is not replays
         shops.cycle(store)
         shops.cycle(store)
         assert len(shops.wc.listed_ids()) == before + 1

@@ -52,6 +52,8 @@ class Shops:
     routes: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_ROUTES))
     conflicts: dict[str, str] = field(default_factory=dict)
     outbox: dict[str, Any] = field(default_factory=lambda: {"max_attempts": 3, "backoff_base": 0})
+    wc_options: dict[str, Any] = field(default_factory=dict)
+    """More of the WebCommander shop's config (``idempotency_keys``, say)."""
 
     def config(self) -> dict[str, Any]:
         return {
@@ -84,7 +86,8 @@ class Shops:
                         "client_secret": DEFAULT_CLIENT_SECRET,
                     },
                     "country_ids": COUNTRY_IDS,
-                },
+                }
+                | self.wc_options,
             ],
         }
 

@@ -214,9 +214,8 @@ async def shop_lease(
     try:
         yield lease
     except asyncio.CancelledError:
-        if not lost:
+        if not lost or body.uncancel() > 0:  # a shutdown's cancel as well: that one goes on
             raise
-        body.uncancel()
         raise LeaseLost(lease, lost[0]) from None
     finally:
         keeper.cancel()

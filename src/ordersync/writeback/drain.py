@@ -355,7 +355,10 @@ class Drainer:
             if source is None:
                 raise OperationRejected(f"the source shop {op.source_shop!r} is not configured")
             op = op.model_copy(update={"order": await source.fetch(op.source_order_id)})
-        if row.sent_at is not None:
+        if row.sent_at is not None and not getattr(writer, "replays_keys", False):
+            # An earlier attempt was sent and its answer lost. A shop that replays the Idempotency-Key
+            # answers a resend with that first answer (the order as it was created); any other is
+            # searched for what the attempt may have made.
             candidates = await writer.find_created(op, key_marker, row.sent_at - timedelta(minutes=5))
             with self.store.engine.connect() as connection:
                 taken = state_links.linked_orders(connection, row.shop)
