@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -198,3 +199,17 @@ def test_a_run_whose_lease_was_lost_is_recorded_failed_saying_so(
         "lease lost: not renewed in time and taken over by another process; "
         "the next run starts from the last checkpoint"
     )
+
+
+def test_a_lease_is_renewed_while_the_work_keeps_every_worker_thread_busy(ready_store: StateStore) -> None:
+    """Renewals have threads of their own: work queued on asyncio's default pool for longer than the
+    lease lasts (mirror writes, mapping, routing of many shops at once) must not make it lapse."""
+
+    async def scenario() -> str:
+        async with leases.shop_lease(ready_store, "wc", "sync", seconds=0.9):
+            pool = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default: a thread pool this big
+            busy = [asyncio.to_thread(time.sleep, 1.0) for _ in range(3 * pool)]
+            await asyncio.gather(*busy)
+        return "held throughout"
+
+    assert asyncio.run(scenario()) == "held throughout"

@@ -16,10 +16,12 @@ agree to well within a lease period (NTP), since expiry is written by one and re
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +40,11 @@ log = structlog.get_logger("ordersync.lease")
 
 LEASE_SECONDS = 60.0
 """How long a lease lasts unrenewed: a killed holder's shop is free again at most this long after."""
+
+_KEEPERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ordersync-lease")
+"""Renewals run on threads of their own: queued behind the work on asyncio's default pool (mirror
+writes, mapping, routing), they waited past the lease's end with 15 shops running in one daemon, and
+every lease was lost."""
 
 
 @dataclass(frozen=True)
@@ -193,7 +200,8 @@ async def shop_lease(
             why = "no renewal came back before the lease expired"
             try:
                 async with asyncio.timeout(max(expires - began, 0.0)):
-                    ours = await asyncio.to_thread(renew, store, lease, seconds)
+                    renewal = functools.partial(renew, store, lease, seconds)
+                    ours = await loop.run_in_executor(_KEEPERS, renewal)
                 why = "not renewed in time and taken over by another process"
             except TimeoutError:
                 ours = False
